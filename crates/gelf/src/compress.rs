@@ -1,0 +1,183 @@
+//! Payload compression, with compressor state kept between messages.
+
+use flate2::{Compress, Decompress, FlushCompress, FlushDecompress, Status};
+
+/// How a GELF UDP payload is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Plain JSON.
+    None,
+    /// gzip (RFC 1952): the safest choice, understood by Graylog and Logstash alike.
+    Gzip,
+    /// zlib (RFC 1950) at the default level, so the stream starts 78 9c: Logstash's gelf input
+    /// recognises zlib by exactly those bytes.
+    Zlib,
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Self::None),
+            "gzip" => Ok(Self::Gzip),
+            "zlib" => Ok(Self::Zlib),
+            other => Err(format!("unknown compression {other:?} (expected gzip, zlib or none)")),
+        }
+    }
+}
+
+/// Compresses one message at a time, resetting the same deflate state instead of allocating a
+/// new one (a deflate state is a few hundred KiB) for every message.
+pub struct Compressor {
+    kind: Compression,
+    deflate: Option<Compress>,
+}
+
+impl std::fmt::Debug for Compressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compressor").field("kind", &self.kind).finish()
+    }
+}
+
+impl Compressor {
+    pub fn new(kind: Compression) -> Self {
+        let level = flate2::Compression::default();
+        let deflate = match kind {
+            Compression::None => None,
+            Compression::Gzip => Some(Compress::new_gzip(level, 15)),
+            Compression::Zlib => Some(Compress::new(level, true)),
+        };
+        Self { kind, deflate }
+    }
+
+    pub fn kind(&self) -> Compression {
+        self.kind
+    }
+
+    /// Replaces the contents of `out` with `input`, compressed.
+    pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        out.clear();
+        let Some(deflate) = self.deflate.as_mut() else {
+            out.extend_from_slice(input);
+            return;
+        };
+        deflate.reset();
+        // Room for incompressible input plus headers; grown below if a stream still needs more.
+        out.reserve(input.len() + input.len() / 1000 + 64);
+        loop {
+            let consumed = usize::try_from(deflate.total_in()).unwrap_or(usize::MAX).min(input.len());
+            match deflate.compress_vec(&input[consumed..], out, FlushCompress::Finish) {
+                Ok(Status::StreamEnd) => return,
+                Ok(_) => out.reserve(out.capacity().max(64)),
+                // Deflate with an owned buffer cannot fail on valid state; fall back to the
+                // uncompressed bytes rather than lose the message.
+                Err(_) => {
+                    out.clear();
+                    out.extend_from_slice(input);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Why a payload could not be decompressed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecompressError {
+    #[error("corrupt {0} stream")]
+    Corrupt(&'static str),
+    #[error("decompressed payload exceeds {0} bytes")]
+    TooLarge(usize),
+}
+
+/// Decompresses a GELF payload, telling the format by its first bytes (gzip 1f 8b, zlib 78 xx,
+/// anything else plain), and refuses to produce more than `max_len` bytes.
+pub fn decompress(payload: &[u8], max_len: usize) -> Result<Vec<u8>, DecompressError> {
+    let (mut state, name) = match payload {
+        [0x1f, 0x8b, ..] => (Decompress::new_gzip(15), "gzip"),
+        [0x78, second, ..] if (u16::from(0x78u8) << 8 | u16::from(*second)) % 31 == 0 => {
+            (Decompress::new(true), "zlib")
+        }
+        _ if payload.len() > max_len => return Err(DecompressError::TooLarge(max_len)),
+        _ => return Ok(payload.to_vec()),
+    };
+    let mut out = Vec::with_capacity((payload.len() * 4).min(max_len));
+    loop {
+        let consumed = usize::try_from(state.total_in()).unwrap_or(usize::MAX).min(payload.len());
+        if out.len() == out.capacity() {
+            if out.len() >= max_len {
+                return Err(DecompressError::TooLarge(max_len));
+            }
+            out.reserve((out.capacity().max(256)).min(max_len - out.len()));
+        }
+        match state.decompress_vec(&payload[consumed..], &mut out, FlushDecompress::Finish) {
+            Ok(Status::StreamEnd) => return Ok(out),
+            Ok(_) if usize::try_from(state.total_in()).unwrap_or(usize::MAX) == consumed && out.len() < out.capacity() => {
+                // No progress with room to spare: the stream is cut short.
+                return Err(DecompressError::Corrupt(name));
+            }
+            Ok(_) => {}
+            Err(_) => return Err(DecompressError::Corrupt(name)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &[u8] = br#"{"version":"1.1","host":"h","short_message":"hello hello hello hello"}"#;
+
+    #[test]
+    fn gzip_and_zlib_round_trip_with_reused_state() {
+        for kind in [Compression::Gzip, Compression::Zlib, Compression::None] {
+            let mut c = Compressor::new(kind);
+            let mut out = Vec::new();
+            for input in [SAMPLE, b"".as_slice(), &vec![b'x'; 100_000], SAMPLE] {
+                c.compress(input, &mut out);
+                assert_eq!(decompress(&out, 1 << 20).expect("round trip"), input, "{kind:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn headers_are_what_receivers_recognise() {
+        let mut out = Vec::new();
+        Compressor::new(Compression::Gzip).compress(SAMPLE, &mut out);
+        assert_eq!(&out[..2], &[0x1f, 0x8b]);
+        Compressor::new(Compression::Zlib).compress(SAMPLE, &mut out);
+        assert_eq!(&out[..2], &[0x78, 0x9c], "Logstash only knows the default-level zlib header");
+    }
+
+    #[test]
+    fn incompressible_input_still_fits() {
+        let noise: Vec<u8> = (0..50_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let mut out = Vec::new();
+        Compressor::new(Compression::Gzip).compress(&noise, &mut out);
+        assert_eq!(decompress(&out, 1 << 20).expect("round trip"), noise);
+    }
+
+    #[test]
+    fn decompression_is_capped() {
+        let mut out = Vec::new();
+        Compressor::new(Compression::Gzip).compress(&vec![b'a'; 1 << 20], &mut out);
+        assert_eq!(decompress(&out, 1000), Err(DecompressError::TooLarge(1000)));
+        assert_eq!(decompress(&[b'{'; 2000], 1000), Err(DecompressError::TooLarge(1000)));
+    }
+
+    #[test]
+    fn corrupt_streams_are_errors_not_panics() {
+        let mut out = Vec::new();
+        Compressor::new(Compression::Gzip).compress(SAMPLE, &mut out);
+        assert!(decompress(&out[..out.len() / 2], 1 << 20).is_err());
+        assert!(decompress(&[0x1f, 0x8b, 0, 0, 0, 0], 1 << 20).is_err());
+        assert!(decompress(&[0x78, 0x9c, 0xff, 0xff], 1 << 20).is_err());
+    }
+
+    #[test]
+    fn names_parse() {
+        assert_eq!("gzip".parse::<Compression>(), Ok(Compression::Gzip));
+        assert!("lz4".parse::<Compression>().is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! GELF 1.1: encoding, compression, UDP chunking and reassembly.
+//!
+//! Pure codec: no sockets and no runtime, so every piece can be tested byte for byte and fuzzed.
+//! The agent encodes with [`Encoder`] and frames with [`Chunker`] (UDP) or a trailing NUL (TCP);
+//! `spout receive` and the tests decode with [`Reassembler`] and [`decompress`].
+
+mod chunk;
+mod compress;
+mod encode;
+mod json;
+mod udp;
+
+pub use chunk::{Chunker, ReassembleError, Reassembler, CHUNK_HEADER_LEN, CHUNK_MAGIC, MAX_CHUNKS};
+pub use compress::{decompress, Compression, Compressor, DecompressError};
+pub use chunk::Datagrams;
+pub use encode::{write_message, Encoder, FieldError, Fields, Message};
+pub use udp::UdpEncoder;
