@@ -1,0 +1,259 @@
+//! One reader per container: its log stream, from a position, to whole lines, to the router.
+//!
+//! The end of a follow stream is not the end of the log: the daemon ends follow streams early
+//! (under load, and when a container exits right after writing). So when a stream ends the
+//! reader asks again from its position, without follow if the container has stopped, and only
+//! a complete read of a stopped container's log ends the reader.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::container::LogOutput;
+use bollard::query_parameters::LogsOptions;
+use bollard::Docker;
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::{classify, ErrorClass};
+use crate::backoff::Backoff;
+use crate::line::{split_timestamp, Assembler, Line, TtyEntry, TtySplitter};
+use crate::message::{Container, Message, Stream};
+use crate::position::{Cursor, Position};
+use crate::router::Router;
+use crate::stats::ReaderStats;
+
+/// What every reader shares.
+#[derive(Clone)]
+pub struct ReaderContext {
+    pub docker: Docker,
+    pub router: Router,
+    pub stats: Arc<ReaderStats>,
+    pub max_line_bytes: usize,
+    pub cancel: CancellationToken,
+    pub exits: mpsc::Sender<ReaderExit>,
+}
+
+/// Why a reader ended, and where it got to.
+#[derive(Debug, Clone)]
+pub struct ReaderExit {
+    pub id: String,
+    pub position: Position,
+    pub reason: ExitReason,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitReason {
+    /// The container stopped and its log was read to the end.
+    Stopped,
+    /// The container was removed.
+    Gone,
+    /// The daemon cannot return this container's logs.
+    Unreadable,
+    /// spout is shutting down, or no route is left.
+    Shutdown,
+}
+
+enum StreamEnd {
+    /// The daemon ended the stream.
+    Ended,
+    Failed(bollard::errors::Error),
+    Shutdown,
+}
+
+/// Reads the container behind `meta` from `from` until it stops for good, then reports.
+pub async fn run(ctx: ReaderContext, meta: watch::Receiver<Arc<Container>>, from: Position) {
+    let (id, tty) = {
+        let container = meta.borrow();
+        (container.id.clone(), container.tty)
+    };
+    let mut reader = Reader {
+        assembler: Assembler::new(tty, ctx.max_line_bytes),
+        cursor: Cursor::new(from),
+        lines: Vec::new(),
+        meta,
+        ctx: ctx.clone(),
+    };
+    let reason = reader.run(&id).await;
+    let exit = ReaderExit { id, position: reader.cursor.position(), reason };
+    tokio::select! {
+        _ = ctx.exits.send(exit) => {}
+        () = ctx.cancel.cancelled() => {}
+    }
+}
+
+struct Reader {
+    ctx: ReaderContext,
+    meta: watch::Receiver<Arc<Container>>,
+    cursor: Cursor,
+    assembler: Assembler,
+    lines: Vec<Line>,
+}
+
+impl Reader {
+    async fn run(&mut self, id: &str) -> ExitReason {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+        loop {
+            if self.ctx.cancel.is_cancelled() {
+                return ExitReason::Shutdown;
+            }
+            let running = match self.ctx.docker.inspect_container(id, None).await {
+                Ok(resp) => resp.state.and_then(|s| s.running).unwrap_or(false),
+                Err(e) => match classify(&e) {
+                    ErrorClass::Gone => return self.finish(ExitReason::Gone).await,
+                    _ => {
+                        debug!(container = %id, error = %e, "inspect failed, retrying");
+                        if self.pause(&mut backoff).await {
+                            return ExitReason::Shutdown;
+                        }
+                        continue;
+                    }
+                },
+            };
+            let before = self.cursor.position();
+            match self.read_stream(id, running).await {
+                StreamEnd::Shutdown => return ExitReason::Shutdown,
+                StreamEnd::Ended if !running => return self.finish(ExitReason::Stopped).await,
+                StreamEnd::Ended => {
+                    // A follow stream ended: the container stopped, or the daemon cut it. Read
+                    // again from here; an idle repeat backs off.
+                    if self.cursor.position() != before {
+                        backoff.reset();
+                    } else if self.pause(&mut backoff).await {
+                        return ExitReason::Shutdown;
+                    }
+                }
+                StreamEnd::Failed(e) => match classify(&e) {
+                    ErrorClass::Gone => return self.finish(ExitReason::Gone).await,
+                    ErrorClass::Unreadable => {
+                        warn!(container = %id, name = %self.meta.borrow().name, error = %e,
+                              "container's log driver cannot be read through the Docker API; its logs are not shipped");
+                        return ExitReason::Unreadable;
+                    }
+                    ErrorClass::Transient => {
+                        self.ctx.stats.stream_errors.add(1);
+                        debug!(container = %id, error = %e, "log stream failed, resuming from last position");
+                        if self.pause(&mut backoff).await {
+                            return ExitReason::Shutdown;
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Sleeps for the next backoff delay; true when shutdown came first.
+    async fn pause(&self, backoff: &mut Backoff) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(backoff.next_delay()) => false,
+            () = self.ctx.cancel.cancelled() => true,
+        }
+    }
+
+    /// The log is read to its end: ship the unterminated last line.
+    async fn finish(&mut self, reason: ExitReason) -> ExitReason {
+        self.assembler.flush(&mut self.lines);
+        match self.ship().await {
+            true => reason,
+            false => ExitReason::Shutdown,
+        }
+    }
+
+    async fn read_stream(&mut self, id: &str, follow: bool) -> StreamEnd {
+        let options = LogsOptions {
+            follow,
+            stdout: true,
+            stderr: true,
+            timestamps: true,
+            since: self.cursor.position().since_secs(),
+            ..Default::default()
+        };
+        let mut stream = self.ctx.docker.logs(id, Some(options));
+        self.cursor.restart_stream();
+        let mut tty = TtySplitter::default();
+        loop {
+            let item = tokio::select! {
+                item = stream.next() => item,
+                () = self.ctx.cancel.cancelled() => return StreamEnd::Shutdown,
+            };
+            match item {
+                Some(Ok(LogOutput::StdOut { message })) => self.entry_frame(Stream::Stdout, &message),
+                Some(Ok(LogOutput::StdErr { message })) => self.entry_frame(Stream::Stderr, &message),
+                Some(Ok(LogOutput::Console { message })) => {
+                    tty.push(&message);
+                    self.tty_entries(&mut tty, false);
+                }
+                Some(Ok(LogOutput::StdIn { .. })) => {}
+                Some(Err(e)) => return StreamEnd::Failed(e),
+                None => {
+                    self.tty_entries(&mut tty, true);
+                    if !self.ship().await {
+                        return StreamEnd::Shutdown;
+                    }
+                    return StreamEnd::Ended;
+                }
+            }
+            if !self.lines.is_empty() && !self.ship().await {
+                return StreamEnd::Shutdown;
+            }
+        }
+    }
+
+    fn entry_frame(&mut self, stream: Stream, frame: &[u8]) {
+        match split_timestamp(frame) {
+            Some((ts_ns, bytes)) => self.entry(stream, ts_ns, bytes),
+            None => {
+                self.ctx.stats.garbage_bytes.add(frame.len() as u64);
+            }
+        }
+    }
+
+    fn tty_entries(&mut self, tty: &mut TtySplitter, eof: bool) {
+        while let Some(entry) = tty.next_entry(eof) {
+            match entry {
+                TtyEntry::Entry { ts_ns, bytes } => {
+                    if self.cursor.admit(ts_ns) {
+                        self.assembler.push(Stream::Stdout, ts_ns, bytes, &mut self.lines);
+                    }
+                }
+                TtyEntry::Garbage(n) => {
+                    self.ctx.stats.garbage_bytes.add(n as u64);
+                }
+            }
+        }
+    }
+
+    fn entry(&mut self, stream: Stream, ts_ns: i64, bytes: &[u8]) {
+        if self.cursor.admit(ts_ns) {
+            self.assembler.push(stream, ts_ns, bytes, &mut self.lines);
+        }
+    }
+
+    /// Hands the completed lines to the router; false when shutting down or no route is left.
+    async fn ship(&mut self) -> bool {
+        let empty = std::mem::take(&mut self.assembler.empty_lines);
+        if empty > 0 {
+            self.ctx.stats.empty_lines.add(empty);
+        }
+        if self.lines.is_empty() {
+            return true;
+        }
+        let container = Arc::clone(&self.meta.borrow_and_update());
+        for line in self.lines.drain(..) {
+            if line.truncated {
+                self.ctx.stats.truncated_lines.add(1);
+            }
+            let msg = Message { container: Arc::clone(&container), stream: line.stream, ts_ns: line.ts_ns, line: line.text, truncated: line.truncated };
+            let sent = tokio::select! {
+                sent = self.ctx.router.send(msg) => sent.is_ok(),
+                () = self.ctx.cancel.cancelled() => false,
+            };
+            if !sent {
+                return false;
+            }
+            self.ctx.stats.lines.add(1);
+        }
+        true
+    }
+}

@@ -1,0 +1,252 @@
+//! Discovery: which containers exist and run, and one reader for each that should be read.
+//!
+//! Subscribes to the daemon's events (from a moment before the list is taken, so nothing that
+//! starts in between is missed), then lists running containers. When the daemon goes away it
+//! reconnects with backoff and lists again; it never gives up and never exits for the daemon.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::query_parameters::{EventsOptions, ListContainersOptions};
+use bollard::Docker;
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use super::reader::{self, ExitReason, ReaderContext, ReaderExit};
+use super::{classify, connect, inspected, ErrorClass, Skip};
+use crate::backoff::Backoff;
+use crate::config::DockerHost;
+use crate::message::Container;
+use crate::position::Position;
+use crate::router::Router;
+use crate::stats::ReaderStats;
+use crate::timestamp::now_ns;
+
+/// Whether spout is connected to the daemon's events, as /health reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Connected,
+    Disconnected(String),
+}
+
+pub struct WatcherConfig {
+    pub docker_host: DockerHost,
+    /// `None`: the daemon's own host name.
+    pub hostname: Option<String>,
+    pub backlog: bool,
+    pub max_line_bytes: usize,
+    /// spout's own container, never read.
+    pub own_id: Option<String>,
+}
+
+pub struct Watcher {
+    config: WatcherConfig,
+    router: Router,
+    stats: Arc<ReaderStats>,
+    health: watch::Sender<Health>,
+    cancel: CancellationToken,
+    /// Containers already running when spout started are read from this moment on (unless
+    /// backlog), and so is every container spout has no position for.
+    started_ns: i64,
+    readers: HashMap<String, watch::Sender<Arc<Container>>>,
+    /// Where stopped containers' readers got to, for when they start again.
+    positions: HashMap<String, Position>,
+    /// Containers whose logs the daemon cannot return: warned about once, then left alone.
+    unreadable: HashSet<String>,
+    tracker: TaskTracker,
+    exits_tx: mpsc::Sender<ReaderExit>,
+    exits_rx: mpsc::Receiver<ReaderExit>,
+}
+
+struct Session {
+    docker: Docker,
+    host: Arc<str>,
+}
+
+impl Watcher {
+    pub fn new(config: WatcherConfig, router: Router, stats: Arc<ReaderStats>, health: watch::Sender<Health>, cancel: CancellationToken) -> Self {
+        let (exits_tx, exits_rx) = mpsc::channel(1024);
+        Watcher {
+            config,
+            router,
+            stats,
+            health,
+            cancel,
+            started_ns: now_ns(),
+            readers: HashMap::new(),
+            positions: HashMap::new(),
+            unreadable: HashSet::new(),
+            tracker: TaskTracker::new(),
+            exits_tx,
+            exits_rx,
+        }
+    }
+
+    /// Runs until cancelled, then waits for every reader to stop.
+    pub async fn run(mut self) {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        while !self.cancel.is_cancelled() {
+            match self.session().await {
+                Ok(()) => break,
+                Err(reason) => {
+                    warn!(error = %reason, "lost the Docker daemon, reconnecting");
+                    if self.health.send_replace(Health::Disconnected(reason)) == Health::Connected {
+                        backoff.reset();
+                    }
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff.next_delay()) => {}
+                () = self.cancel.cancelled() => break,
+            }
+        }
+        self.tracker.close();
+        // Readers report on exit; keep taking their reports so none waits on a full channel.
+        let tracker = self.tracker.clone();
+        let drain = async { while self.exits_rx.recv().await.is_some() {} };
+        tokio::select! {
+            () = tracker.wait() => {}
+            () = drain => {}
+        }
+    }
+
+    /// One connection to the daemon: `Ok` when cancelled, `Err` with the reason it was lost.
+    async fn session(&mut self) -> Result<(), String> {
+        let docker = connect(&self.config.docker_host).await.map_err(|e| format!("cannot connect to Docker: {e}"))?;
+        let host: Arc<str> = match &self.config.hostname {
+            Some(name) => name.as_str().into(),
+            None => docker.info().await.map_err(|e| format!("docker info: {e}"))?.name.unwrap_or_default().into(),
+        };
+        let session = Session { docker, host };
+        let since = (now_ns() / 1_000_000_000 - 1).to_string();
+        let filters = HashMap::from([("type".to_owned(), vec!["container".to_owned()])]);
+        let mut events = session.docker.events(Some(EventsOptions { since: Some(since), until: None, filters: Some(filters) }));
+        let running = session
+            .docker
+            .list_containers(Some(ListContainersOptions { all: false, ..Default::default() }))
+            .await
+            .map_err(|e| format!("listing containers: {e}"))?;
+        info!(containers = running.len(), "connected to Docker");
+        self.health.send_replace(Health::Connected);
+        for summary in running {
+            if let Some(id) = summary.id {
+                self.attach(&session, &id).await;
+            }
+        }
+        loop {
+            tokio::select! {
+                () = self.cancel.cancelled() => return Ok(()),
+                event = events.next() => match event {
+                    Some(Ok(event)) => {
+                        let id = event.actor.and_then(|a| a.id).unwrap_or_default();
+                        match event.action.as_deref().unwrap_or("") {
+                            "start" | "restart" => self.attach(&session, &id).await,
+                            "rename" => self.rename(&session, &id).await,
+                            "destroy" => {
+                                self.positions.remove(&id);
+                                self.unreadable.remove(&id);
+                            }
+                            _ => {}
+                        }
+                    }
+                    Some(Err(e)) => return Err(format!("events stream: {e}")),
+                    None => return Err("events stream ended".to_owned()),
+                },
+                Some(exit) = self.exits_rx.recv() => self.reader_exited(&session, exit).await,
+            }
+        }
+    }
+
+    /// Starts a reader for `id` unless it has one or should not be read.
+    async fn attach(&mut self, session: &Session, id: &str) {
+        if id.is_empty() || self.readers.contains_key(id) || self.unreadable.contains(id) {
+            return;
+        }
+        let resp = match session.docker.inspect_container(id, None).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                if classify(&e) != ErrorClass::Gone {
+                    warn!(container = %id, error = %e, "cannot inspect container; it is read when it next starts");
+                }
+                return;
+            }
+        };
+        let found = inspected(resp, &session.host, self.config.own_id.as_deref());
+        match found.skip {
+            None => {}
+            Some(Skip::Unreadable(driver)) => {
+                if self.unreadable.insert(id.to_owned()) {
+                    warn!(container = %id, name = %found.container.name, driver = %driver,
+                          "container's log driver keeps nothing the Docker API can return; its logs are not shipped");
+                }
+                return;
+            }
+            Some(skip) => {
+                debug!(container = %id, name = %found.container.name, reason = ?skip, "not reading container");
+                return;
+            }
+        }
+        let from = match self.positions.remove(id) {
+            Some(pos) => pos,
+            None if self.config.backlog => Position::START,
+            None => Position::from_time(self.started_ns),
+        };
+        debug!(container = %id, name = %found.container.name, ?from, "attaching");
+        let (meta_tx, meta_rx) = watch::channel(Arc::new(found.container));
+        self.readers.insert(id.to_owned(), meta_tx);
+        let ctx = ReaderContext {
+            docker: session.docker.clone(),
+            router: self.router.clone(),
+            stats: Arc::clone(&self.stats),
+            max_line_bytes: self.config.max_line_bytes,
+            cancel: self.cancel.child_token(),
+            exits: self.exits_tx.clone(),
+        };
+        self.tracker.spawn(reader::run(ctx, meta_rx, from));
+    }
+
+    async fn rename(&mut self, session: &Session, id: &str) {
+        let Some(meta) = self.readers.get(id) else { return };
+        if let Ok(resp) = session.docker.inspect_container(id, None).await {
+            let found = inspected(resp, &session.host, self.config.own_id.as_deref());
+            info!(container = %id, name = %found.container.name, "container renamed");
+            meta.send_replace(Arc::new(found.container));
+        }
+    }
+
+    async fn reader_exited(&mut self, session: &Session, exit: ReaderExit) {
+        self.readers.remove(&exit.id);
+        match exit.reason {
+            ExitReason::Stopped => {
+                self.positions.insert(exit.id.clone(), exit.position);
+                // It may have started again between the reader's last look and now, in which
+                // case its start event found the old reader still there.
+                self.attach_if_running(session, &exit.id).await;
+            }
+            ExitReason::Unreadable => {
+                self.unreadable.insert(exit.id);
+            }
+            ExitReason::Gone | ExitReason::Shutdown => {
+                self.positions.remove(&exit.id);
+            }
+        }
+    }
+
+    async fn attach_if_running(&mut self, session: &Session, id: &str) {
+        let running = session
+            .docker
+            .inspect_container(id, None)
+            .await
+            .ok()
+            .and_then(|r| r.state)
+            .and_then(|s| s.running)
+            .unwrap_or(false);
+        if running {
+            self.attach(session, id).await;
+        }
+    }
+}

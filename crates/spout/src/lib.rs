@@ -1,0 +1,98 @@
+//! spout: a per-host log router for Docker.
+//!
+//! Data path: [`docker::watcher`] finds containers and starts one [`docker::reader`] each; readers
+//! turn log streams into [`message::Message`]s and hand them to the [`router::Router`], which
+//! queues them on every route in [`routes`]. See ARCHITECTURE.md.
+
+pub mod api;
+pub mod backoff;
+pub mod cli;
+pub mod config;
+pub mod docker;
+pub mod line;
+pub mod message;
+pub mod position;
+pub mod router;
+pub mod routes;
+pub mod stats;
+pub mod timestamp;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use config::Config;
+use docker::watcher::{Health, Watcher, WatcherConfig};
+use stats::ReaderStats;
+
+/// Failures that stop spout before it gets going.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create state directory {path}: {source}")]
+    StateDir { path: String, source: std::io::Error },
+    #[error("cannot listen on {addr}: {source}")]
+    Http { addr: std::net::SocketAddr, source: std::io::Error },
+}
+
+/// Runs spout until `shutdown` is cancelled, then stops reading, delivers what is queued within
+/// the grace period, and returns.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
+    std::fs::create_dir_all(&config.state_dir)
+        .map_err(|source| StartError::StateDir { path: config.state_dir.display().to_string(), source })?;
+    let listener = match config.http {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Http { addr, source })?),
+        None => None,
+    };
+
+    let abort = CancellationToken::new();
+    let (router, routes) = routes::spawn(&config.routes, &abort);
+    let (health_tx, health_rx) = watch::channel(Health::Disconnected("starting".to_owned()));
+    if let Some(listener) = listener {
+        info!(addr = %config.http.map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
+        let cancel = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = api::serve(listener, health_rx, cancel).await {
+                warn!(error = %e, "HTTP API stopped");
+            }
+        });
+    }
+
+    let reader_stats = Arc::new(ReaderStats::default());
+    let watcher = Watcher::new(
+        WatcherConfig {
+            docker_host: config.docker_host.clone(),
+            hostname: config.hostname.clone(),
+            backlog: config.backlog,
+            max_line_bytes: config.max_line_bytes,
+            own_id: docker::own_container_id(),
+        },
+        router,
+        Arc::clone(&reader_stats),
+        health_tx,
+        shutdown.clone(),
+    );
+    // The watcher owns the only router handle besides the readers'; once it and its readers are
+    // done, the routes see their queues close and finish what they hold.
+    let watcher = tokio::spawn(watcher.run());
+    shutdown.cancelled().await;
+    info!(grace = ?config.shutdown_grace, "shutting down: reading stopped, delivering what is queued");
+    if let Err(e) = watcher.await {
+        error!(error = %e, "watcher task failed");
+    }
+    let deadline = tokio::time::Instant::now() + config.shutdown_grace;
+    for route in routes {
+        let mut task = route.task;
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+            abort.cancel();
+            let _ = task.await;
+        }
+        let s = &route.stats;
+        info!(route = %route.name, sent = s.sent.get(), dropped_full = s.dropped_full.get(),
+              dropped_failed = s.dropped_failed.get(), undelivered = s.undelivered.get(), "route closed");
+    }
+    info!(lines = reader_stats.lines.get(), empty_lines = reader_stats.empty_lines.get(),
+          truncated = reader_stats.truncated_lines.get(), "stopped");
+    Ok(())
+}

@@ -1,0 +1,342 @@
+//! From Docker's log stream to whole lines: timestamps split off, TTY output cut into entries,
+//! split pieces merged, terminators stripped, text made valid UTF-8.
+//!
+//! The daemon writes every log entry as `TIMESTAMP SP BYTES`. A line longer than 16 KiB is stored
+//! as several entries of exactly 16 KiB, all with the line's timestamp and only the last ending
+//! in `\n`; an entry without `\n` is therefore a piece of a longer line, or the unterminated last
+//! output of a stopped container.
+
+use crate::message::Stream;
+use crate::timestamp::parse_rfc3339_ns;
+
+/// Largest entry the daemon writes without a newline, and so the size of every non-final piece.
+pub const PIECE_SIZE: usize = 16 * 1024;
+
+/// A timestamp, up to 9 fraction digits and a `+HH:MM` offset, is at most this long.
+const MAX_TIMESTAMP_LEN: usize = 35;
+
+/// Splits one non-TTY frame into its timestamp and bytes.
+pub fn split_timestamp(frame: &[u8]) -> Option<(i64, &[u8])> {
+    let space = frame.iter().take(MAX_TIMESTAMP_LEN + 1).position(|&b| b == b' ')?;
+    let ts = parse_rfc3339_ns(&frame[..space])?;
+    Some((ts, &frame[space + 1..]))
+}
+
+/// What [`TtySplitter::next_entry`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TtyEntry<'a> {
+    Entry { ts_ns: i64, bytes: &'a [u8] },
+    /// Bytes that did not start with a timestamp, skipped up to the next newline.
+    Garbage(usize),
+}
+
+/// A TTY container's log stream is raw: entries follow each other with no framing but their
+/// timestamps. This cuts it back into entries: up to and including the first `\n`, or exactly
+/// [`PIECE_SIZE`] bytes when no `\n` comes that soon.
+#[derive(Debug, Default)]
+pub struct TtySplitter {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl TtySplitter {
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > PIECE_SIZE {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes held back, waiting for the rest of their entry.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// The next whole entry. At the end of the stream (`eof`), what is left is the last entry.
+    pub fn next_entry(&mut self, eof: bool) -> Option<TtyEntry<'_>> {
+        let rest = &self.buf[self.start..];
+        if rest.is_empty() {
+            return None;
+        }
+        let Some((ts_ns, body)) = split_timestamp(rest) else {
+            if rest.len() <= MAX_TIMESTAMP_LEN && !eof && !rest.contains(&b'\n') {
+                return None; // a timestamp still arriving
+            }
+            let skip = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |i| i + 1);
+            self.start += skip;
+            return Some(TtyEntry::Garbage(skip));
+        };
+        let header = rest.len() - body.len();
+        let window = &body[..body.len().min(PIECE_SIZE)];
+        let len = match window.iter().position(|&b| b == b'\n') {
+            Some(nl) => nl + 1,
+            None if body.len() >= PIECE_SIZE => PIECE_SIZE,
+            None if eof => body.len(),
+            None => return None,
+        };
+        // An unterminated last entry of one run is followed straight away by the next run's
+        // first entry; if this entry holds what looks like the next one, cut it there.
+        let len = next_entry_within(&body[..len], ts_ns).unwrap_or(len);
+        let start = self.start + header;
+        self.start = start + len;
+        Some(TtyEntry::Entry { ts_ns, bytes: &self.buf[start..start + len] })
+    }
+}
+
+/// Where, within an entry, a later entry seems to begin: a Docker timestamp (always nine fraction
+/// digits, as the daemon writes them) no earlier than `ts_ns`, followed by a space. Only
+/// unterminated entries can run into the next one, so this only looks before a final newline.
+fn next_entry_within(entry: &[u8], ts_ns: i64) -> Option<usize> {
+    const DOCKER_TS_LEN: usize = "2006-01-02T15:04:05.000000000Z".len();
+    let body = entry.strip_suffix(b"\n").unwrap_or(entry);
+    (1..body.len().saturating_sub(DOCKER_TS_LEN)).find(|&i| {
+        body[i + 4] == b'-'
+            && body[i + 10] == b'T'
+            && body[i + 19] == b'.'
+            && split_timestamp(&body[i..]).is_some_and(|(t, _)| t >= ts_ns)
+            && body[i..].iter().position(|&b| b == b' ') >= Some(DOCKER_TS_LEN)
+    })
+}
+
+/// A whole line, ready to become a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub stream: Stream,
+    pub ts_ns: i64,
+    pub text: String,
+    pub truncated: bool,
+}
+
+#[derive(Debug)]
+struct Pending {
+    ts_ns: i64,
+    bytes: Vec<u8>,
+    truncated: bool,
+}
+
+/// Merges pieces of split lines, per stream, into lines of at most `max_line` bytes.
+#[derive(Debug)]
+pub struct Assembler {
+    tty: bool,
+    max_line: usize,
+    pending: [Option<Pending>; 2],
+    /// Empty lines seen and skipped.
+    pub empty_lines: u64,
+}
+
+impl Assembler {
+    pub fn new(tty: bool, max_line: usize) -> Self {
+        Self { tty, max_line, pending: [None, None], empty_lines: 0 }
+    }
+
+    /// Takes one entry and appends the lines it completes to `out`.
+    pub fn push(&mut self, stream: Stream, ts_ns: i64, bytes: &[u8], out: &mut Vec<Line>) {
+        let slot = stream as usize;
+        // Pieces of one line share its timestamp: a piece with another timestamp starts a new
+        // line, and the unterminated one before it is complete as it is.
+        if self.pending[slot].as_ref().is_some_and(|p| p.ts_ns != ts_ns) {
+            self.flush_slot(stream, out);
+        }
+        let (body, complete) = match bytes.strip_suffix(b"\n") {
+            Some(body) if self.tty => (body.strip_suffix(b"\r").unwrap_or(body), true),
+            Some(body) => (body, true),
+            None => (bytes, false),
+        };
+        match (&mut self.pending[slot], complete) {
+            (None, true) => {
+                let (text, truncated) = self.cut(body);
+                self.emit(stream, ts_ns, text, truncated, out);
+            }
+            (pending, _) => {
+                let p = pending.get_or_insert_with(|| Pending { ts_ns, bytes: Vec::new(), truncated: false });
+                let room = self.max_line.saturating_sub(p.bytes.len());
+                p.bytes.extend_from_slice(&body[..body.len().min(room)]);
+                p.truncated |= body.len() > room;
+                if complete {
+                    self.flush_slot(stream, out);
+                }
+            }
+        }
+    }
+
+    /// Ships unterminated lines: the stream has ended, nothing more will complete them.
+    pub fn flush(&mut self, out: &mut Vec<Line>) {
+        self.flush_slot(Stream::Stdout, out);
+        self.flush_slot(Stream::Stderr, out);
+    }
+
+    fn flush_slot(&mut self, stream: Stream, out: &mut Vec<Line>) {
+        if let Some(p) = self.pending[stream as usize].take() {
+            let bytes = if self.tty { p.bytes.strip_suffix(b"\r").unwrap_or(&p.bytes) } else { &p.bytes };
+            let text = String::from_utf8_lossy(bytes).into_owned();
+            self.emit(stream, p.ts_ns, text, p.truncated, out);
+        }
+    }
+
+    fn cut(&self, body: &[u8]) -> (String, bool) {
+        let truncated = body.len() > self.max_line;
+        (String::from_utf8_lossy(&body[..body.len().min(self.max_line)]).into_owned(), truncated)
+    }
+
+    fn emit(&mut self, stream: Stream, ts_ns: i64, text: String, truncated: bool, out: &mut Vec<Line>) {
+        if text.is_empty() {
+            self.empty_lines += 1;
+            return;
+        }
+        out.push(Line { stream, ts_ns, text, truncated });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TS: &str = "2026-11-29T20:30:25.804920384Z";
+    const TS_NS: i64 = 1_795_984_225_804_920_384;
+
+    fn texts(lines: &[Line]) -> Vec<&str> {
+        lines.iter().map(|l| l.text.as_str()).collect()
+    }
+
+    #[test]
+    fn splits_the_timestamp_off_a_frame() {
+        assert_eq!(split_timestamp(format!("{TS} hello world\n").as_bytes()), Some((TS_NS, &b"hello world\n"[..])));
+        assert_eq!(split_timestamp(format!("{TS} ").as_bytes()), Some((TS_NS, &b""[..])));
+        assert_eq!(split_timestamp(b"hello world"), None);
+        assert_eq!(split_timestamp(b""), None);
+    }
+
+    #[test]
+    fn strips_newline_only_and_skips_empty_lines() {
+        let mut a = Assembler::new(false, 1 << 20);
+        let mut out = Vec::new();
+        a.push(Stream::Stdout, 1, b"  indented\t\n", &mut out);
+        a.push(Stream::Stdout, 2, b"\n", &mut out);
+        a.push(Stream::Stdout, 3, b"crlf kept off a tty\r\n", &mut out);
+        assert_eq!(texts(&out), vec!["  indented\t", "crlf kept off a tty\r"]);
+        assert_eq!(a.empty_lines, 1);
+    }
+
+    #[test]
+    fn tty_lines_lose_their_crlf() {
+        let mut a = Assembler::new(true, 1 << 20);
+        let mut out = Vec::new();
+        a.push(Stream::Stdout, 1, b"hello\r\n", &mut out);
+        a.push(Stream::Stdout, 2, b"\r\n", &mut out);
+        assert_eq!(texts(&out), vec!["hello"]);
+        assert_eq!(a.empty_lines, 1);
+    }
+
+    #[test]
+    fn merges_pieces_sharing_a_timestamp() {
+        let mut a = Assembler::new(false, 1 << 20);
+        let mut out = Vec::new();
+        let piece = vec![b'a'; PIECE_SIZE];
+        a.push(Stream::Stdout, 7, &piece, &mut out);
+        a.push(Stream::Stderr, 8, b"interleaved\n", &mut out);
+        a.push(Stream::Stdout, 7, &piece, &mut out);
+        a.push(Stream::Stdout, 7, b"tail\n", &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].text, "interleaved");
+        assert_eq!(out[1].text.len(), 2 * PIECE_SIZE + 4);
+        assert_eq!((out[1].ts_ns, out[1].stream, out[1].truncated), (7, Stream::Stdout, false));
+    }
+
+    #[test]
+    fn unterminated_line_ends_at_a_new_timestamp_or_the_end_of_stream() {
+        let mut a = Assembler::new(false, 1 << 20);
+        let mut out = Vec::new();
+        a.push(Stream::Stdout, 1, b"no newline", &mut out);
+        assert!(out.is_empty());
+        a.push(Stream::Stdout, 2, b"next run\n", &mut out);
+        a.push(Stream::Stdout, 3, b"last", &mut out);
+        a.flush(&mut out);
+        assert_eq!(texts(&out), vec!["no newline", "next run", "last"]);
+    }
+
+    #[test]
+    fn caps_long_lines_and_marks_them() {
+        let mut a = Assembler::new(false, 10);
+        let mut out = Vec::new();
+        a.push(Stream::Stdout, 1, b"0123456", &mut out);
+        a.push(Stream::Stdout, 1, b"789abcdef\n", &mut out);
+        a.push(Stream::Stdout, 2, b"0123456789abc\n", &mut out);
+        a.push(Stream::Stdout, 3, b"short\n", &mut out);
+        assert_eq!(texts(&out), vec!["0123456789", "0123456789", "short"]);
+        assert_eq!(out.iter().map(|l| l.truncated).collect::<Vec<_>>(), vec![true, true, false]);
+    }
+
+    #[test]
+    fn invalid_utf8_becomes_replacement_characters() {
+        let mut a = Assembler::new(false, 1 << 20);
+        let mut out = Vec::new();
+        a.push(Stream::Stdout, 1, b"ok\xff\xfebad\n", &mut out);
+        assert_eq!(texts(&out), vec!["ok\u{fffd}\u{fffd}bad"]);
+    }
+
+    fn entries(s: &mut TtySplitter, eof: bool) -> Vec<(i64, Vec<u8>)> {
+        let mut v = Vec::new();
+        while let Some(e) = s.next_entry(eof) {
+            match e {
+                TtyEntry::Entry { ts_ns, bytes } => v.push((ts_ns, bytes.to_vec())),
+                TtyEntry::Garbage(n) => v.push((-1, vec![b'?'; n])),
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn tty_stream_is_cut_into_entries_across_fragments() {
+        let ts2 = "2026-11-29T20:30:26.000000001Z";
+        let stream = format!("{TS} first\r\n{ts2} second\r\n{ts2} tail");
+        // Fed one byte at a time, the result is the same as all at once.
+        let mut s = TtySplitter::default();
+        let mut got = Vec::new();
+        for b in stream.as_bytes() {
+            s.push(std::slice::from_ref(b));
+            got.extend(entries(&mut s, false));
+        }
+        got.extend(entries(&mut s, true));
+        let ns2 = TS_NS + 195_079_617;
+        assert_eq!(got, vec![(TS_NS, b"first\r\n".to_vec()), (ns2, b"second\r\n".to_vec()), (ns2, b"tail".to_vec())]);
+        assert_eq!(s.buffered(), 0);
+    }
+
+    #[test]
+    fn tty_pieces_are_exactly_16k() {
+        let body = "b".repeat(40_000);
+        let stream = format!("{TS} {}{TS} {}{TS} {}\r\n", &body[..PIECE_SIZE], &body[PIECE_SIZE..2 * PIECE_SIZE], &body[2 * PIECE_SIZE..]);
+        let mut s = TtySplitter::default();
+        s.push(stream.as_bytes());
+        let got = entries(&mut s, false);
+        assert_eq!(got.iter().map(|e| e.1.len()).collect::<Vec<_>>(), vec![PIECE_SIZE, PIECE_SIZE, 40_000 - 2 * PIECE_SIZE + 2]);
+        let mut a = Assembler::new(true, 1 << 20);
+        let mut out = Vec::new();
+        for (ts, bytes) in &got {
+            a.push(Stream::Stdout, *ts, bytes, &mut out);
+        }
+        assert_eq!(texts(&out), vec![body.as_str()]);
+    }
+
+    #[test]
+    fn tty_unterminated_entry_followed_by_a_restart() {
+        let ts2 = "2026-11-29T20:31:00.000000000Z";
+        let stream = format!("{TS} prompt> {ts2} restarted\r\n");
+        let mut s = TtySplitter::default();
+        s.push(stream.as_bytes());
+        let got = entries(&mut s, false);
+        assert_eq!(got.iter().map(|e| e.1.as_slice()).collect::<Vec<_>>(), vec![&b"prompt> "[..], b"restarted\r\n"]);
+    }
+
+    #[test]
+    fn tty_garbage_is_skipped_to_the_next_line() {
+        let mut s = TtySplitter::default();
+        s.push(format!("not a timestamp\n{TS} ok\n").as_bytes());
+        let got = entries(&mut s, false);
+        assert_eq!(got, vec![(-1, vec![b'?'; 16]), (TS_NS, b"ok\n".to_vec())]);
+    }
+}

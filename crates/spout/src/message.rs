@@ -1,0 +1,52 @@
+//! The one type that crosses module boundaries: a line of a container's output, with who wrote
+//! it. Format-neutral: codecs decide how it looks on the wire.
+
+use std::sync::Arc;
+
+/// A container's identity and metadata, built once per container (and again on rename) and
+/// shared by every message it writes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Container {
+    /// The Docker host the container runs on, as messages name it.
+    pub host: std::sync::Arc<str>,
+    /// 64 hex digits.
+    pub id: String,
+    /// Without Docker's leading '/'.
+    pub name: String,
+    /// `sha256:…`
+    pub image_id: String,
+    /// The image as the container was started with it, e.g. `nginx:1.27`.
+    pub image_name: String,
+    /// Entrypoint and arguments joined by spaces, as Docker's gelf driver writes it.
+    pub command: String,
+    /// Creation time as the daemon reports it (RFC 3339).
+    pub created: String,
+    pub tty: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// One line, whole: split pieces merged, terminator stripped, text valid UTF-8.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub container: Arc<Container>,
+    pub stream: Stream,
+    /// Docker's own timestamp for the line, nanoseconds since the Unix epoch.
+    pub ts_ns: i64,
+    pub line: String,
+    /// The line was longer than the configured cap and was cut.
+    pub truncated: bool,
+}

@@ -1,0 +1,112 @@
+//! GELF fields of each container, encoded once per container rather than once per line.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::message::{Container, Message};
+
+/// Bounds the cache; past it, the cache starts over (entries are rebuilt on demand).
+const MAX_CONTAINERS: usize = 4096;
+
+#[derive(Default)]
+pub struct GelfFields {
+    by_id: HashMap<String, (Arc<Container>, gelf::Fields)>,
+}
+
+impl GelfFields {
+    /// The GELF message for `msg`, borrowing its container's encoded fields.
+    pub fn message<'a>(&'a mut self, msg: &'a Message) -> gelf::Message<'a> {
+        let fields = self.fields(&msg.container);
+        gelf::Message {
+            host: &msg.container.host,
+            short_message: &msg.line,
+            timestamp_ns: msg.ts_ns,
+            level: match msg.stream {
+                crate::message::Stream::Stdout => 6,
+                crate::message::Stream::Stderr => 3,
+            },
+            fields,
+            extra: match msg.stream {
+                crate::message::Stream::Stdout => &[("_stream", "stdout")],
+                crate::message::Stream::Stderr => &[("_stream", "stderr")],
+            },
+            truncated: msg.truncated,
+        }
+    }
+
+    fn fields(&mut self, container: &Arc<Container>) -> &gelf::Fields {
+        let fresh = self.by_id.get(&container.id).is_some_and(|(c, _)| Arc::ptr_eq(c, container));
+        if !fresh {
+            if self.by_id.len() >= MAX_CONTAINERS {
+                self.by_id.clear();
+            }
+            self.by_id.insert(container.id.clone(), (Arc::clone(container), encode(container)));
+        }
+        &self.by_id[&container.id].1
+    }
+}
+
+/// The fields Docker's own gelf log driver sends, so existing streams and dashboards keep working.
+fn encode(c: &Container) -> gelf::Fields {
+    let mut fields = gelf::Fields::new();
+    let pairs = [
+        ("_container_id", c.id.as_str()),
+        ("_container_name", c.name.as_str()),
+        ("_image_id", c.image_id.as_str()),
+        ("_image_name", c.image_name.as_str()),
+        ("_command", c.command.as_str()),
+        ("_created", c.created.as_str()),
+    ];
+    for (name, value) in pairs {
+        // The names are fixed and valid; a failure here would be a typo caught by the tests.
+        let _ = fields.push_str(name, value);
+    }
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Stream;
+
+    fn msg(container: &Arc<Container>, stream: Stream) -> Message {
+        Message { container: Arc::clone(container), stream, ts_ns: 1_500_000_000, line: "hi".into(), truncated: false }
+    }
+
+    #[test]
+    fn every_field_of_dockers_gelf_driver() {
+        let c = Arc::new(Container {
+            host: "docker-1".into(),
+            id: "a".repeat(64),
+            name: "web".into(),
+            image_id: "sha256:1".into(),
+            image_name: "busybox".into(),
+            command: "sh -c x".into(),
+            created: "2026-11-29T20:30:25.1Z".into(),
+            tty: false,
+        });
+        let mut cache = GelfFields::default();
+        let m = msg(&c, Stream::Stderr);
+        let v: serde_json::Value = serde_json::from_slice(gelf::Encoder::new().encode(&cache.message(&m))).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "version": "1.1", "host": "docker-1", "short_message": "hi", "timestamp": 1.5, "level": 3,
+                "_container_id": "a".repeat(64), "_container_name": "web", "_image_id": "sha256:1",
+                "_image_name": "busybox", "_command": "sh -c x", "_created": "2026-11-29T20:30:25.1Z",
+                "_stream": "stderr",
+            })
+        );
+    }
+
+    #[test]
+    fn a_renamed_container_gets_new_fields() {
+        let old = Arc::new(Container { name: "old".into(), ..Default::default() });
+        let new = Arc::new(Container { name: "new".into(), ..Default::default() });
+        let mut cache = GelfFields::default();
+        let mut enc = gelf::Encoder::new();
+        let (a, b) = (msg(&old, Stream::Stdout), msg(&new, Stream::Stdout));
+        assert!(String::from_utf8_lossy(enc.encode(&cache.message(&a))).contains("\"old\""));
+        assert!(String::from_utf8_lossy(enc.encode(&cache.message(&b))).contains("\"new\""));
+    }
+}

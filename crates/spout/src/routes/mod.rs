@@ -1,0 +1,70 @@
+//! Routes: one task per destination, each with its own bounded queue, encoder and transport.
+
+mod gelf_fields;
+pub mod stdout;
+pub mod tcp;
+pub mod udp;
+pub mod uri;
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::message::Message;
+use crate::router::{RouteQueue, Router};
+use crate::stats::RouteStats;
+use uri::{RouteKind, RouteSpec};
+
+/// A running route.
+pub struct RouteHandle {
+    pub name: Arc<str>,
+    pub stats: Arc<RouteStats>,
+    pub task: JoinHandle<()>,
+}
+
+/// Starts every route and returns the router that feeds them. Each route drains its queue until
+/// every sender is gone; `abort` makes it give up on what it still holds.
+pub fn spawn(specs: &[RouteSpec], abort: &CancellationToken) -> (Router, Vec<RouteHandle>) {
+    let mut queues = Vec::new();
+    let mut handles = Vec::new();
+    for spec in specs {
+        let (tx, rx) = mpsc::channel(spec.queue);
+        let stats = Arc::new(RouteStats::default());
+        let name: Arc<str> = spec.uri.as_str().into();
+        let ctx = RouteContext { name: Arc::clone(&name), rx, stats: Arc::clone(&stats), abort: abort.clone() };
+        let task = match &spec.kind {
+            RouteKind::GelfUdp { addr, compression, chunk_size } => tokio::spawn(udp::run(ctx, addr.clone(), *compression, *chunk_size)),
+            RouteKind::GelfTcp { addr } => tokio::spawn(tcp::run(ctx, addr.clone())),
+            RouteKind::Stdout => tokio::spawn(stdout::run(ctx)),
+        };
+        queues.push(RouteQueue { name: Arc::clone(&name), tx, when_full: spec.when_full, stats: Arc::clone(&stats) });
+        handles.push(RouteHandle { name, stats, task });
+    }
+    (Router::new(queues), handles)
+}
+
+/// What a route task owns.
+pub struct RouteContext {
+    pub name: Arc<str>,
+    pub rx: mpsc::Receiver<Arc<Message>>,
+    pub stats: Arc<RouteStats>,
+    /// Cancelled when the shutdown grace period is over.
+    pub abort: CancellationToken,
+}
+
+impl RouteContext {
+    /// Counts what is still queued as undelivered; for a route that is giving up.
+    pub fn abandon(&mut self, held: usize) {
+        self.rx.close();
+        let mut left = held as u64;
+        while self.rx.try_recv().is_ok() {
+            left += 1;
+        }
+        if left > 0 {
+            self.stats.undelivered.add(left);
+            tracing::error!(route = %self.name, messages = left, "shutdown grace period over, messages not delivered");
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Route URIs: `SCHEME://HOST:PORT?option=value&…`, parsed into validated settings.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use gelf::Compression;
+
+/// Largest UDP payload over IPv4.
+const MAX_DATAGRAM: usize = 65_507;
+const MIN_CHUNK_SIZE: usize = 100;
+const MAX_QUEUE: usize = 1_000_000;
+
+/// Where a route sends, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// The URI as given, for logs.
+    pub uri: String,
+    pub kind: RouteKind,
+    /// Messages held in memory for this route.
+    pub queue: usize,
+    pub when_full: WhenFull,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteKind {
+    GelfUdp { addr: HostPort, compression: Compression, chunk_size: usize },
+    GelfTcp { addr: HostPort },
+    Stdout,
+}
+
+/// What a route does with a message when its queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Wait: the container's reader stops, and its lines stay in Docker's log file.
+    Block,
+    /// Drop the newest message and count it.
+    Drop,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A route URI that cannot be used, and the part of it at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad route {uri:?}: {problem}")]
+pub struct RouteError {
+    pub uri: String,
+    pub problem: String,
+}
+
+impl std::str::FromStr for RouteSpec {
+    type Err = RouteError;
+
+    fn from_str(uri: &str) -> Result<Self, RouteError> {
+        parse(uri).map_err(|problem| RouteError { uri: uri.to_owned(), problem })
+    }
+}
+
+fn parse(uri: &str) -> Result<RouteSpec, String> {
+    let (scheme, rest) = uri
+        .split_once("://")
+        .ok_or_else(|| "expected SCHEME://HOST:PORT, e.g. gelf+tcp://graylog:12201".to_owned())?;
+    let (authority, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (rest, None),
+    };
+    if let Some((_, path)) = authority.split_once('/') {
+        return Err(format!("unexpected path '/{path}'"));
+    }
+    let mut options = parse_query(query)?;
+    let kind = match scheme {
+        "gelf" | "gelf+udp" => RouteKind::GelfUdp {
+            addr: parse_host_port(authority)?,
+            compression: match options.remove("compress") {
+                Some(v) => v.parse().map_err(|e| format!("option compress: {e}"))?,
+                None => Compression::Gzip,
+            },
+            chunk_size: match options.remove("chunk_size") {
+                Some(v) => parse_number(&v, "chunk_size", MIN_CHUNK_SIZE, MAX_DATAGRAM)?,
+                None => 1420,
+            },
+        },
+        "gelf+tcp" => RouteKind::GelfTcp { addr: parse_host_port(authority)? },
+        "stdout" => {
+            if !authority.is_empty() {
+                return Err(format!("stdout:// takes no host, got '{authority}'"));
+            }
+            RouteKind::Stdout
+        }
+        "" => return Err("missing scheme before '://'".to_owned()),
+        other => return Err(format!("unknown scheme '{other}' (expected gelf, gelf+udp, gelf+tcp or stdout)")),
+    };
+    let queue = match options.remove("queue") {
+        Some(v) => parse_number(&v, "queue", 1, MAX_QUEUE)?,
+        None => 10_000,
+    };
+    let when_full = match options.remove("when_full").as_deref() {
+        Some("block") => WhenFull::Block,
+        Some("drop") => WhenFull::Drop,
+        Some(other) => return Err(format!("option when_full: unknown value '{other}' (expected block or drop)")),
+        // Losing UDP datagrams is UDP's nature; stalling a reader for it is not worth it.
+        None if matches!(kind, RouteKind::GelfUdp { .. }) => WhenFull::Drop,
+        None => WhenFull::Block,
+    };
+    if let Some(name) = options.keys().next() {
+        return Err(format!("unknown option '{name}' for {scheme}://"));
+    }
+    Ok(RouteSpec { uri: uri.to_owned(), kind, queue, when_full })
+}
+
+fn parse_query(query: Option<&str>) -> Result<BTreeMap<String, String>, String> {
+    let mut options = BTreeMap::new();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').ok_or_else(|| format!("option '{pair}' has no value (expected NAME=VALUE)"))?;
+        if options.insert(name.to_owned(), value.to_owned()).is_some() {
+            return Err(format!("option '{name}' is given twice"));
+        }
+    }
+    Ok(options)
+}
+
+fn parse_number(value: &str, name: &str, min: usize, max: usize) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("option {name}: '{value}' is not a number from {min} to {max}")),
+    }
+}
+
+fn parse_host_port(authority: &str) -> Result<HostPort, String> {
+    if authority.is_empty() {
+        return Err("missing HOST:PORT".to_owned());
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or_else(|| format!("unclosed '[' in '{authority}'"))?;
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("bad IPv6 address '{host}'"));
+        }
+        let port = after.strip_prefix(':').ok_or_else(|| format!("missing port after '[{host}]'"))?;
+        (host, port)
+    } else {
+        let (host, port) = authority.rsplit_once(':').ok_or_else(|| format!("missing port in '{authority}' (expected HOST:PORT)"))?;
+        if host.is_empty() {
+            return Err(format!("missing host in '{authority}'"));
+        }
+        let valid = host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if !valid {
+            return Err(format!("bad host '{host}'"));
+        }
+        (host, port)
+    };
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(HostPort { host: host.to_owned(), port: p }),
+        _ => Err(format!("bad port '{port}' (expected 1 to 65535)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(uri: &str) -> RouteSpec {
+        uri.parse().unwrap_or_else(|e| panic!("{uri}: {e}"))
+    }
+
+    fn problem(uri: &str) -> String {
+        match uri.parse::<RouteSpec>() {
+            Ok(spec) => panic!("{uri} parsed as {spec:?}"),
+            Err(e) => e.problem,
+        }
+    }
+
+    #[test]
+    fn gelf_udp_defaults() {
+        for uri in ["gelf://graylog:12201", "gelf+udp://graylog:12201"] {
+            let spec = ok(uri);
+            let addr = HostPort { host: "graylog".into(), port: 12201 };
+            assert_eq!(spec.kind, RouteKind::GelfUdp { addr, compression: Compression::Gzip, chunk_size: 1420 });
+            assert_eq!((spec.queue, spec.when_full), (10_000, WhenFull::Drop));
+        }
+    }
+
+    #[test]
+    fn gelf_udp_options() {
+        let spec = ok("gelf+udp://10.0.0.1:514?compress=zlib&chunk_size=8192&queue=5&when_full=block");
+        let addr = HostPort { host: "10.0.0.1".into(), port: 514 };
+        assert_eq!(spec.kind, RouteKind::GelfUdp { addr, compression: Compression::Zlib, chunk_size: 8192 });
+        assert_eq!((spec.queue, spec.when_full), (5, WhenFull::Block));
+        assert!(matches!(ok("gelf://h:1?compress=none").kind, RouteKind::GelfUdp { compression: Compression::None, .. }));
+    }
+
+    #[test]
+    fn gelf_tcp_and_stdout() {
+        let spec = ok("gelf+tcp://[::1]:12201");
+        assert_eq!(spec.kind, RouteKind::GelfTcp { addr: HostPort { host: "::1".into(), port: 12201 } });
+        assert_eq!(spec.when_full, WhenFull::Block);
+        assert_eq!(ok("gelf+tcp://[::1]:12201").kind.to_owned(), spec.kind);
+        assert_eq!(ok("stdout://").kind, RouteKind::Stdout);
+        assert_eq!(ok("stdout://?queue=3").queue, 3);
+    }
+
+    #[test]
+    fn every_error_names_the_bad_part() {
+        let cases = [
+            ("graylog:12201", "expected SCHEME://"),
+            ("://graylog:12201", "missing scheme"),
+            ("syslog+tcp://h:1", "unknown scheme 'syslog+tcp'"),
+            ("gelf://", "missing HOST:PORT"),
+            ("gelf://graylog", "missing port in 'graylog'"),
+            ("gelf://:12201", "missing host"),
+            ("gelf://gray log:1", "bad host 'gray log'"),
+            ("gelf://graylog:0", "bad port '0'"),
+            ("gelf://graylog:70000", "bad port '70000'"),
+            ("gelf://graylog:http", "bad port 'http'"),
+            ("gelf://[::1:1", "unclosed '['"),
+            ("gelf://[zz]:1", "bad IPv6 address 'zz'"),
+            ("gelf://[::1]", "missing port after '[::1]'"),
+            ("gelf://h:1/path", "unexpected path '/path'"),
+            ("gelf://h:1?compress=lz4", "option compress: unknown compression \"lz4\""),
+            ("gelf://h:1?chunk_size=12", "option chunk_size: '12'"),
+            ("gelf://h:1?chunk_size=70000", "option chunk_size: '70000'"),
+            ("gelf://h:1?queue=0", "option queue: '0'"),
+            ("gelf://h:1?when_full=later", "option when_full: unknown value 'later'"),
+            ("gelf://h:1?verbose", "option 'verbose' has no value"),
+            ("gelf://h:1?queue=1&queue=2", "option 'queue' is given twice"),
+            ("gelf+tcp://h:1?compress=gzip", "unknown option 'compress' for gelf+tcp://"),
+            ("stdout://somewhere:1", "stdout:// takes no host"),
+        ];
+        for (uri, expected) in cases {
+            let got = problem(uri);
+            assert!(got.contains(expected), "{uri}: {got:?} does not mention {expected:?}");
+        }
+    }
+
+    #[test]
+    fn display_brackets_ipv6() {
+        assert_eq!(HostPort { host: "::1".into(), port: 1 }.to_string(), "[::1]:1");
+        assert_eq!(HostPort { host: "h".into(), port: 1 }.to_string(), "h:1");
+    }
+}

@@ -1,0 +1,42 @@
+//! Counters for what spout did and what it could not do. Every drop is counted somewhere here.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n` and returns the new total.
+    pub fn add(&self, n: u64) -> u64 {
+        self.0.fetch_add(n, Ordering::Relaxed) + n
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What the readers saw.
+#[derive(Debug, Default)]
+pub struct ReaderStats {
+    /// Lines handed to the routes.
+    pub lines: Counter,
+    pub empty_lines: Counter,
+    pub truncated_lines: Counter,
+    /// Bytes of a TTY stream that did not start with a timestamp, skipped.
+    pub garbage_bytes: Counter,
+    pub stream_errors: Counter,
+}
+
+/// What one route did.
+#[derive(Debug, Default)]
+pub struct RouteStats {
+    pub sent: Counter,
+    /// Dropped because the route's queue was full (when_full=drop).
+    pub dropped_full: Counter,
+    /// Dropped because they could not be encoded or sent.
+    pub dropped_failed: Counter,
+    /// Still queued when the shutdown grace period ran out.
+    pub undelivered: Counter,
+    pub reconnects: Counter,
+}
