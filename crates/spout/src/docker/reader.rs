@@ -63,7 +63,9 @@ enum StreamEnd {
 }
 
 /// Reads the container behind `meta` from `from` until it stops for good, then reports.
-pub async fn run(ctx: ReaderContext, meta: watch::Receiver<Arc<Container>>, from: Position) {
+/// `running` is what the caller's inspect just said, saving a round trip before the first read
+/// (short-lived containers started with --rm are gone within milliseconds).
+pub async fn run(ctx: ReaderContext, meta: watch::Receiver<Arc<Container>>, from: Position, running: bool) {
     let (id, tty) = {
         let container = meta.borrow();
         (container.id.clone(), container.tty)
@@ -75,7 +77,7 @@ pub async fn run(ctx: ReaderContext, meta: watch::Receiver<Arc<Container>>, from
         meta,
         ctx: ctx.clone(),
     };
-    let reason = reader.run(&id).await;
+    let reason = reader.run(&id, running).await;
     let exit = ReaderExit { id, position: reader.cursor.position(), reason };
     tokio::select! {
         _ = ctx.exits.send(exit) => {}
@@ -92,14 +94,19 @@ struct Reader {
 }
 
 impl Reader {
-    async fn run(&mut self, id: &str) -> ExitReason {
+    async fn run(&mut self, id: &str, running: bool) -> ExitReason {
+        let mut known_running = Some(running);
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
         loop {
             if self.ctx.cancel.is_cancelled() {
                 return ExitReason::Shutdown;
             }
-            let running = match self.ctx.docker.inspect_container(id, None).await {
-                Ok(resp) => resp.state.and_then(|s| s.running).unwrap_or(false),
+            let inspect = match known_running.take() {
+                Some(running) => Ok(running),
+                None => self.ctx.docker.inspect_container(id, None).await.map(|r| r.state.and_then(|s| s.running).unwrap_or(false)),
+            };
+            let running = match inspect {
+                Ok(running) => running,
                 Err(e) => match classify(&e) {
                     ErrorClass::Gone => return self.finish(ExitReason::Gone).await,
                     _ => {

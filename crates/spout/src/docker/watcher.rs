@@ -196,6 +196,7 @@ impl Watcher {
             None => Position::from_time(self.started_ns),
         };
         debug!(container = %id, name = %found.container.name, ?from, "attaching");
+        let running = found.running;
         let (meta_tx, meta_rx) = watch::channel(Arc::new(found.container));
         self.readers.insert(id.to_owned(), meta_tx);
         let ctx = ReaderContext {
@@ -206,7 +207,7 @@ impl Watcher {
             cancel: self.cancel.child_token(),
             exits: self.exits_tx.clone(),
         };
-        self.tracker.spawn(reader::run(ctx, meta_rx, from));
+        self.tracker.spawn(reader::run(ctx, meta_rx, from, running));
     }
 
     async fn rename(&mut self, session: &Session, id: &str) {

@@ -1,0 +1,293 @@
+//! The agent against the real Docker daemon: every line, once, in order, with its metadata.
+
+mod support;
+
+use support::receiver::{TcpReceiver, UdpReceiver};
+use support::{docker, wait_until, Container, Spout, PATIENCE};
+
+fn numbered(prefix: &str, range: std::ops::RangeInclusive<usize>) -> Vec<String> {
+    range.map(|i| format!("{prefix}{i}")).collect()
+}
+
+fn gelf_tcp(r: &TcpReceiver) -> String {
+    format!("gelf+tcp://127.0.0.1:{}", r.port)
+}
+
+#[test]
+fn stdout_and_stderr_arrive_with_every_gelf_field_over_udp_gzip_zlib_and_none() {
+    require_docker!();
+    let (gzip, zlib, plain) = (UdpReceiver::start(), UdpReceiver::start(), UdpReceiver::start());
+    let _spout = Spout::start_healthy(&[
+        &format!("gelf://127.0.0.1:{}", gzip.port),
+        &format!("gelf+udp://127.0.0.1:{}?compress=zlib", zlib.port),
+        &format!("gelf+udp://127.0.0.1:{}?compress=none&chunk_size=200", plain.port),
+        "--hostname",
+        "test-host",
+    ]);
+    let c = Container::run(&[], "for i in $(seq 1 50); do echo out$i; echo err$i >&2; done");
+    c.wait();
+    let inspect: serde_json::Value = serde_json::from_str(&docker(&["inspect", &c.id])).expect("inspect json");
+    let inspect = &inspect[0];
+    for inbox in [&gzip.inbox, &zlib.inbox, &plain.inbox] {
+        inbox.wait_lines(&c.id, 100);
+        let messages = inbox.of(&c.id);
+        let stream_lines = |stream: &str| -> Vec<String> {
+            messages.iter().filter(|m| m["_stream"] == stream).map(|m| m["short_message"].as_str().unwrap_or("").to_owned()).collect()
+        };
+        assert_eq!(stream_lines("stdout"), numbered("out", 1..=50));
+        assert_eq!(stream_lines("stderr"), numbered("err", 1..=50));
+        for m in &messages {
+            assert_eq!(m["version"], "1.1");
+            assert_eq!(m["host"], "test-host");
+            assert_eq!(m["level"], if m["_stream"] == "stdout" { 6 } else { 3 });
+            assert_eq!(m["_container_id"].as_str().map(str::len), Some(64));
+            assert_eq!(m["_container_name"], c.name.as_str());
+            assert_eq!(m["_image_name"], support::IMAGE);
+            assert_eq!(m["_image_id"], inspect["Image"]);
+            assert_eq!(m["_created"], inspect["Created"]);
+            assert_eq!(m["_command"], format!("sh -c {}", inspect["Args"][1].as_str().unwrap_or("")));
+            assert!(m.get("_truncated").is_none());
+        }
+        // Docker's own timestamp, microsecond precision, within the container's lifetime.
+        let started = support_time(inspect["State"]["StartedAt"].as_str().unwrap_or(""));
+        let finished = support_time(inspect["State"]["FinishedAt"].as_str().unwrap_or(""));
+        for m in &messages {
+            let ts = m["timestamp"].as_f64().expect("numeric timestamp");
+            assert!(ts >= started - 0.001 && ts <= finished + 0.001, "{ts} outside {started}..{finished}");
+        }
+        assert!(inbox.errors.lock().expect("lock").is_empty());
+    }
+}
+
+/// RFC 3339 to fractional seconds, via spout's own parser's twin: `date` from busybox is not at
+/// hand on the host, and the format is fixed.
+fn support_time(s: &str) -> f64 {
+    let ns = spout::timestamp::parse_rfc3339_ns(s.as_bytes()).expect("RFC 3339 time");
+    ns as f64 / 1e9
+}
+
+#[test]
+fn tty_container_lines_lose_their_crlf() {
+    require_docker!();
+    let r = TcpReceiver::start();
+    let _spout = Spout::start_healthy(&[&gelf_tcp(&r)]);
+    let c = Container::run(&["-t"], "for i in $(seq 1 20); do echo tty$i; done; printf '  spaced\\tline  \\n'");
+    c.wait();
+    let lines = r.inbox.settle_lines(&c.id, 21);
+    let mut expected = numbered("tty", 1..=20);
+    expected.push("  spaced\tline  ".to_owned());
+    assert_eq!(lines, expected);
+    assert!(r.inbox.of(&c.id).iter().all(|m| m["_stream"] == "stdout"));
+}
+
+#[test]
+fn a_40kb_line_arrives_whole_and_a_last_line_without_newline_is_shipped() {
+    require_docker!();
+    let r = TcpReceiver::start();
+    let _spout = Spout::start_healthy(&[&gelf_tcp(&r)]);
+    let c = Container::run(&[], "echo before; head -c 40000 /dev/zero | tr '\\0' x; echo; echo after; printf 'no newline at the end'");
+    let t = Container::run(&["-t"], "head -c 40000 /dev/zero | tr '\\0' y; echo; printf 'tty without newline'");
+    c.wait();
+    t.wait();
+    let lines = r.inbox.settle_lines(&c.id, 4);
+    assert_eq!(lines, vec!["before".to_owned(), "x".repeat(40_000), "after".to_owned(), "no newline at the end".to_owned()]);
+    let lines = r.inbox.settle_lines(&t.id, 2);
+    assert_eq!(lines, vec!["y".repeat(40_000), "tty without newline".to_owned()]);
+}
+
+#[test]
+fn invalid_utf8_becomes_replacement_characters_and_empty_lines_are_skipped() {
+    require_docker!();
+    let r = TcpReceiver::start();
+    let _spout = Spout::start_healthy(&[&gelf_tcp(&r)]);
+    let c = Container::run(&[], "printf 'ok\\377\\376bad\\n\\n\\nlatin1 caf\\351\\n'; echo done");
+    c.wait();
+    assert_eq!(r.inbox.settle_lines(&c.id, 3), vec!["ok\u{fffd}\u{fffd}bad", "latin1 caf\u{fffd}", "done"]);
+}
+
+/// A container that prints "old" lines, waits for /go, then prints "new" lines and idles.
+fn waiting_container() -> Container {
+    let c = Container::run(&[], "echo old1; echo old2; while [ ! -f /go ]; do sleep 0.1; done; echo new1; echo new2; sleep 600");
+    assert!(wait_until(PATIENCE, || c.stored_lines() == 2), "container never wrote its first lines");
+    c
+}
+
+#[test]
+fn a_container_running_before_spout_is_shipped_from_spouts_start() {
+    require_docker!();
+    let c = waiting_container();
+    let r = TcpReceiver::start();
+    let _spout = Spout::start_healthy(&[&gelf_tcp(&r)]);
+    c.exec("touch /go");
+    assert_eq!(r.inbox.settle_lines(&c.id, 2), vec!["new1", "new2"]);
+}
+
+#[test]
+fn backlog_ships_the_whole_history_of_a_running_container() {
+    require_docker!();
+    let c = waiting_container();
+    let r = TcpReceiver::start();
+    let _spout = Spout::start_healthy(&[&gelf_tcp(&r), "--backlog"]);
+    c.exec("touch /go");
+    assert_eq!(r.inbox.settle_lines(&c.id, 4), vec!["old1", "old2", "new1", "new2"]);
+}
+
+#[test]
+fn backlog_can_be_set_in_the_environment() {
+    require_docker!();
+    let c = waiting_container();
+    let r = TcpReceiver::start();
+    let spout = Spout::start_with_env(&[], &[("ROUTE_URIS", &gelf_tcp(&r)), ("BACKLOG", "true")]);
+    spout.wait_healthy();
+    c.exec("touch /go");
+    assert_eq!(r.inbox.settle_lines(&c.id, 4), vec!["old1", "old2", "new1", "new2"]);
+}
+
+#[test]
+fn a_restarted_container_ships_each_run_once() {
+    require_docker!();
+    let r = TcpReceiver::start();
+    let _spout = Spout::start_healthy(&[&gelf_tcp(&r)]);
+    let script = "n=$(cat /n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /n; for i in 1 2 3; do echo run$n-$i; done";
+    let c = Container::run(&[], script);
+    c.wait();
+    r.inbox.wait_lines(&c.id, 3);
+    c.start();
+    c.wait();
+    r.inbox.wait_lines(&c.id, 6);
+    docker(&["restart", &c.id]);
+    c.wait();
+    let expected: Vec<String> = (1..=3).flat_map(|run| (1..=3).map(move |i| format!("run{run}-{i}"))).collect();
+    assert_eq!(r.inbox.settle_lines(&c.id, 9), expected);
+}
+
+#[test]
+fn a_container_removed_while_being_read_loses_nothing_before_and_harms_nothing_after() {
+    require_docker!();
+    let r = TcpReceiver::start();
+    let mut spout = Spout::start_healthy(&[&gelf_tcp(&r)]);
+    let c = Container::run(&[], "i=0; while true; do i=$((i+1)); echo line$i; usleep 2000; done");
+    r.inbox.wait_lines(&c.id, 50);
+    docker(&["rm", "-f", &c.id]);
+    let lines = r.inbox.settle_lines(&c.id, 50);
+    assert_eq!(lines, numbered("line", 1..=lines.len()), "lines before removal arrive once and in order");
+    assert!(spout.is_running());
+    assert_eq!(spout.health().0, 200);
+    let next = Container::run(&[], "echo still here");
+    next.wait();
+    assert_eq!(r.inbox.settle_lines(&next.id, 1), vec!["still here"]);
+}
+
+#[test]
+fn twenty_containers_started_together_lose_no_line() {
+    require_docker!();
+    let r = TcpReceiver::start();
+    let _spout = Spout::start_healthy(&[&gelf_tcp(&r)]);
+    let script = "i=0; while [ $i -lt 2000 ]; do i=$((i+1)); echo \"$HOSTNAME line $i\"; done";
+    let containers: Vec<Container> = (0..20).map(|_| Container::run(&[], script)).collect();
+    for c in &containers {
+        c.wait();
+    }
+    for c in &containers {
+        let lines = r.inbox.wait_lines(&c.id, 2000);
+        let host = &c.id[..12];
+        let expected: Vec<String> = (1..=2000).map(|i| format!("{host} line {i}")).collect();
+        assert_eq!(lines.len(), 2000, "container {} delivered {} of 2000", c.name, lines.len());
+        assert_eq!(lines, expected);
+    }
+    for c in &containers {
+        assert_eq!(r.inbox.settle_lines(&c.id, 2000).len(), 2000, "duplicates for {}", c.name);
+    }
+}
+
+#[test]
+fn a_tcp_destination_that_is_down_at_first_gets_everything_once_it_is_up() {
+    require_docker!();
+    let port = support::free_port();
+    let _spout = Spout::start_healthy(&[&format!("gelf+tcp://127.0.0.1:{port}")]);
+    let c = Container::run(&[], "for i in $(seq 1 300); do echo msg$i; done");
+    c.wait();
+    let r = TcpReceiver::start_on(port);
+    assert_eq!(r.inbox.settle_lines(&c.id, 300), numbered("msg", 1..=300));
+}
+
+#[test]
+fn without_routes_spout_writes_json_lines_to_stdout() {
+    require_docker!();
+    let spout = Spout::start_healthy(&[]);
+    let c = Container::run(&[], "echo hello; echo oops >&2");
+    c.wait();
+    let mine = || -> Vec<serde_json::Value> {
+        spout
+            .stdout()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["container_id"] == c.id.as_str())
+            .collect()
+    };
+    assert!(wait_until(PATIENCE, || mine().len() >= 2), "stdout: {}", spout.stdout());
+    let mut records = mine();
+    assert_eq!(records.len(), 2);
+    // stdout and stderr are copied by two goroutines in the daemon: no order between them.
+    records.sort_by_key(|r| r["stream"].as_str().map(str::to_owned));
+    records.reverse();
+    assert_eq!((records[0]["message"].as_str(), records[0]["stream"].as_str()), (Some("hello"), Some("stdout")));
+    assert_eq!((records[1]["message"].as_str(), records[1]["stream"].as_str()), (Some("oops"), Some("stderr")));
+    assert_eq!(records[0]["container_name"], c.name.as_str());
+    assert!(records[0]["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+}
+
+#[test]
+fn opted_out_containers_are_skipped_and_unreadable_ones_warned_about_once() {
+    require_docker!();
+    let r = TcpReceiver::start();
+    let spout = Spout::start_healthy(&[&gelf_tcp(&r)]);
+    let by_env = Container::run(&["-e", "LOGSPOUT=ignore"], "echo secret-env");
+    let by_label = Container::run(&["--label", "spout.exclude=true"], "echo secret-label");
+    let no_driver = Container::run(&["--log-driver", "none"], "echo nowhere");
+    no_driver.wait();
+    no_driver.start();
+    no_driver.wait();
+    let control = Container::run(&[], "echo shipped");
+    for c in [&by_env, &by_label, &control] {
+        c.wait();
+    }
+    assert_eq!(r.inbox.settle_lines(&control.id, 1), vec!["shipped"]);
+    assert!(r.inbox.lines_of(&by_env.id).is_empty());
+    assert!(r.inbox.lines_of(&by_label.id).is_empty());
+    let warnings = spout.stderr().lines().filter(|l| l.contains("WARN") && l.contains(&no_driver.id)).count();
+    assert_eq!(warnings, 1, "stderr:\n{}", spout.stderr());
+}
+
+#[test]
+fn health_is_503_with_a_reason_when_docker_cannot_be_reached_and_200_when_it_can() {
+    require_docker!();
+    let down = Spout::start(&["--docker-host", "unix:///nonexistent/docker.sock"]);
+    assert!(wait_until(PATIENCE, || down.health().0 == 503));
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", &format!("http://127.0.0.1:{}/health", down.http_port)])
+        .output()
+        .expect("curl");
+    let out = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.ends_with("\n503"), "{out}");
+    assert!(out.contains("cannot connect to Docker"), "{out}");
+    let up = Spout::start_healthy(&[]);
+    assert_eq!(up.health(), (200, "ok\n".to_owned()));
+}
+
+#[test]
+fn sigterm_delivers_what_is_queued_and_exits_zero() {
+    require_docker!();
+    let port = support::free_port();
+    // stdout:// shows when every line has been read and queued; the TCP route is down until
+    // after SIGTERM, so the lines can only reach it during the grace period.
+    let mut spout = Spout::start_healthy(&[&format!("gelf+tcp://127.0.0.1:{port}"), "stdout://", "--shutdown-grace", "30s"]);
+    let c = Container::run(&[], "for i in $(seq 1 500); do echo bye$i; done");
+    c.wait();
+    assert!(wait_until(PATIENCE, || spout.stdout().matches(&c.id).count() >= 500));
+    spout.sigterm();
+    let r = TcpReceiver::start_on(port);
+    let status = spout.wait();
+    assert!(status.success(), "exit status {status:?}; stderr:\n{}", spout.stderr());
+    assert_eq!(r.inbox.settle_lines(&c.id, 500), numbered("bye", 1..=500));
+}

@@ -1,0 +1,241 @@
+//! Shared support for the integration tests: the real Docker daemon, a test image built FROM
+//! scratch with Debian's busybox-static, GELF receivers, and spout itself as a child process.
+#![allow(dead_code)]
+
+pub mod receiver;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const IMAGE: &str = "spout-test-busybox:latest";
+
+/// How long any wait in the tests may take before the test fails; generous, since the point is
+/// what arrives, not how fast.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// True when a Docker daemon answers. Without one the test is skipped loudly, unless
+/// SPOUT_REQUIRE_DOCKER=1 (as in CI), which makes a missing daemon a failure.
+pub fn docker_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    let available = *AVAILABLE.get_or_init(|| {
+        Command::new("docker").arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    });
+    if !available {
+        if std::env::var("SPOUT_REQUIRE_DOCKER").as_deref() == Ok("1") {
+            panic!("SPOUT_REQUIRE_DOCKER=1 but no Docker daemon answers `docker info`");
+        }
+        eprintln!("\n*** SKIPPED: no Docker daemon answers `docker info`; this test needs one ***\n");
+    }
+    available
+}
+
+/// Skips the calling test (returning early) when no Docker daemon is available.
+#[macro_export]
+macro_rules! require_docker {
+    () => {
+        if !support::docker_available() {
+            return;
+        }
+        support::test_image();
+    };
+}
+
+/// Builds the test image once: busybox-static on an empty filesystem. No registry needed.
+pub fn test_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .expect("busybox not found: install Debian's busybox-static");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(&busybox, dir.path().join("busybox")).expect("copy busybox");
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCMD [\"/bin/sh\"]\n",
+        )
+        .expect("write Dockerfile");
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", IMAGE])
+            .arg(dir.path())
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .expect("run docker build");
+        assert!(out.status.success(), "docker build failed: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    IMAGE
+}
+
+/// Runs `docker ARGS` and returns its trimmed stdout; panics with stderr on failure.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("run docker");
+    assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A test container, removed when dropped.
+pub struct Container {
+    pub id: String,
+    pub name: String,
+}
+
+impl Container {
+    /// `docker run -d [OPTIONS] IMAGE sh -c SCRIPT`, with a unique name.
+    pub fn run(options: &[&str], script: &str) -> Container {
+        let name = unique_name();
+        let mut args = vec!["run", "-d", "--name", &name];
+        args.extend_from_slice(options);
+        args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
+        let id = docker(&args);
+        Container { id, name }
+    }
+
+    /// Blocks until the container has exited.
+    pub fn wait(&self) {
+        docker(&["wait", &self.id]);
+    }
+
+    pub fn start(&self) {
+        docker(&["start", &self.id]);
+    }
+
+    pub fn exec(&self, script: &str) {
+        docker(&["exec", &self.id, "sh", "-c", script]);
+    }
+
+    /// Lines the daemon holds for this container, both streams.
+    pub fn stored_lines(&self) -> usize {
+        let out = Command::new("docker").args(["logs", &self.id]).output().expect("docker logs");
+        out.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count()
+            + out.stderr.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.id]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
+}
+
+pub fn unique_name() -> String {
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("spout-test-{}-{n}", std::process::id())
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// spout as a child process with its own state dir and HTTP port; killed when dropped.
+pub struct Spout {
+    child: Child,
+    pub http_port: u16,
+    pub state_dir: tempfile::TempDir,
+    stdout_path: PathBuf,
+    stderr_path: PathBuf,
+}
+
+impl Spout {
+    pub fn start(args: &[&str]) -> Spout {
+        Spout::start_with_env(args, &[])
+    }
+
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Spout {
+        let state_dir = tempfile::tempdir().expect("state dir");
+        let http_port = free_port();
+        let stdout_path = state_dir.path().join("spout.stdout");
+        let stderr_path = state_dir.path().join("spout.stderr");
+        let child = Command::new(env!("CARGO_BIN_EXE_spout"))
+            .args(args)
+            .arg("--state-dir")
+            .arg(state_dir.path().join("state"))
+            .args(["--http", &format!("127.0.0.1:{http_port}")])
+            .env_remove("ROUTE_URIS")
+            .env_remove("BACKLOG")
+            .env("RUST_LOG", "info,spout=debug")
+            .envs(env.iter().copied())
+            .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
+            .spawn()
+            .expect("start spout");
+        Spout { child, http_port, state_dir, stdout_path, stderr_path }
+    }
+
+    /// Starts spout and waits until /health says it is connected to Docker.
+    pub fn start_healthy(args: &[&str]) -> Spout {
+        let spout = Spout::start(args);
+        spout.wait_healthy();
+        spout
+    }
+
+    pub fn wait_healthy(&self) {
+        let ok = wait_until(PATIENCE, || self.health().0 == 200);
+        assert!(ok, "spout never became healthy; stderr:\n{}", self.stderr());
+    }
+
+    /// GET /health: status code and body.
+    pub fn health(&self) -> (u16, String) {
+        http_get(self.http_port, "/health").unwrap_or((0, String::new()))
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+
+    pub fn sigterm(&self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+    }
+
+    pub fn wait(&mut self) -> ExitStatus {
+        self.child.wait().expect("wait for spout")
+    }
+}
+
+impl Drop for Spout {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A bare HTTP/1.1 GET on localhost.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((status, body))
+}
+
+/// Polls `done` until it holds or `limit` passes; returns whether it held.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

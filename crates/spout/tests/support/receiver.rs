@@ -1,0 +1,166 @@
+//! GELF receivers for the tests: UDP (chunked, compressed) and TCP (NUL-framed), decoding with
+//! the codec crate and keeping every message as JSON.
+
+use std::io::Read;
+use std::net::{TcpListener, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{wait_until, PATIENCE};
+
+/// Messages received so far, in arrival order.
+#[derive(Clone, Default)]
+pub struct Inbox {
+    messages: Arc<Mutex<Vec<Value>>>,
+    /// Payloads that were not valid GELF JSON.
+    pub errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Inbox {
+    fn push_payload(&self, payload: &[u8]) {
+        match gelf::decompress(payload, 64 << 20).map_err(|e| e.to_string()).and_then(|json| serde_json::from_slice::<Value>(&json).map_err(|e| e.to_string())) {
+            Ok(v) => self.messages.lock().expect("lock").push(v),
+            Err(e) => self.errors.lock().expect("lock").push(e),
+        }
+    }
+
+    /// Messages of one container, in arrival order.
+    pub fn of(&self, container_id: &str) -> Vec<Value> {
+        self.messages.lock().expect("lock").iter().filter(|m| m["_container_id"] == container_id).cloned().collect()
+    }
+
+    /// The `short_message`s of one container.
+    pub fn lines_of(&self, container_id: &str) -> Vec<String> {
+        self.of(container_id).iter().map(|m| m["short_message"].as_str().unwrap_or("<not a string>").to_owned()).collect()
+    }
+
+    /// Waits until `n` messages of the container arrived (more may follow) and returns their lines.
+    pub fn wait_lines(&self, container_id: &str, n: usize) -> Vec<String> {
+        wait_until(PATIENCE, || self.of(container_id).len() >= n);
+        self.lines_of(container_id)
+    }
+
+    /// Waits for `n` lines, then a little longer to catch any extra (duplicate) ones.
+    pub fn settle_lines(&self, container_id: &str, n: usize) -> Vec<String> {
+        self.wait_lines(container_id, n);
+        let mut last = self.of(container_id).len();
+        let quiet_since = Instant::now();
+        let mut quiet = quiet_since;
+        while quiet.elapsed() < Duration::from_millis(500) && quiet_since.elapsed() < PATIENCE {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = self.of(container_id).len();
+            if now != last {
+                last = now;
+                quiet = Instant::now();
+            }
+        }
+        self.lines_of(container_id)
+    }
+}
+
+pub struct UdpReceiver {
+    pub port: u16,
+    pub inbox: Inbox,
+}
+
+impl UdpReceiver {
+    pub fn start() -> UdpReceiver {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = socket.local_addr().expect("addr").port();
+        let inbox = Inbox::default();
+        let sink = inbox.clone();
+        std::thread::spawn(move || {
+            let mut reassembler = gelf::Reassembler::new(1024, 64 << 20, Duration::from_secs(5));
+            let mut buf = vec![0u8; 65_536];
+            while let Ok(n) = socket.recv(&mut buf) {
+                match reassembler.push(&buf[..n], Instant::now()) {
+                    Ok(Some(payload)) => sink.push_payload(&payload),
+                    Ok(None) => {}
+                    Err(e) => sink.errors.lock().expect("lock").push(e.to_string()),
+                }
+            }
+        });
+        UdpReceiver { port, inbox }
+    }
+}
+
+/// A GELF TCP receiver that can be stopped (every connection closed, the port released) and
+/// started again on the same port.
+pub struct TcpReceiver {
+    pub port: u16,
+    pub inbox: Inbox,
+    running: Option<Arc<AtomicBool>>,
+}
+
+impl TcpReceiver {
+    pub fn start() -> TcpReceiver {
+        TcpReceiver::start_on(super::free_port())
+    }
+
+    pub fn start_on(port: u16) -> TcpReceiver {
+        let mut r = TcpReceiver { port, inbox: Inbox::default(), running: None };
+        r.resume();
+        r
+    }
+
+    /// Starts listening again, keeping what was received.
+    pub fn resume(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("bind tcp");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let running = Arc::new(AtomicBool::new(true));
+        self.running = Some(Arc::clone(&running));
+        let inbox = self.inbox.clone();
+        std::thread::spawn(move || {
+            while running.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((mut conn, _)) => {
+                        let inbox = inbox.clone();
+                        let running = Arc::clone(&running);
+                        std::thread::spawn(move || {
+                            let _ = conn.set_nonblocking(false);
+                            let _ = conn.set_read_timeout(Some(Duration::from_millis(100)));
+                            let mut pending = Vec::new();
+                            let mut buf = vec![0u8; 65_536];
+                            while running.load(Ordering::SeqCst) {
+                                match conn.read(&mut buf) {
+                                    Ok(0) => break,
+                                    Ok(n) => {
+                                        pending.extend_from_slice(&buf[..n]);
+                                        while let Some(end) = pending.iter().position(|&b| b == 0) {
+                                            let frame: Vec<u8> = pending.drain(..=end).collect();
+                                            inbox.push_payload(&frame[..frame.len() - 1]);
+                                        }
+                                    }
+                                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                                    Err(_) => break,
+                                }
+                            }
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+    }
+
+    /// Stops accepting and drops every connection (what was not read yet is lost, as with a
+    /// crashed destination).
+    pub fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.store(false, Ordering::SeqCst);
+        }
+        // Let the threads notice and close their sockets.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+impl Drop for TcpReceiver {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.store(false, Ordering::SeqCst);
+        }
+    }
+}
