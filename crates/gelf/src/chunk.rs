@@ -89,7 +89,6 @@ impl<'a> Iterator for Datagrams<'a> {
 
 impl ExactSizeIterator for Datagrams<'_> {}
 
-
 /// Why a datagram was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReassembleError {

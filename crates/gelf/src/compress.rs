@@ -113,7 +113,10 @@ pub fn decompress(payload: &[u8], max_len: usize) -> Result<Vec<u8>, DecompressE
         }
         match state.decompress_vec(&payload[consumed..], &mut out, FlushDecompress::Finish) {
             Ok(Status::StreamEnd) => return Ok(out),
-            Ok(_) if usize::try_from(state.total_in()).unwrap_or(usize::MAX) == consumed && out.len() < out.capacity() => {
+            Ok(_)
+                if usize::try_from(state.total_in()).unwrap_or(usize::MAX) == consumed
+                    && out.len() < out.capacity() =>
+            {
                 // No progress with room to spare: the stream is cut short.
                 return Err(DecompressError::Corrupt(name));
             }

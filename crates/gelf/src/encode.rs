@@ -55,9 +55,7 @@ fn check_name(name: &str) -> Result<(), FieldError> {
     }
     let valid = name.len() > 1
         && name.starts_with('_')
-        && name[1..]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        && name[1..].bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     if valid {
         Ok(())
     } else {
@@ -164,7 +162,15 @@ mod tests {
     #[test]
     fn truncated_flag_is_a_string() {
         let fields = Fields::new();
-        let msg = Message { host: "h", short_message: "x", timestamp_ns: 0, level: 3, fields: &fields, extra: &[], truncated: true };
+        let msg = Message {
+            host: "h",
+            short_message: "x",
+            timestamp_ns: 0,
+            level: 3,
+            fields: &fields,
+            extra: &[],
+            truncated: true,
+        };
         let v: serde_json::Value = serde_json::from_slice(Encoder::new().encode(&msg)).expect("json");
         assert_eq!(v["_truncated"], "true");
         assert_eq!(v["timestamp"].as_f64(), Some(0.0));
@@ -174,7 +180,15 @@ mod tests {
     #[test]
     fn empty_host_is_replaced() {
         let fields = Fields::new();
-        let msg = Message { host: "", short_message: "x", timestamp_ns: 0, level: 6, fields: &fields, extra: &[], truncated: false };
+        let msg = Message {
+            host: "",
+            short_message: "x",
+            timestamp_ns: 0,
+            level: 6,
+            fields: &fields,
+            extra: &[],
+            truncated: false,
+        };
         let v: serde_json::Value = serde_json::from_slice(Encoder::new().encode(&msg)).expect("json");
         assert_eq!(v["host"], "unknown");
     }
@@ -198,7 +212,15 @@ mod tests {
         assert!(matches!(f.push_str("_a b", "x"), Err(FieldError::BadName(_))));
         assert!(f.push_str("_a.b-c_1", "x").is_ok());
         assert!(f.push_int("_n", -3).is_ok());
-        let msg = Message { host: "h", short_message: "m", timestamp_ns: 0, level: 6, fields: &f, extra: &[], truncated: false };
+        let msg = Message {
+            host: "h",
+            short_message: "m",
+            timestamp_ns: 0,
+            level: 6,
+            fields: &f,
+            extra: &[],
+            truncated: false,
+        };
         let v: serde_json::Value = serde_json::from_slice(Encoder::new().encode(&msg)).expect("json");
         assert_eq!(v["_n"], -3);
         assert_eq!(v["_a.b-c_1"], "x");

@@ -10,8 +10,8 @@ mod encode;
 mod json;
 mod udp;
 
+pub use chunk::Datagrams;
 pub use chunk::{Chunker, ReassembleError, Reassembler, CHUNK_HEADER_LEN, CHUNK_MAGIC, MAX_CHUNKS};
 pub use compress::{decompress, Compression, Compressor, DecompressError};
-pub use chunk::Datagrams;
 pub use encode::{write_message, Encoder, FieldError, Fields, Message};
 pub use udp::UdpEncoder;

@@ -71,7 +71,15 @@ mod tests {
 
     fn round_trip(enc: &mut UdpEncoder, text: &str) -> (serde_json::Value, usize) {
         let fields = Fields::new();
-        let msg = Message { host: "h", short_message: text, timestamp_ns: 1, level: 6, fields: &fields, extra: &[], truncated: false };
+        let msg = Message {
+            host: "h",
+            short_message: text,
+            timestamp_ns: 1,
+            level: 6,
+            fields: &fields,
+            extra: &[],
+            truncated: false,
+        };
         let grams: Vec<Vec<u8>> = enc.encode(&msg).expect("fits").map(<[u8]>::to_vec).collect();
         let mut r = Reassembler::new(4, 1 << 24, Duration::from_secs(5));
         let mut whole = None;

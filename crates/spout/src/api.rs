@@ -22,6 +22,10 @@ async fn health_handler(State(health): State<watch::Receiver<Health>>) -> (Statu
     }
 }
 
-pub async fn serve(listener: TcpListener, health: watch::Receiver<Health>, cancel: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    health: watch::Receiver<Health>,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
     axum::serve(listener, router(health)).with_graceful_shutdown(async move { cancel.cancelled().await }).await
 }

@@ -41,12 +41,20 @@ impl Config {
             }
         }
         if routes.is_empty() && errors.is_empty() {
-            routes.push(RouteSpec { uri: "stdout://".into(), kind: RouteKind::Stdout, queue: 10_000, when_full: WhenFull::Block });
+            routes.push(RouteSpec {
+                uri: "stdout://".into(),
+                kind: RouteKind::Stdout,
+                queue: 10_000,
+                when_full: WhenFull::Block,
+            });
         }
         let docker_host = parse_docker_host(&cli.docker_host).map_err(|e| errors.push(e)).ok();
         let http = match cli.http.as_str() {
             "off" => None,
-            addr => addr.parse::<SocketAddr>().map_err(|_| errors.push(format!("--http: '{addr}' is not IP:PORT or off"))).ok(),
+            addr => addr
+                .parse::<SocketAddr>()
+                .map_err(|_| errors.push(format!("--http: '{addr}' is not IP:PORT or off")))
+                .ok(),
         };
         let hostname = cli.hostname.clone();
         if hostname.as_deref().is_some_and(|h| h.trim().is_empty()) {
@@ -117,7 +125,16 @@ mod tests {
 
     #[test]
     fn all_errors_are_reported_together() {
-        let c = cli(&["gelf://a", "bogus://b:1", "--http", "nowhere", "--docker-host", "ftp://x", "--shutdown-grace", "soon"]);
+        let c = cli(&[
+            "gelf://a",
+            "bogus://b:1",
+            "--http",
+            "nowhere",
+            "--docker-host",
+            "ftp://x",
+            "--shutdown-grace",
+            "soon",
+        ]);
         let errors = Config::from_cli(&c, None).expect_err("invalid");
         assert_eq!(errors.len(), 5, "{errors:#?}");
         assert!(errors[0].contains("gelf://a") && errors[0].contains("missing port"));
@@ -126,7 +143,8 @@ mod tests {
 
     #[test]
     fn http_off_and_docker_hosts() {
-        let config = Config::from_cli(&cli(&["--http", "off", "--docker-host", "tcp://127.0.0.1:2375"]), None).expect("valid");
+        let config =
+            Config::from_cli(&cli(&["--http", "off", "--docker-host", "tcp://127.0.0.1:2375"]), None).expect("valid");
         assert_eq!(config.http, None);
         assert_eq!(config.docker_host, DockerHost::Tcp("127.0.0.1:2375".into()));
         assert!(parse_docker_host("unix://").is_err());

@@ -42,7 +42,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     std::fs::create_dir_all(&config.state_dir)
         .map_err(|source| StartError::StateDir { path: config.state_dir.display().to_string(), source })?;
     let listener = match config.http {
-        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Http { addr, source })?),
+        Some(addr) => {
+            Some(tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Http { addr, source })?)
+        }
         None => None,
     };
 
@@ -92,7 +94,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
         info!(route = %route.name, sent = s.sent.get(), dropped_full = s.dropped_full.get(),
               dropped_failed = s.dropped_failed.get(), undelivered = s.undelivered.get(), "route closed");
     }
-    info!(lines = reader_stats.lines.get(), empty_lines = reader_stats.empty_lines.get(),
-          truncated = reader_stats.truncated_lines.get(), "stopped");
+    info!(
+        lines = reader_stats.lines.get(),
+        empty_lines = reader_stats.empty_lines.get(),
+        truncated = reader_stats.truncated_lines.get(),
+        "stopped"
+    );
     Ok(())
 }

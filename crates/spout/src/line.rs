@@ -25,7 +25,10 @@ pub fn split_timestamp(frame: &[u8]) -> Option<(i64, &[u8])> {
 /// What [`TtySplitter::next_entry`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TtyEntry<'a> {
-    Entry { ts_ns: i64, bytes: &'a [u8] },
+    Entry {
+        ts_ns: i64,
+        bytes: &'a [u8],
+    },
     /// Bytes that did not start with a timestamp, skipped up to the next newline.
     Garbage(usize),
 }
@@ -309,11 +312,19 @@ mod tests {
     #[test]
     fn tty_pieces_are_exactly_16k() {
         let body = "b".repeat(40_000);
-        let stream = format!("{TS} {}{TS} {}{TS} {}\r\n", &body[..PIECE_SIZE], &body[PIECE_SIZE..2 * PIECE_SIZE], &body[2 * PIECE_SIZE..]);
+        let stream = format!(
+            "{TS} {}{TS} {}{TS} {}\r\n",
+            &body[..PIECE_SIZE],
+            &body[PIECE_SIZE..2 * PIECE_SIZE],
+            &body[2 * PIECE_SIZE..]
+        );
         let mut s = TtySplitter::default();
         s.push(stream.as_bytes());
         let got = entries(&mut s, false);
-        assert_eq!(got.iter().map(|e| e.1.len()).collect::<Vec<_>>(), vec![PIECE_SIZE, PIECE_SIZE, 40_000 - 2 * PIECE_SIZE + 2]);
+        assert_eq!(
+            got.iter().map(|e| e.1.len()).collect::<Vec<_>>(),
+            vec![PIECE_SIZE, PIECE_SIZE, 40_000 - 2 * PIECE_SIZE + 2]
+        );
         let mut a = Assembler::new(true, 1 << 20);
         let mut out = Vec::new();
         for (ts, bytes) in &got {

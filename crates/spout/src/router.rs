@@ -71,7 +71,13 @@ mod tests {
     use crate::message::{Container, Stream};
 
     fn msg(line: &str) -> Message {
-        Message { container: Arc::new(Container::default()), stream: Stream::Stdout, ts_ns: 1, line: line.into(), truncated: false }
+        Message {
+            container: Arc::new(Container::default()),
+            stream: Stream::Stdout,
+            ts_ns: 1,
+            line: line.into(),
+            truncated: false,
+        }
     }
 
     fn queue(when_full: WhenFull, cap: usize) -> (RouteQueue, mpsc::Receiver<Arc<Message>>) {

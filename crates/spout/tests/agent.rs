@@ -32,7 +32,11 @@ fn stdout_and_stderr_arrive_with_every_gelf_field_over_udp_gzip_zlib_and_none() 
         inbox.wait_lines(&c.id, 100);
         let messages = inbox.of(&c.id);
         let stream_lines = |stream: &str| -> Vec<String> {
-            messages.iter().filter(|m| m["_stream"] == stream).map(|m| m["short_message"].as_str().unwrap_or("").to_owned()).collect()
+            messages
+                .iter()
+                .filter(|m| m["_stream"] == stream)
+                .map(|m| m["short_message"].as_str().unwrap_or("").to_owned())
+                .collect()
         };
         assert_eq!(stream_lines("stdout"), numbered("out", 1..=50));
         assert_eq!(stream_lines("stderr"), numbered("err", 1..=50));
@@ -85,12 +89,18 @@ fn a_40kb_line_arrives_whole_and_a_last_line_without_newline_is_shipped() {
     require_docker!();
     let r = TcpReceiver::start();
     let _spout = Spout::start_healthy(&[&gelf_tcp(&r)]);
-    let c = Container::run(&[], "echo before; head -c 40000 /dev/zero | tr '\\0' x; echo; echo after; printf 'no newline at the end'");
+    let c = Container::run(
+        &[],
+        "echo before; head -c 40000 /dev/zero | tr '\\0' x; echo; echo after; printf 'no newline at the end'",
+    );
     let t = Container::run(&["-t"], "head -c 40000 /dev/zero | tr '\\0' y; echo; printf 'tty without newline'");
     c.wait();
     t.wait();
     let lines = r.inbox.settle_lines(&c.id, 4);
-    assert_eq!(lines, vec!["before".to_owned(), "x".repeat(40_000), "after".to_owned(), "no newline at the end".to_owned()]);
+    assert_eq!(
+        lines,
+        vec!["before".to_owned(), "x".repeat(40_000), "after".to_owned(), "no newline at the end".to_owned()]
+    );
     let lines = r.inbox.settle_lines(&t.id, 2);
     assert_eq!(lines, vec!["y".repeat(40_000), "tty without newline".to_owned()]);
 }
@@ -107,7 +117,10 @@ fn invalid_utf8_becomes_replacement_characters_and_empty_lines_are_skipped() {
 
 /// A container that prints "old" lines, waits for /go, then prints "new" lines and idles.
 fn waiting_container() -> Container {
-    let c = Container::run(&[], "echo old1; echo old2; while [ ! -f /go ]; do sleep 0.1; done; echo new1; echo new2; sleep 600");
+    let c = Container::run(
+        &[],
+        "echo old1; echo old2; while [ ! -f /go ]; do sleep 0.1; done; echo new1; echo new2; sleep 600",
+    );
     assert!(wait_until(PATIENCE, || c.stored_lines() == 2), "container never wrote its first lines");
     c
 }
@@ -281,7 +294,8 @@ fn sigterm_delivers_what_is_queued_and_exits_zero() {
     let port = support::free_port();
     // stdout:// shows when every line has been read and queued; the TCP route is down until
     // after SIGTERM, so the lines can only reach it during the grace period.
-    let mut spout = Spout::start_healthy(&[&format!("gelf+tcp://127.0.0.1:{port}"), "stdout://", "--shutdown-grace", "30s"]);
+    let mut spout =
+        Spout::start_healthy(&[&format!("gelf+tcp://127.0.0.1:{port}"), "stdout://", "--shutdown-grace", "30s"]);
     let c = Container::run(&[], "for i in $(seq 1 500); do echo bye$i; done");
     c.wait();
     assert!(wait_until(PATIENCE, || spout.stdout().matches(&c.id).count() >= 500));

@@ -140,7 +140,11 @@ mod tests {
             args: Some(vec!["-c".into(), "echo hi".into()]),
             created: Some("2026-11-29T20:30:25.1Z".into()),
             state: Some(ContainerState { running: Some(true), ..Default::default() }),
-            config: Some(ContainerConfig { image: Some("busybox:latest".into()), tty: Some(true), ..Default::default() }),
+            config: Some(ContainerConfig {
+                image: Some("busybox:latest".into()),
+                tty: Some(true),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -174,7 +178,8 @@ mod tests {
 
     #[test]
     fn finds_own_id_in_mountinfo_and_cgroup() {
-        let mountinfo = format!("1234 1200 254:1 /var/lib/docker/containers/{ID}/hostname /etc/hostname rw - ext4 /dev/vda rw\n");
+        let mountinfo =
+            format!("1234 1200 254:1 /var/lib/docker/containers/{ID}/hostname /etc/hostname rw - ext4 /dev/vda rw\n");
         assert_eq!(find_container_id(&mountinfo, "/containers/"), Some(ID.to_owned()));
         let cgroup = format!("12:pids:/docker/{ID}\n");
         assert_eq!(find_container_id(&cgroup, "/docker/"), Some(ID.to_owned()));
@@ -184,7 +189,10 @@ mod tests {
 
     #[test]
     fn classifies_daemon_errors() {
-        let err = |status_code, message: &str| DockerError::DockerResponseServerError { status_code, message: message.into() };
+        let err = |status_code, message: &str| DockerError::DockerResponseServerError {
+            status_code,
+            message: message.into(),
+        };
         assert_eq!(classify(&err(404, "No such container")), ErrorClass::Gone);
         assert_eq!(classify(&err(501, "configured logging driver does not support reading")), ErrorClass::Unreadable);
         assert_eq!(classify(&err(500, "configured logging driver does not support reading")), ErrorClass::Unreadable);

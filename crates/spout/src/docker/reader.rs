@@ -103,7 +103,12 @@ impl Reader {
             }
             let inspect = match known_running.take() {
                 Some(running) => Ok(running),
-                None => self.ctx.docker.inspect_container(id, None).await.map(|r| r.state.and_then(|s| s.running).unwrap_or(false)),
+                None => self
+                    .ctx
+                    .docker
+                    .inspect_container(id, None)
+                    .await
+                    .map(|r| r.state.and_then(|s| s.running).unwrap_or(false)),
             };
             let running = match inspect {
                 Ok(running) => running,
@@ -251,7 +256,13 @@ impl Reader {
             if line.truncated {
                 self.ctx.stats.truncated_lines.add(1);
             }
-            let msg = Message { container: Arc::clone(&container), stream: line.stream, ts_ns: line.ts_ns, line: line.text, truncated: line.truncated };
+            let msg = Message {
+                container: Arc::clone(&container),
+                stream: line.stream,
+                ts_ns: line.ts_ns,
+                line: line.text,
+                truncated: line.truncated,
+            };
             let sent = tokio::select! {
                 sent = self.ctx.router.send(msg) => sent.is_ok(),
                 () = self.ctx.cancel.cancelled() => false,

@@ -68,7 +68,13 @@ struct Session {
 }
 
 impl Watcher {
-    pub fn new(config: WatcherConfig, router: Router, stats: Arc<ReaderStats>, health: watch::Sender<Health>, cancel: CancellationToken) -> Self {
+    pub fn new(
+        config: WatcherConfig,
+        router: Router,
+        stats: Arc<ReaderStats>,
+        health: watch::Sender<Health>,
+        cancel: CancellationToken,
+    ) -> Self {
         let (exits_tx, exits_rx) = mpsc::channel(1024);
         Watcher {
             config,
@@ -124,7 +130,8 @@ impl Watcher {
         let session = Session { docker, host };
         let since = (now_ns() / 1_000_000_000 - 1).to_string();
         let filters = HashMap::from([("type".to_owned(), vec!["container".to_owned()])]);
-        let mut events = session.docker.events(Some(EventsOptions { since: Some(since), until: None, filters: Some(filters) }));
+        let mut events =
+            session.docker.events(Some(EventsOptions { since: Some(since), until: None, filters: Some(filters) }));
         let running = session
             .docker
             .list_containers(Some(ListContainersOptions { all: false, ..Default::default() }))

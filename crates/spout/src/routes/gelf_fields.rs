@@ -87,7 +87,8 @@ mod tests {
         });
         let mut cache = GelfFields::default();
         let m = msg(&c, Stream::Stderr);
-        let v: serde_json::Value = serde_json::from_slice(gelf::Encoder::new().encode(&cache.message(&m))).expect("json");
+        let v: serde_json::Value =
+            serde_json::from_slice(gelf::Encoder::new().encode(&cache.message(&m))).expect("json");
         assert_eq!(
             v,
             serde_json::json!({

@@ -35,7 +35,9 @@ pub fn spawn(specs: &[RouteSpec], abort: &CancellationToken) -> (Router, Vec<Rou
         let name: Arc<str> = spec.uri.as_str().into();
         let ctx = RouteContext { name: Arc::clone(&name), rx, stats: Arc::clone(&stats), abort: abort.clone() };
         let task = match &spec.kind {
-            RouteKind::GelfUdp { addr, compression, chunk_size } => tokio::spawn(udp::run(ctx, addr.clone(), *compression, *chunk_size)),
+            RouteKind::GelfUdp { addr, compression, chunk_size } => {
+                tokio::spawn(udp::run(ctx, addr.clone(), *compression, *chunk_size))
+            }
             RouteKind::GelfTcp { addr } => tokio::spawn(tcp::run(ctx, addr.clone())),
             RouteKind::Stdout => tokio::spawn(stdout::run(ctx)),
         };

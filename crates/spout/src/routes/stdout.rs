@@ -90,8 +90,20 @@ mod tests {
 
     #[test]
     fn one_json_object_per_line() {
-        let c = Arc::new(Container { host: "h".into(), id: "i".into(), name: "n".into(), image_name: "img".into(), ..Default::default() });
-        let msg = Message { container: c, stream: Stream::Stderr, ts_ns: 1_795_984_225_804_920_384, line: "a \"b\"\nc".into(), truncated: true };
+        let c = Arc::new(Container {
+            host: "h".into(),
+            id: "i".into(),
+            name: "n".into(),
+            image_name: "img".into(),
+            ..Default::default()
+        });
+        let msg = Message {
+            container: c,
+            stream: Stream::Stderr,
+            ts_ns: 1_795_984_225_804_920_384,
+            line: "a \"b\"\nc".into(),
+            truncated: true,
+        };
         let mut out = Vec::new();
         write_record(&mut out, &msg);
         assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);

@@ -70,7 +70,11 @@ async fn open(addr: &HostPort) -> std::io::Result<UdpSocket> {
         .await?
         .next()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} has no address", addr.host)))?;
-    let local = if peer.is_ipv4() { SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)) } else { SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)) };
+    let local = if peer.is_ipv4() {
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
+    } else {
+        SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))
+    };
     let socket = UdpSocket::bind(local).await?;
     socket.connect(peer).await?;
     Ok(socket)

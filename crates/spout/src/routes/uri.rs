@@ -70,9 +70,8 @@ impl std::str::FromStr for RouteSpec {
 }
 
 fn parse(uri: &str) -> Result<RouteSpec, String> {
-    let (scheme, rest) = uri
-        .split_once("://")
-        .ok_or_else(|| "expected SCHEME://HOST:PORT, e.g. gelf+tcp://graylog:12201".to_owned())?;
+    let (scheme, rest) =
+        uri.split_once("://").ok_or_else(|| "expected SCHEME://HOST:PORT, e.g. gelf+tcp://graylog:12201".to_owned())?;
     let (authority, query) = match rest.split_once('?') {
         Some((a, q)) => (a, Some(q)),
         None => (rest, None),
@@ -124,7 +123,8 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
 fn parse_query(query: Option<&str>) -> Result<BTreeMap<String, String>, String> {
     let mut options = BTreeMap::new();
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair.split_once('=').ok_or_else(|| format!("option '{pair}' has no value (expected NAME=VALUE)"))?;
+        let (name, value) =
+            pair.split_once('=').ok_or_else(|| format!("option '{pair}' has no value (expected NAME=VALUE)"))?;
         if options.insert(name.to_owned(), value.to_owned()).is_some() {
             return Err(format!("option '{name}' is given twice"));
         }
@@ -151,7 +151,8 @@ fn parse_host_port(authority: &str) -> Result<HostPort, String> {
         let port = after.strip_prefix(':').ok_or_else(|| format!("missing port after '[{host}]'"))?;
         (host, port)
     } else {
-        let (host, port) = authority.rsplit_once(':').ok_or_else(|| format!("missing port in '{authority}' (expected HOST:PORT)"))?;
+        let (host, port) =
+            authority.rsplit_once(':').ok_or_else(|| format!("missing port in '{authority}' (expected HOST:PORT)"))?;
         if host.is_empty() {
             return Err(format!("missing host in '{authority}'"));
         }
@@ -198,7 +199,10 @@ mod tests {
         let addr = HostPort { host: "10.0.0.1".into(), port: 514 };
         assert_eq!(spec.kind, RouteKind::GelfUdp { addr, compression: Compression::Zlib, chunk_size: 8192 });
         assert_eq!((spec.queue, spec.when_full), (5, WhenFull::Block));
-        assert!(matches!(ok("gelf://h:1?compress=none").kind, RouteKind::GelfUdp { compression: Compression::None, .. }));
+        assert!(matches!(
+            ok("gelf://h:1?compress=none").kind,
+            RouteKind::GelfUdp { compression: Compression::None, .. }
+        ));
     }
 
     #[test]

@@ -21,7 +21,10 @@ pub struct Inbox {
 
 impl Inbox {
     fn push_payload(&self, payload: &[u8]) {
-        match gelf::decompress(payload, 64 << 20).map_err(|e| e.to_string()).and_then(|json| serde_json::from_slice::<Value>(&json).map_err(|e| e.to_string())) {
+        match gelf::decompress(payload, 64 << 20)
+            .map_err(|e| e.to_string())
+            .and_then(|json| serde_json::from_slice::<Value>(&json).map_err(|e| e.to_string()))
+        {
             Ok(v) => self.messages.lock().expect("lock").push(v),
             Err(e) => self.errors.lock().expect("lock").push(e),
         }
@@ -34,7 +37,10 @@ impl Inbox {
 
     /// The `short_message`s of one container.
     pub fn lines_of(&self, container_id: &str) -> Vec<String> {
-        self.of(container_id).iter().map(|m| m["short_message"].as_str().unwrap_or("<not a string>").to_owned()).collect()
+        self.of(container_id)
+            .iter()
+            .map(|m| m["short_message"].as_str().unwrap_or("<not a string>").to_owned())
+            .collect()
     }
 
     /// Waits until `n` messages of the container arrived (more may follow) and returns their lines.
@@ -134,7 +140,11 @@ impl TcpReceiver {
                                             inbox.push_payload(&frame[..frame.len() - 1]);
                                         }
                                     }
-                                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                                    Err(e)
+                                        if matches!(
+                                            e.kind(),
+                                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                                        ) => {}
                                     Err(_) => break,
                                 }
                             }
