@@ -305,3 +305,55 @@ fn sigterm_delivers_what_is_queued_and_exits_zero() {
     assert!(status.success(), "exit status {status:?}; stderr:\n{}", spout.stderr());
     assert_eq!(r.inbox.settle_lines(&c.id, 500), numbered("bye", 1..=500));
 }
+
+#[test]
+fn spout_waits_for_the_daemon_and_reconnects_after_every_connection_is_cut() {
+    require_docker!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("docker.sock");
+    let r = TcpReceiver::start();
+    let mut spout = Spout::start(&[&gelf_tcp(&r), "--docker-host", &format!("unix://{}", socket.display())]);
+    // No daemon behind the socket yet: spout stays up and says why it is unhealthy.
+    assert!(wait_until(PATIENCE, || spout.health().0 == 503));
+    assert!(spout.is_running());
+    let proxy = support::proxy::DockerProxy::start(&socket);
+    spout.wait_healthy();
+    let first = Container::run(&[], "for i in $(seq 1 100); do echo first$i; done; sleep 600");
+    assert_eq!(r.inbox.wait_lines(&first.id, 100), numbered("first", 1..=100));
+
+    proxy.cut_all();
+    assert!(wait_until(PATIENCE, || spout.health().0 == 503 || spout.stderr().contains("lost the Docker daemon")));
+    spout.wait_healthy();
+    let second = Container::run(&[], "for i in $(seq 1 100); do echo second$i; done");
+    second.wait();
+    assert_eq!(r.inbox.settle_lines(&second.id, 100), numbered("second", 1..=100));
+    first.exec("echo after-the-cut > /proc/1/fd/1");
+    let mut expected = numbered("first", 1..=100);
+    expected.push("after-the-cut".to_owned());
+    assert_eq!(r.inbox.settle_lines(&first.id, 101), expected, "resumed without loss or duplicates");
+}
+
+#[test]
+fn a_renamed_container_is_shipped_under_its_new_name() {
+    require_docker!();
+    let r = TcpReceiver::start();
+    let spout = Spout::start_healthy(&[&gelf_tcp(&r)]);
+    let c = Container::run(&[], "echo before; while [ ! -f /go ]; do sleep 0.1; done; echo after; sleep 600");
+    r.inbox.wait_lines(&c.id, 1);
+    let new_name = support::unique_name();
+    docker(&["rename", &c.name, &new_name]);
+    // The rename event reaches spout asynchronously: write only once spout has taken it in.
+    let renamed = format!("name={new_name}");
+    assert!(wait_until(PATIENCE, || spout
+        .stderr()
+        .lines()
+        .any(|l| l.contains("container renamed") && l.contains(&renamed))));
+    c.exec("touch /go");
+    let messages = {
+        r.inbox.settle_lines(&c.id, 2);
+        r.inbox.of(&c.id)
+    };
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0]["_container_name"], c.name.as_str());
+    assert_eq!(messages[1]["_container_name"], new_name.as_str());
+}
