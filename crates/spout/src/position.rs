@@ -1,80 +1,118 @@
-//! Where a reader is in a container's log, in the daemon's own terms: the timestamp of the last
-//! entry consumed and how many entries carrying exactly that timestamp were consumed (the pieces
-//! of a split line share one, and so can lines written within the same nanosecond).
+//! Where a reader is in a container's log, in the daemon's own terms. The logs API offers no
+//! offsets, only timestamps, and the log file is not in timestamp order (see [`Cursor`]), so a
+//! position names the last entry consumed (its timestamp, and which occurrence of that timestamp
+//! it was: the pieces of a split line share one) and the latest timestamp consumed so far.
 
 /// A point in a container's log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position {
+    /// Timestamp of the last entry consumed.
     pub ts_ns: i64,
+    /// Which entry carrying `ts_ns`, counted in file order from 1, the last consumed one was.
     pub count: u32,
+    /// The latest timestamp of any entry consumed. Every entry stamped later is unconsumed.
+    pub max_ts_ns: i64,
 }
 
 impl Position {
     /// Before the first entry: everything is new.
-    pub const START: Position = Position { ts_ns: i64::MIN, count: 0 };
+    pub const START: Position = Position { ts_ns: i64::MIN, count: 0, max_ts_ns: i64::MIN };
 
-    /// Entries stamped at or after `ts_ns` are new.
+    /// Entries stamped at or after `ts_ns`, and everything stored after the first of them, are new.
     pub fn from_time(ts_ns: i64) -> Self {
-        Position { ts_ns, count: 0 }
-    }
-
-    /// The `since` to ask the daemon for: whole seconds, rounded down so that the entries at
-    /// this position's own timestamp come back and can be counted off.
-    pub fn since_secs(&self) -> i32 {
-        if self.ts_ns <= 0 {
-            return 0;
-        }
-        i32::try_from(self.ts_ns.div_euclid(1_000_000_000)).unwrap_or(i32::MAX)
+        Position { ts_ns, count: 0, max_ts_ns: ts_ns.saturating_sub(1) }
     }
 }
 
+/// How far before a position a reopened stream starts. The daemon stamps stdout and stderr in
+/// two copiers and stores them in batches, so the log file is not in timestamp order: an entry
+/// stored after the position can carry an earlier time (seen: 50 stdout lines stored before a
+/// stderr line stamped earlier than most of them).
+const REOPEN_MARGIN_SECS: i64 = 2;
+
+/// Distinct timestamps whose occurrences are counted at once; entries sharing a timestamp (the
+/// pieces of one line) are stored close together.
+const RECENT: usize = 8;
+
 /// Decides, entry by entry, which entries of a freshly opened stream are new, and keeps the
 /// position up to date as they are consumed.
+///
+/// The daemon returns entries in file order. A reopened stream skips up to and including the last
+/// consumed entry, then takes everything after it, whatever its timestamp. Before that entry
+/// comes, an entry stamped later than every consumed one can only be new (everything consumed
+/// is stamped no later than `max_ts_ns`), so it is taken; anything else is skipped.
 #[derive(Debug, Clone)]
 pub struct Cursor {
-    /// Everything up to here has been consumed.
+    /// The last consumed entry.
     pos: Position,
-    /// Entries seen in the current stream at `pos.ts_ns` when that is where the stream resumed.
-    seen_at: (i64, u32),
+    /// Where the current stream resumes, and whether it has got there.
+    resume: Position,
+    passed: bool,
+    /// Occurrences of recent timestamps in the current stream, oldest replaced first.
+    recent: [(i64, u32); RECENT],
+    next_slot: usize,
 }
 
 impl Cursor {
     pub fn new(pos: Position) -> Self {
-        Cursor { pos, seen_at: (i64::MIN, 0) }
+        let mut cursor = Cursor { pos, resume: pos, passed: false, recent: [(i64::MIN, 0); RECENT], next_slot: 0 };
+        cursor.restart_stream();
+        cursor
     }
 
     pub fn position(&self) -> Position {
         self.pos
     }
 
+    /// The `since` for the next stream: whole seconds, a margin before the position.
+    pub fn since_secs(&self) -> i32 {
+        if self.pos.ts_ns <= 0 {
+            return 0;
+        }
+        let secs = self.pos.ts_ns.div_euclid(1_000_000_000) - REOPEN_MARGIN_SECS;
+        i32::try_from(secs.max(1)).unwrap_or(i32::MAX)
+    }
+
     /// Call before reading a new stream opened at `since_secs()`.
     pub fn restart_stream(&mut self) {
-        self.seen_at = (i64::MIN, 0);
+        self.resume = self.pos;
+        self.passed = self.pos == Position::START;
+        self.recent = [(i64::MIN, 0); RECENT];
     }
 
     /// True when the entry stamped `ts_ns` is new (and counts it as consumed), false when it was
     /// consumed before.
     pub fn admit(&mut self, ts_ns: i64) -> bool {
-        if ts_ns < self.pos.ts_ns {
-            // Older than the position: consumed before. (stdout and stderr are stamped by two
-            // copiers and can be stored a few microseconds out of order; the position never
-            // moves backwards for them.)
-            return false;
-        }
-        if ts_ns == self.pos.ts_ns {
-            if self.seen_at.0 != ts_ns {
-                self.seen_at = (ts_ns, 0);
-            }
-            self.seen_at.1 += 1;
-            if self.seen_at.1 <= self.pos.count {
+        let occurrence = self.count(ts_ns);
+        if !self.passed {
+            let r = self.resume;
+            if ts_ns == r.ts_ns && occurrence == r.count {
+                // The last consumed entry: everything after it is new.
+                self.passed = true;
                 return false;
             }
-            self.pos.count = self.seen_at.1;
-            return true;
+            if ts_ns <= r.max_ts_ns {
+                return false;
+            }
+            // Later than anything consumed (the position was a start time, or its entry is
+            // gone): new from here on.
+            self.passed = true;
         }
-        self.pos = Position { ts_ns, count: 1 };
-        self.seen_at = (ts_ns, 1);
+        self.pos = Position { ts_ns, count: occurrence, max_ts_ns: self.pos.max_ts_ns.max(ts_ns) };
         true
+    }
+
+    /// Counts one more entry stamped `ts_ns` in this stream and returns its occurrence number.
+    /// A timestamp pushed out of the recent set starts again at 1, which can only make a later
+    /// resume stop early (duplicates), never late (loss).
+    fn count(&mut self, ts_ns: i64) -> u32 {
+        if let Some(slot) = self.recent.iter_mut().find(|(ts, _)| *ts == ts_ns) {
+            slot.1 += 1;
+            return slot.1;
+        }
+        self.recent[self.next_slot] = (ts_ns, 1);
+        self.next_slot = (self.next_slot + 1) % RECENT;
+        1
     }
 }
 
@@ -90,32 +128,45 @@ mod tests {
     #[test]
     fn resuming_skips_exactly_what_was_consumed() {
         let log = [10, 20, 20, 20, 30];
-        let mut first = Cursor::new(Position::START);
-        // Consume up to the second entry at 20, then the stream is cut.
-        assert_eq!(admitted(&mut first, &log[..3]), vec![10, 20, 20]);
-        assert_eq!(first.position(), Position { ts_ns: 20, count: 2 });
-        // The daemon sends everything again from the whole second; only the rest is new.
-        assert_eq!(admitted(&mut first, &log), vec![20, 30]);
-        assert_eq!(first.position(), Position { ts_ns: 30, count: 1 });
-        assert_eq!(admitted(&mut first, &log), Vec::<i64>::new());
-    }
-
-    #[test]
-    fn start_time_admits_entries_at_or_after_it() {
-        let mut c = Cursor::new(Position::from_time(20));
-        assert_eq!(admitted(&mut c, &[10, 19, 20, 21]), vec![20, 21]);
-    }
-
-    #[test]
-    fn out_of_order_entries_do_not_move_the_position_back() {
         let mut c = Cursor::new(Position::START);
-        assert_eq!(admitted(&mut c, &[10, 12, 11, 13]), vec![10, 12, 13]);
-        assert_eq!(c.position(), Position { ts_ns: 13, count: 1 });
+        // Consume up to the second entry at 20, then the stream is cut.
+        assert_eq!(admitted(&mut c, &log[..3]), vec![10, 20, 20]);
+        assert_eq!(c.position(), Position { ts_ns: 20, count: 2, max_ts_ns: 20 });
+        // The daemon sends everything again from before the position; only the rest is new.
+        assert_eq!(admitted(&mut c, &log), vec![20, 30]);
+        assert_eq!(c.position(), Position { ts_ns: 30, count: 1, max_ts_ns: 30 });
+        assert_eq!(admitted(&mut c, &log), Vec::<i64>::new());
     }
 
     #[test]
-    fn since_is_whole_seconds_rounded_down() {
-        assert_eq!(Position::START.since_secs(), 0);
-        assert_eq!(Position::from_time(1_795_984_225_804_920_384).since_secs(), 1_795_984_225);
+    fn entries_stored_out_of_timestamp_order_are_neither_lost_nor_repeated() {
+        // stdout stored in a batch before a stderr entry stamped earlier.
+        let log = [10, 12, 14, 11, 13, 15];
+        let mut c = Cursor::new(Position::START);
+        assert_eq!(admitted(&mut c, &log), log.to_vec());
+        for cut in 1..log.len() {
+            let mut c = Cursor::new(Position::START);
+            let mut got = admitted(&mut c, &log[..cut]);
+            got.extend(admitted(&mut c, &log));
+            assert_eq!(got, log.to_vec(), "cut after {cut} entries");
+        }
+    }
+
+    #[test]
+    fn start_time_admits_entries_from_the_first_at_or_after_it() {
+        let mut c = Cursor::new(Position::from_time(20));
+        assert_eq!(admitted(&mut c, &[10, 19, 20, 21, 15]), vec![20, 21, 15]);
+    }
+
+    #[test]
+    fn a_vanished_position_entry_does_not_stall_the_stream() {
+        let mut c = Cursor::new(Position { ts_ns: 20, count: 5, max_ts_ns: 20 });
+        assert_eq!(admitted(&mut c, &[10, 20, 20, 30, 40]), vec![30, 40]);
+    }
+
+    #[test]
+    fn since_is_whole_seconds_with_a_margin() {
+        assert_eq!(Cursor::new(Position::START).since_secs(), 0);
+        assert_eq!(Cursor::new(Position::from_time(1_795_984_225_804_920_384)).since_secs(), 1_795_984_223);
     }
 }

@@ -178,7 +178,7 @@ impl Reader {
             stdout: true,
             stderr: true,
             timestamps: true,
-            since: self.cursor.position().since_secs(),
+            since: self.cursor.since_secs(),
             ..Default::default()
         };
         let mut stream = self.ctx.docker.logs(id, Some(options));

@@ -56,7 +56,44 @@ pub struct RouteContext {
     pub abort: CancellationToken,
 }
 
+/// What [`RouteContext::fill_batch`] found.
+pub enum Batch {
+    /// This many messages were encoded into the batch.
+    Filled(usize),
+    /// The queue is closed and empty: every reader is done.
+    Closed,
+    /// The grace period is over.
+    Aborted,
+}
+
 impl RouteContext {
+    /// Waits for a message, then takes whatever else is queued, encoding each into `out` until it
+    /// holds `max_bytes`: one write for many messages under load, one per message when idle.
+    pub async fn fill_batch(
+        &mut self,
+        out: &mut Vec<u8>,
+        max_bytes: usize,
+        mut encode: impl FnMut(&mut Vec<u8>, &Message),
+    ) -> Batch {
+        let first = tokio::select! {
+            msg = self.rx.recv() => msg,
+            () = self.abort.cancelled() => return Batch::Aborted,
+        };
+        let Some(mut msg) = first else { return Batch::Closed };
+        let mut count = 0;
+        loop {
+            encode(out, &msg);
+            count += 1;
+            if out.len() >= max_bytes {
+                return Batch::Filled(count);
+            }
+            match self.rx.try_recv() {
+                Ok(next) => msg = next,
+                Err(_) => return Batch::Filled(count),
+            }
+        }
+    }
+
     /// Counts what is still queued as undelivered; for a route that is giving up.
     pub fn abandon(&mut self, held: usize) {
         self.rx.close();

@@ -4,7 +4,7 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tracing::error;
 
-use super::RouteContext;
+use super::{Batch, RouteContext};
 use crate::message::Message;
 use crate::timestamp::format_rfc3339_ns;
 
@@ -46,23 +46,11 @@ pub async fn run(mut ctx: RouteContext) {
     let mut stdout = tokio::io::stdout();
     let mut batch = Vec::with_capacity(BATCH_BYTES);
     loop {
-        let msg = tokio::select! {
-            msg = ctx.rx.recv() => msg,
-            () = ctx.abort.cancelled() => return ctx.abandon(0),
+        let count = match ctx.fill_batch(&mut batch, BATCH_BYTES, write_record).await {
+            Batch::Filled(n) => n as u64,
+            Batch::Closed => return,
+            Batch::Aborted => return ctx.abandon(0),
         };
-        let Some(mut msg) = msg else { return };
-        let mut count = 0u64;
-        loop {
-            write_record(&mut batch, &msg);
-            count += 1;
-            if batch.len() >= BATCH_BYTES {
-                break;
-            }
-            match ctx.rx.try_recv() {
-                Ok(next) => msg = next,
-                Err(_) => break,
-            }
-        }
         let written = async {
             stdout.write_all(&batch).await?;
             stdout.flush().await

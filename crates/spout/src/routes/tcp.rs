@@ -11,8 +11,9 @@ use tracing::{info, warn};
 
 use super::gelf_fields::GelfFields;
 use super::uri::HostPort;
-use super::RouteContext;
+use super::{Batch, RouteContext};
 use crate::backoff::Backoff;
+use crate::message::Message;
 
 /// A batch is written once it holds this many bytes, or when the queue is empty.
 const BATCH_BYTES: usize = 256 * 1024;
@@ -27,27 +28,19 @@ pub async fn run(mut ctx: RouteContext, addr: HostPort) {
     let mut conn: Option<TcpStream> = None;
     loop {
         if in_batch == 0 {
-            let first = tokio::select! {
-                msg = ctx.rx.recv() => msg,
-                () = ctx.abort.cancelled() => return ctx.abandon(0),
+            let encode = |out: &mut Vec<u8>, msg: &Message| {
+                out.extend_from_slice(encoder.encode(&fields.message(msg)));
+                out.push(0);
             };
-            let Some(mut msg) = first else {
-                if let Some(mut stream) = conn.take() {
-                    // A clean close, so the peer reads everything before it sees the end.
-                    let _ = stream.shutdown().await;
-                }
-                return;
-            };
-            loop {
-                batch.extend_from_slice(encoder.encode(&fields.message(&msg)));
-                batch.push(0);
-                in_batch += 1;
-                if batch.len() >= BATCH_BYTES {
-                    break;
-                }
-                match ctx.rx.try_recv() {
-                    Ok(next) => msg = next,
-                    Err(_) => break,
+            match ctx.fill_batch(&mut batch, BATCH_BYTES, encode).await {
+                Batch::Filled(n) => in_batch = n,
+                Batch::Aborted => return ctx.abandon(0),
+                Batch::Closed => {
+                    if let Some(mut stream) = conn.take() {
+                        // A clean close, so the peer reads everything before it sees the end.
+                        let _ = stream.shutdown().await;
+                    }
+                    return;
                 }
             }
         }
