@@ -147,6 +147,11 @@ impl Reassembler {
         if seq >= count {
             return Err(ReassembleError::BadSequence { seq, count });
         }
+        let stale = self.pending.get(&id).is_some_and(|p| now.saturating_duration_since(p.first_seen) >= self.timeout);
+        if stale {
+            // Its time ran out: this chunk starts the message afresh.
+            self.pending.remove(&id);
+        }
         if !self.pending.contains_key(&id) {
             self.expire(now);
             if self.pending.len() >= self.max_pending {
@@ -281,5 +286,10 @@ mod tests {
         assert_eq!(r.expire(t0 + Duration::from_secs(1)), 0);
         assert_eq!(r.expire(t0 + Duration::from_secs(6)), 1);
         assert_eq!(r.pending(), 0);
+        // A late chunk of a timed-out message does not complete it.
+        let second = [0x1e, 0x0f, 9, 9, 9, 9, 9, 9, 9, 9, 1, 2, b'b'];
+        assert_eq!(r.push(&first, t0), Ok(None));
+        assert_eq!(r.push(&second, t0 + Duration::from_secs(6)), Ok(None));
+        assert_eq!(r.pending(), 1);
     }
 }

@@ -109,9 +109,11 @@ pub fn decompress(payload: &[u8], max_len: usize) -> Result<Vec<u8>, DecompressE
             if out.len() >= max_len {
                 return Err(DecompressError::TooLarge(max_len));
             }
-            out.reserve((out.capacity().max(256)).min(max_len - out.len()));
+            out.reserve_exact(out.capacity().max(256).min(max_len - out.len()));
         }
         match state.decompress_vec(&payload[consumed..], &mut out, FlushDecompress::Finish) {
+            // reserve_exact may still round up; the cap is the cap.
+            Ok(Status::StreamEnd) if out.len() > max_len => return Err(DecompressError::TooLarge(max_len)),
             Ok(Status::StreamEnd) => return Ok(out),
             Ok(_)
                 if usize::try_from(state.total_in()).unwrap_or(usize::MAX) == consumed
@@ -167,6 +169,10 @@ mod tests {
         Compressor::new(Compression::Gzip).compress(&vec![b'a'; 1 << 20], &mut out);
         assert_eq!(decompress(&out, 1000), Err(DecompressError::TooLarge(1000)));
         assert_eq!(decompress(&[b'{'; 2000], 1000), Err(DecompressError::TooLarge(1000)));
+        // Just over the cap, from a small payload: never more than the cap comes back.
+        Compressor::new(Compression::Zlib).compress(&vec![b'b'; 1001], &mut out);
+        assert_eq!(decompress(&out, 1000), Err(DecompressError::TooLarge(1000)));
+        assert_eq!(decompress(&out, 1001).map(|v| v.len()), Ok(1001));
     }
 
     #[test]

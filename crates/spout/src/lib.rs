@@ -79,11 +79,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     // done, the routes see their queues close and finish what they hold.
     let watcher = tokio::spawn(watcher.run());
     shutdown.cancelled().await;
-    info!(grace = ?config.shutdown_grace, "shutting down: reading stopped, delivering what is queued");
-    if let Err(e) = watcher.await {
-        error!(error = %e, "watcher task failed");
-    }
     let deadline = tokio::time::Instant::now() + config.shutdown_grace;
+    info!(grace = ?config.shutdown_grace, "shutting down: reading stopped, delivering what is queued");
+    match tokio::time::timeout_at(deadline, watcher).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => error!(error = %e, "watcher task failed"),
+        Err(_) => warn!("readers did not stop within the grace period"),
+    }
     for route in routes {
         let mut task = route.task;
         if tokio::time::timeout_at(deadline, &mut task).await.is_err() {

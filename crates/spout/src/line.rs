@@ -60,7 +60,8 @@ impl TtySplitter {
     }
 
     /// The next whole entry. At the end of the stream (`eof`), what is left is the last entry.
-    pub fn next_entry(&mut self, eof: bool) -> Option<TtyEntry<'_>> {
+    /// `not_after_ns` is now, give or take: no entry is stamped later.
+    pub fn next_entry(&mut self, eof: bool, not_after_ns: i64) -> Option<TtyEntry<'_>> {
         let rest = &self.buf[self.start..];
         if rest.is_empty() {
             return None;
@@ -83,25 +84,31 @@ impl TtySplitter {
         };
         // An unterminated last entry of one run is followed straight away by the next run's
         // first entry; if this entry holds what looks like the next one, cut it there.
-        let len = next_entry_within(&body[..len], ts_ns).unwrap_or(len);
+        let len = next_entry_within(&body[..len], ts_ns, not_after_ns).unwrap_or(len);
         let start = self.start + header;
         self.start = start + len;
         Some(TtyEntry::Entry { ts_ns, bytes: &self.buf[start..start + len] })
     }
 }
 
-/// Where, within an entry, a later entry seems to begin: a Docker timestamp (always nine fraction
-/// digits, as the daemon writes them) no earlier than `ts_ns`, followed by a space. Only
-/// unterminated entries can run into the next one, so this only looks before a final newline.
-fn next_entry_within(entry: &[u8], ts_ns: i64) -> Option<usize> {
-    const DOCKER_TS_LEN: usize = "2006-01-02T15:04:05.000000000Z".len();
+/// Where, within an entry, the next one seems to begin: a timestamp in exactly the daemon's
+/// format (nine fraction digits, `Z`, then a space), no earlier than this entry's and not in the
+/// future. Only an unterminated entry (the last output of one run, followed by the next run's
+/// first entry) can run into the next one; an application's own ISO timestamps have other
+/// shapes, and a time from the future cannot be a later run.
+fn next_entry_within(entry: &[u8], ts_ns: i64, not_after_ns: i64) -> Option<usize> {
+    const DOCKER_TS: &[u8] = b"2006-01-02T15:04:05.000000000Z ";
     let body = entry.strip_suffix(b"\n").unwrap_or(entry);
-    (1..body.len().saturating_sub(DOCKER_TS_LEN)).find(|&i| {
-        body[i + 4] == b'-'
-            && body[i + 10] == b'T'
-            && body[i + 19] == b'.'
-            && split_timestamp(&body[i..]).is_some_and(|(t, _)| t >= ts_ns)
-            && body[i..].iter().position(|&b| b == b' ') >= Some(DOCKER_TS_LEN)
+    let shaped = |c: &[u8]| {
+        c.iter()
+            .zip(DOCKER_TS)
+            .all(|(&b, &pattern)| if pattern.is_ascii_digit() { b.is_ascii_digit() } else { b == pattern })
+    };
+    (1..body.len().saturating_sub(DOCKER_TS.len())).find(|&i| {
+        let candidate = &body[i..i + DOCKER_TS.len()];
+        body[i + 10] == b'T'
+            && shaped(candidate)
+            && parse_rfc3339_ns(&candidate[..DOCKER_TS.len() - 1]).is_some_and(|t| (ts_ns..=not_after_ns).contains(&t))
     })
 }
 
@@ -283,7 +290,7 @@ mod tests {
 
     fn entries(s: &mut TtySplitter, eof: bool) -> Vec<(i64, Vec<u8>)> {
         let mut v = Vec::new();
-        while let Some(e) = s.next_entry(eof) {
+        while let Some(e) = s.next_entry(eof, i64::MAX) {
             match e {
                 TtyEntry::Entry { ts_ns, bytes } => v.push((ts_ns, bytes.to_vec())),
                 TtyEntry::Garbage(n) => v.push((-1, vec![b'?'; n])),
@@ -341,6 +348,21 @@ mod tests {
         s.push(stream.as_bytes());
         let got = entries(&mut s, false);
         assert_eq!(got.iter().map(|e| e.1.as_slice()).collect::<Vec<_>>(), vec![&b"prompt> "[..], b"restarted\r\n"]);
+    }
+
+    #[test]
+    fn tty_lines_quoting_timestamps_stay_whole() {
+        let iso = format!("{TS} token expires 2026-11-30T20:30:25.123456+00:00 user=x\r\n");
+        let docker_format_in_the_future = format!("{TS} until 2099-01-01T00:00:00.000000000Z now\r\n");
+        for line in [iso, docker_format_in_the_future] {
+            let mut s = TtySplitter::default();
+            s.push(line.as_bytes());
+            let mut got = Vec::new();
+            while let Some(e) = s.next_entry(false, TS_NS + 1_000_000_000) {
+                got.push(format!("{e:?}"));
+            }
+            assert_eq!(got.len(), 1, "{line}: {got:?}");
+        }
     }
 
     #[test]

@@ -104,16 +104,34 @@ pub fn inspected(resp: ContainerInspectResponse, host: &Arc<str>, own_id: Option
     Inspected { container, running, skip }
 }
 
-/// spout's own container id, when it runs in one: Docker mounts the container's own
+/// spout's own container id, when it runs in one: Docker bind-mounts the container's own
 /// /etc/hostname, /etc/hosts and /etc/resolv.conf from /var/lib/docker/containers/<id>/, and
 /// (cgroup v1) names its cgroups after it.
 pub fn own_container_id() -> Option<String> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    find_container_id(&mountinfo, "/containers/").or_else(|| find_container_id(&cgroup, "/docker/"))
+    id_from_mountinfo(&mountinfo).or_else(|| id_from_cgroup(&cgroup))
 }
 
-fn find_container_id(text: &str, marker: &str) -> Option<String> {
+/// Only the three files Docker mounts into a container count: on the host itself, mountinfo also
+/// lists other containers' directories (their /dev/shm, for one).
+fn id_from_mountinfo(mountinfo: &str) -> Option<String> {
+    mountinfo.lines().find_map(|line| {
+        let mut fields = line.split(' ');
+        let root = fields.nth(3)?;
+        let mount_point = fields.next()?;
+        if !matches!(mount_point, "/etc/hostname" | "/etc/hosts" | "/etc/resolv.conf") {
+            return None;
+        }
+        hex_id_after(root, "/containers/")
+    })
+}
+
+fn id_from_cgroup(cgroup: &str) -> Option<String> {
+    cgroup.lines().find_map(|line| hex_id_after(line, "/docker/"))
+}
+
+fn hex_id_after(text: &str, marker: &str) -> Option<String> {
     text.match_indices(marker).find_map(|(i, _)| {
         let id = text.get(i + marker.len()..i + marker.len() + 64)?;
         id.bytes().all(|b| b.is_ascii_hexdigit()).then(|| id.to_owned())
@@ -178,13 +196,19 @@ mod tests {
 
     #[test]
     fn finds_own_id_in_mountinfo_and_cgroup() {
-        let mountinfo =
-            format!("1234 1200 254:1 /var/lib/docker/containers/{ID}/hostname /etc/hostname rw - ext4 /dev/vda rw\n");
-        assert_eq!(find_container_id(&mountinfo, "/containers/"), Some(ID.to_owned()));
-        let cgroup = format!("12:pids:/docker/{ID}\n");
-        assert_eq!(find_container_id(&cgroup, "/docker/"), Some(ID.to_owned()));
-        assert_eq!(find_container_id("0::/\n", "/docker/"), None);
-        assert_eq!(find_container_id("/containers/short", "/containers/"), None);
+        let mountinfo = format!(
+            "1233 1200 0:52 / / rw - overlay overlay rw\n\
+             1234 1200 254:1 /var/lib/docker/containers/{ID}/hostname /etc/hostname rw - ext4 /dev/vda rw\n"
+        );
+        assert_eq!(id_from_mountinfo(&mountinfo), Some(ID.to_owned()));
+        assert_eq!(id_from_cgroup(&format!("12:pids:/docker/{ID}\n")), Some(ID.to_owned()));
+        assert_eq!(id_from_cgroup("0::/\n"), None);
+    }
+
+    #[test]
+    fn other_containers_mounts_on_the_host_are_not_ours() {
+        let host = format!("620 29 0:60 / /var/lib/docker/containers/{ID}/mounts/shm rw - tmpfs shm rw\n");
+        assert_eq!(id_from_mountinfo(&host), None);
     }
 
     #[test]

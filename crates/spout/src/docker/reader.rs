@@ -23,6 +23,7 @@ use crate::message::{Container, Message, Stream};
 use crate::position::{Cursor, Position};
 use crate::router::Router;
 use crate::stats::ReaderStats;
+use crate::timestamp::now_ns;
 
 /// What every reader shares.
 #[derive(Clone)]
@@ -103,12 +104,14 @@ impl Reader {
             }
             let inspect = match known_running.take() {
                 Some(running) => Ok(running),
-                None => self
-                    .ctx
-                    .docker
-                    .inspect_container(id, None)
-                    .await
-                    .map(|r| r.state.and_then(|s| s.running).unwrap_or(false)),
+                None => {
+                    let inspect = self.ctx.docker.inspect_container(id, None);
+                    let resp = tokio::select! {
+                        resp = inspect => resp,
+                        () = self.ctx.cancel.cancelled() => return ExitReason::Shutdown,
+                    };
+                    resp.map(|r| r.state.and_then(|s| s.running).unwrap_or(false))
+                }
             };
             let running = match inspect {
                 Ok(running) => running,
@@ -222,7 +225,8 @@ impl Reader {
     }
 
     fn tty_entries(&mut self, tty: &mut TtySplitter, eof: bool) {
-        while let Some(entry) = tty.next_entry(eof) {
+        let not_after_ns = now_ns() + 60_000_000_000;
+        while let Some(entry) = tty.next_entry(eof, not_after_ns) {
             match entry {
                 TtyEntry::Entry { ts_ns, bytes } => {
                     if self.cursor.admit(ts_ns) {

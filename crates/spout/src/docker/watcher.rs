@@ -1,19 +1,21 @@
 //! Discovery: which containers exist and run, and one reader for each that should be read.
 //!
-//! Subscribes to the daemon's events (from a moment before the list is taken, so nothing that
-//! starts in between is missed), then lists running containers. When the daemon goes away it
-//! reconnects with backoff and lists again; it never gives up and never exits for the daemon.
+//! Subscribes to the daemon's events (from a second before the list is taken, so nothing that
+//! starts in between is missed), then lists the containers, and lists them again every 30 s to
+//! catch whatever an event or a failed inspect missed. When the daemon goes away it reconnects
+//! with backoff and lists again; it never gives up and never exits for the daemon.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bollard::models::{ContainerSummaryStateEnum, EventMessage};
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 use tracing::{debug, info, warn};
 
 use super::reader::{self, ExitReason, ReaderContext, ReaderExit};
@@ -25,6 +27,11 @@ use crate::position::Position;
 use crate::router::Router;
 use crate::stats::ReaderStats;
 use crate::timestamp::now_ns;
+
+/// Events held between the task reading them and the watcher.
+const EVENT_QUEUE: usize = 4096;
+/// How often every container is listed again, to catch what events and inspects missed.
+const RELIST_EVERY: Duration = Duration::from_secs(30);
 
 /// Whether spout is connected to the daemon's events, as /health reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,19 +102,21 @@ impl Watcher {
     /// Runs until cancelled, then waits for every reader to stop.
     pub async fn run(mut self) {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-        while !self.cancel.is_cancelled() {
-            match self.session().await {
-                Ok(()) => break,
-                Err(reason) => {
-                    warn!(error = %reason, "lost the Docker daemon, reconnecting");
-                    if self.health.send_replace(Health::Disconnected(reason)) == Health::Connected {
-                        backoff.reset();
-                    }
+        let cancel = self.cancel.clone();
+        while !cancel.is_cancelled() {
+            let session = tokio::select! {
+                ended = self.session() => ended,
+                () = cancel.cancelled() => Ok(()),
+            };
+            if let Err(reason) = session {
+                warn!(error = %reason, "lost the Docker daemon, reconnecting");
+                if self.health.send_replace(Health::Disconnected(reason)) == Health::Connected {
+                    backoff.reset();
                 }
             }
             tokio::select! {
                 () = tokio::time::sleep(backoff.next_delay()) => {}
-                () = self.cancel.cancelled() => break,
+                () = cancel.cancelled() => break,
             }
         }
         self.tracker.close();
@@ -120,7 +129,7 @@ impl Watcher {
         }
     }
 
-    /// One connection to the daemon: `Ok` when cancelled, `Err` with the reason it was lost.
+    /// One connection to the daemon, until it is lost (`Err` with the reason).
     async fn session(&mut self) -> Result<(), String> {
         let docker = connect(&self.config.docker_host).await.map_err(|e| format!("cannot connect to Docker: {e}"))?;
         let host: Arc<str> = match &self.config.hostname {
@@ -128,26 +137,19 @@ impl Watcher {
             None => docker.info().await.map_err(|e| format!("docker info: {e}"))?.name.unwrap_or_default().into(),
         };
         let session = Session { docker, host };
-        let since = (now_ns() / 1_000_000_000 - 1).to_string();
-        let filters = HashMap::from([("type".to_owned(), vec!["container".to_owned()])]);
-        let mut events =
-            session.docker.events(Some(EventsOptions { since: Some(since), until: None, filters: Some(filters) }));
-        let running = session
-            .docker
-            .list_containers(Some(ListContainersOptions { all: false, ..Default::default() }))
-            .await
-            .map_err(|e| format!("listing containers: {e}"))?;
-        info!(containers = running.len(), "connected to Docker");
+        // Events are taken from a second before the list, so a container that starts in between
+        // is seen either way; a task of their own reads them, so the daemon never finds spout too
+        // slow a subscriber while it inspects containers.
+        let (events_tx, mut events) = mpsc::channel(EVENT_QUEUE);
+        let since = now_ns() / 1_000_000_000 - 1;
+        let _pump = AbortOnDropHandle::new(tokio::spawn(pump_events(session.docker.clone(), since, events_tx)));
+        self.reconcile(&session).await?;
+        info!(readers = self.readers.len(), "connected to Docker");
         self.health.send_replace(Health::Connected);
-        for summary in running {
-            if let Some(id) = summary.id {
-                self.attach(&session, &id).await;
-            }
-        }
+        let mut relist = tokio::time::interval_at(tokio::time::Instant::now() + RELIST_EVERY, RELIST_EVERY);
         loop {
             tokio::select! {
-                () = self.cancel.cancelled() => return Ok(()),
-                event = events.next() => match event {
+                event = events.recv() => match event {
                     Some(Ok(event)) => {
                         let id = event.actor.and_then(|a| a.id).unwrap_or_default();
                         match event.action.as_deref().unwrap_or("") {
@@ -160,12 +162,34 @@ impl Watcher {
                             _ => {}
                         }
                     }
-                    Some(Err(e)) => return Err(format!("events stream: {e}")),
+                    Some(Err(reason)) => return Err(reason),
                     None => return Err("events stream ended".to_owned()),
                 },
                 Some(exit) = self.exits_rx.recv() => self.reader_exited(&session, exit).await,
+                _ = relist.tick() => self.reconcile(&session).await?,
             }
         }
+    }
+
+    /// Lists every container: attaches to running ones that have no reader (whatever an event or
+    /// a failed inspect missed), and forgets what is kept for containers that no longer exist.
+    async fn reconcile(&mut self, session: &Session) -> Result<(), String> {
+        let all = session
+            .docker
+            .list_containers(Some(ListContainersOptions { all: true, ..Default::default() }))
+            .await
+            .map_err(|e| format!("listing containers: {e}"))?;
+        let mut existing = HashSet::with_capacity(all.len());
+        for summary in all {
+            let Some(id) = summary.id else { continue };
+            if summary.state == Some(ContainerSummaryStateEnum::RUNNING) {
+                self.attach(session, &id).await;
+            }
+            existing.insert(id);
+        }
+        self.positions.retain(|id, _| existing.contains(id));
+        self.unreadable.retain(|id| existing.contains(id));
+        Ok(())
     }
 
     /// Starts a reader for `id` unless it has one or should not be read.
@@ -245,16 +269,35 @@ impl Watcher {
     }
 
     async fn attach_if_running(&mut self, session: &Session, id: &str) {
-        let running = session
-            .docker
-            .inspect_container(id, None)
-            .await
-            .ok()
-            .and_then(|r| r.state)
-            .and_then(|s| s.running)
-            .unwrap_or(false);
-        if running {
-            self.attach(session, id).await;
+        match session.docker.inspect_container(id, None).await {
+            Ok(resp) if resp.state.as_ref().and_then(|s| s.running).unwrap_or(false) => self.attach(session, id).await,
+            Ok(_) => {}
+            Err(e) if classify(&e) == ErrorClass::Gone => {
+                self.positions.remove(id);
+            }
+            // Running after all? The next reconcile attaches it.
+            Err(_) => {}
+        }
+    }
+}
+
+/// Reads the daemon's container events into `tx` until the stream fails or ends.
+async fn pump_events(docker: Docker, since_secs: i64, tx: mpsc::Sender<Result<EventMessage, String>>) {
+    let since = since_secs.to_string();
+    let filters = HashMap::from([
+        ("type".to_owned(), vec!["container".to_owned()]),
+        ("event".to_owned(), ["start", "restart", "rename", "destroy"].map(str::to_owned).to_vec()),
+    ]);
+    let mut events = docker.events(Some(EventsOptions { since: Some(since), until: None, filters: Some(filters) }));
+    loop {
+        let item = match events.next().await {
+            Some(Ok(event)) => Ok(event),
+            Some(Err(e)) => Err(format!("events stream: {e}")),
+            None => Err("events stream ended".to_owned()),
+        };
+        let last = item.is_err();
+        if tx.send(item).await.is_err() || last {
+            return;
         }
     }
 }

@@ -55,7 +55,11 @@ pub async fn run(mut ctx: RouteContext) {
             stdout.write_all(&batch).await?;
             stdout.flush().await
         };
-        match written.await {
+        let written = tokio::select! {
+            written = written => written,
+            () = ctx.abort.cancelled() => return ctx.abandon(count as usize),
+        };
+        match written {
             Ok(()) => {
                 ctx.stats.sent.add(count);
             }

@@ -1,22 +1,25 @@
 //! GELF over UDP: compressed, chunked datagrams. Fire and forget: what the network loses is lost.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gelf::{Compression, UdpEncoder};
 use tokio::net::UdpSocket;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::gelf_fields::GelfFields;
 use super::uri::HostPort;
 use super::RouteContext;
 use crate::backoff::Backoff;
 
+/// How often the destination's name is looked up again.
+const RESOLVE_EVERY: Duration = Duration::from_secs(60);
+
 pub async fn run(mut ctx: RouteContext, addr: HostPort, compression: Compression, chunk_size: usize) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-    let socket = loop {
+    let (socket, mut peer) = loop {
         match open(&addr).await {
-            Ok(socket) => break socket,
+            Ok(opened) => break opened,
             Err(e) => {
                 warn!(route = %ctx.name, error = %e, "cannot open UDP route, retrying");
                 tokio::select! {
@@ -26,6 +29,7 @@ pub async fn run(mut ctx: RouteContext, addr: HostPort, compression: Compression
             }
         }
     };
+    let mut resolved_at = Instant::now();
     info!(route = %ctx.name, peer = %addr, "UDP route ready");
     let mut encoder = UdpEncoder::new(compression, chunk_size, rand::random());
     let mut fields = GelfFields::default();
@@ -37,6 +41,23 @@ pub async fn run(mut ctx: RouteContext, addr: HostPort, compression: Compression
             },
             () = ctx.abort.cancelled() => return ctx.abandon(0),
         };
+        if resolved_at.elapsed() >= RESOLVE_EVERY {
+            // Destinations move (a service's address changes); UDP would never say so.
+            resolved_at = Instant::now();
+            match resolve(&addr).await {
+                Ok(now) if now != peer => match socket.connect(now).await {
+                    Ok(()) => {
+                        info!(route = %ctx.name, from = %peer, to = %now, "destination address changed");
+                        peer = now;
+                    }
+                    Err(e) => warn!(route = %ctx.name, error = %e, "cannot use the destination's new address"),
+                },
+                Ok(_) => {}
+                Err(e) => {
+                    debug!(route = %ctx.name, error = %e, "cannot resolve the destination again, keeping its address")
+                }
+            }
+        }
         let Some(datagrams) = encoder.encode(&fields.message(&msg)) else {
             ctx.stats.dropped_failed.add(1);
             error!(route = %ctx.name, container = %msg.container.name, "message fields alone exceed 128 chunks, dropped");
@@ -65,11 +86,15 @@ pub async fn run(mut ctx: RouteContext, addr: HostPort, compression: Compression
     }
 }
 
-async fn open(addr: &HostPort) -> std::io::Result<UdpSocket> {
-    let peer: SocketAddr = tokio::net::lookup_host((addr.host.as_str(), addr.port))
+async fn resolve(addr: &HostPort) -> std::io::Result<SocketAddr> {
+    tokio::net::lookup_host((addr.host.as_str(), addr.port))
         .await?
         .next()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} has no address", addr.host)))?;
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} has no address", addr.host)))
+}
+
+async fn open(addr: &HostPort) -> std::io::Result<(UdpSocket, SocketAddr)> {
+    let peer = resolve(addr).await?;
     let local = if peer.is_ipv4() {
         SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
     } else {
@@ -77,5 +102,5 @@ async fn open(addr: &HostPort) -> std::io::Result<UdpSocket> {
     };
     let socket = UdpSocket::bind(local).await?;
     socket.connect(peer).await?;
-    Ok(socket)
+    Ok((socket, peer))
 }
