@@ -42,6 +42,10 @@ pub struct Cli {
     #[arg(long, env = "SPOUT_MAX_LINE_BYTES", default_value_t = 1 << 20)]
     pub max_line_bytes: usize,
 
+    /// How often read positions are saved to the state directory (e.g. 1s, 500ms).
+    #[arg(long, env = "SPOUT_CHECKPOINT_INTERVAL", default_value = "1s")]
+    pub checkpoint_interval: String,
+
     /// How long to keep delivering queued messages after SIGTERM or SIGINT (e.g. 10s, 500ms).
     #[arg(long, env = "SPOUT_SHUTDOWN_GRACE", default_value = "10s")]
     pub shutdown_grace: String,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::Cli;
-use crate::routes::uri::{RouteKind, RouteSpec, WhenFull};
+use crate::routes::uri::RouteSpec;
 
 /// Lines are never cut below this: Docker itself splits at 16 KiB.
 const MIN_MAX_LINE: usize = 16 * 1024;
@@ -19,6 +19,7 @@ pub struct Config {
     pub backlog: bool,
     pub max_line_bytes: usize,
     pub shutdown_grace: Duration,
+    pub checkpoint_interval: Duration,
     pub routes: Vec<RouteSpec>,
 }
 
@@ -41,12 +42,7 @@ impl Config {
             }
         }
         if routes.is_empty() && errors.is_empty() {
-            routes.push(RouteSpec {
-                uri: "stdout://".into(),
-                kind: RouteKind::Stdout,
-                queue: 10_000,
-                when_full: WhenFull::Block,
-            });
+            routes.push(RouteSpec::stdout());
         }
         let docker_host = parse_docker_host(&cli.docker_host).map_err(|e| errors.push(e)).ok();
         let http = match cli.http.as_str() {
@@ -66,8 +62,18 @@ impl Config {
         let shutdown_grace = humantime::parse_duration(&cli.shutdown_grace)
             .map_err(|e| errors.push(format!("--shutdown-grace: '{}': {e}", cli.shutdown_grace)))
             .ok();
-        match (docker_host, shutdown_grace, errors.is_empty()) {
-            (Some(docker_host), Some(shutdown_grace), true) => Ok(Config {
+        let checkpoint_interval = humantime::parse_duration(&cli.checkpoint_interval)
+            .ok()
+            .filter(|d| *d >= Duration::from_millis(10) && *d <= Duration::from_secs(3600));
+        if checkpoint_interval.is_none() {
+            errors.push(format!(
+                "--checkpoint-interval: '{}' is not a duration from 10ms to 1h",
+                cli.checkpoint_interval
+            ));
+        }
+        match (docker_host, shutdown_grace, checkpoint_interval, errors.is_empty()) {
+            (Some(docker_host), Some(shutdown_grace), Some(checkpoint_interval), true) => Ok(Config {
+                checkpoint_interval,
                 docker_host,
                 state_dir: cli.state_dir.clone(),
                 http,
@@ -110,7 +116,7 @@ mod tests {
     fn defaults_route_to_stdout() {
         let config = Config::from_cli(&cli(&[]), None).expect("valid");
         assert_eq!(config.routes.len(), 1);
-        assert_eq!(config.routes[0].kind, RouteKind::Stdout);
+        assert_eq!(config.routes[0], "stdout://".parse::<RouteSpec>().expect("valid"));
         assert_eq!(config.http, Some("127.0.0.1:8000".parse().expect("addr")));
         assert_eq!(config.shutdown_grace, Duration::from_secs(10));
         assert_eq!(config.max_line_bytes, 1 << 20);

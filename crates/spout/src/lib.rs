@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod backoff;
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod docker;
@@ -23,9 +24,20 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use checkpoint::Checkpoints;
 use config::Config;
 use docker::watcher::{Health, Watcher, WatcherConfig};
 use stats::ReaderStats;
+
+/// Writes the checkpoints that moved, off the async threads (each write is fsynced).
+async fn persist(checkpoints: &Arc<Checkpoints>) {
+    let checkpoints = Arc::clone(checkpoints);
+    match tokio::task::spawn_blocking(move || checkpoints.persist()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => warn!(error = %e, "cannot save checkpoints; they are tried again next time"),
+        Err(e) => warn!(error = %e, "checkpoint task failed"),
+    }
+}
 
 /// Failures that stop spout before it gets going.
 #[derive(Debug, thiserror::Error)]
@@ -39,8 +51,9 @@ pub enum StartError {
 /// Runs spout until `shutdown` is cancelled, then stops reading, delivers what is queued within
 /// the grace period, and returns.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
-    std::fs::create_dir_all(&config.state_dir)
-        .map_err(|source| StartError::StateDir { path: config.state_dir.display().to_string(), source })?;
+    let state_error = |source| StartError::StateDir { path: config.state_dir.display().to_string(), source };
+    std::fs::create_dir_all(&config.state_dir).map_err(state_error)?;
+    let checkpoints = Arc::new(Checkpoints::open(&config.state_dir).map_err(state_error)?);
     let listener = match config.http {
         Some(addr) => {
             Some(tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Http { addr, source })?)
@@ -71,6 +84,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
             own_id: docker::own_container_id(),
         },
         router,
+        Arc::clone(&checkpoints),
         Arc::clone(&reader_stats),
         health_tx,
         shutdown.clone(),
@@ -78,7 +92,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     // The watcher owns the only router handle besides the readers'; once it and its readers are
     // done, the routes see their queues close and finish what they hold.
     let watcher = tokio::spawn(watcher.run());
-    shutdown.cancelled().await;
+    let mut every = tokio::time::interval(config.checkpoint_interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => persist(&checkpoints).await,
+            () = shutdown.cancelled() => break,
+        }
+    }
     let deadline = tokio::time::Instant::now() + config.shutdown_grace;
     info!(grace = ?config.shutdown_grace, "shutting down: reading stopped, delivering what is queued");
     match tokio::time::timeout_at(deadline, watcher).await {
@@ -96,6 +117,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
         info!(route = %route.name, sent = s.sent.get(), dropped_full = s.dropped_full.get(),
               dropped_failed = s.dropped_failed.get(), undelivered = s.undelivered.get(), "route closed");
     }
+    // Everything the routes accepted, and only that, is where the next start resumes.
+    persist(&checkpoints).await;
     info!(
         lines = reader_stats.lines.get(),
         empty_lines = reader_stats.empty_lines.get(),

@@ -7,6 +7,7 @@
 //! output of a stopped container.
 
 use crate::message::Stream;
+use crate::position::Position;
 use crate::timestamp::parse_rfc3339_ns;
 
 /// Largest entry the daemon writes without a newline, and so the size of every non-final piece.
@@ -119,6 +120,16 @@ pub struct Line {
     pub ts_ns: i64,
     pub text: String,
     pub truncated: bool,
+    /// Where reading must start again to reproduce this line and everything after it: the end of
+    /// its last piece, or, while another line is still being merged, the start of that one.
+    pub resume: Position,
+}
+
+/// Where an entry sits in the log: the reader's position before and after consuming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub before: Position,
+    pub after: Position,
 }
 
 #[derive(Debug)]
@@ -126,6 +137,9 @@ struct Pending {
     ts_ns: i64,
     bytes: Vec<u8>,
     truncated: bool,
+    /// The position before its first piece, and which pending line started first.
+    before: Position,
+    started: u64,
 }
 
 /// Merges pieces of split lines, per stream, into lines of at most `max_line` bytes.
@@ -134,17 +148,34 @@ pub struct Assembler {
     tty: bool,
     max_line: usize,
     pending: [Option<Pending>; 2],
+    started: u64,
     /// Empty lines seen and skipped.
     pub empty_lines: u64,
 }
 
 impl Assembler {
     pub fn new(tty: bool, max_line: usize) -> Self {
-        Self { tty, max_line, pending: [None, None], empty_lines: 0 }
+        Self { tty, max_line, pending: [None, None], started: 0, empty_lines: 0 }
     }
 
     /// Takes one entry and appends the lines it completes to `out`.
-    pub fn push(&mut self, stream: Stream, ts_ns: i64, bytes: &[u8], out: &mut Vec<Line>) {
+    pub fn push(&mut self, stream: Stream, ts_ns: i64, bytes: &[u8], span: Span, out: &mut Vec<Line>) {
+        let first_new = out.len();
+        self.push_entry(stream, ts_ns, bytes, span.before, out);
+        // Lines completed now resume after this entry, unless a line still being merged started
+        // earlier: the checkpoint must not pass its first piece.
+        let resume = self.held_from().unwrap_or(span.after);
+        for line in &mut out[first_new..] {
+            line.resume = resume;
+        }
+    }
+
+    /// The position before the first piece of the oldest line still being merged.
+    pub fn held_from(&self) -> Option<Position> {
+        self.pending.iter().flatten().min_by_key(|p| p.started).map(|p| p.before)
+    }
+
+    fn push_entry(&mut self, stream: Stream, ts_ns: i64, bytes: &[u8], before: Position, out: &mut Vec<Line>) {
         let slot = stream as usize;
         // Pieces of one line share its timestamp: a piece with another timestamp starts a new
         // line, and the unterminated one before it is complete as it is.
@@ -162,7 +193,11 @@ impl Assembler {
                 self.emit(stream, ts_ns, text, truncated, out);
             }
             (pending, _) => {
-                let p = pending.get_or_insert_with(|| Pending { ts_ns, bytes: Vec::new(), truncated: false });
+                let started = &mut self.started;
+                let p = pending.get_or_insert_with(|| {
+                    *started += 1;
+                    Pending { ts_ns, bytes: Vec::new(), truncated: false, before, started: *started }
+                });
                 let room = self.max_line.saturating_sub(p.bytes.len());
                 p.bytes.extend_from_slice(&body[..body.len().min(room)]);
                 p.truncated |= body.len() > room;
@@ -173,10 +208,14 @@ impl Assembler {
         }
     }
 
-    /// Ships unterminated lines: the stream has ended, nothing more will complete them.
-    pub fn flush(&mut self, out: &mut Vec<Line>) {
+    /// Ships unterminated lines: the log has ended at `end`, nothing more will complete them.
+    pub fn flush(&mut self, end: Position, out: &mut Vec<Line>) {
+        let first_new = out.len();
         self.flush_slot(Stream::Stdout, out);
         self.flush_slot(Stream::Stderr, out);
+        for line in &mut out[first_new..] {
+            line.resume = end;
+        }
     }
 
     fn flush_slot(&mut self, stream: Stream, out: &mut Vec<Line>) {
@@ -197,7 +236,8 @@ impl Assembler {
             self.empty_lines += 1;
             return;
         }
-        out.push(Line { stream, ts_ns, text, truncated });
+        // `resume` is set by the caller, who knows what is still held.
+        out.push(Line { stream, ts_ns, text, truncated, resume: Position::START });
     }
 }
 
@@ -207,6 +247,11 @@ mod tests {
 
     const TS: &str = "2026-11-29T20:30:25.804920384Z";
     const TS_NS: i64 = 1_795_984_225_804_920_384;
+
+    fn push(a: &mut Assembler, stream: Stream, ts_ns: i64, bytes: &[u8], out: &mut Vec<Line>) {
+        let here = Position::from_time(ts_ns);
+        a.push(stream, ts_ns, bytes, Span { before: here, after: here }, out);
+    }
 
     fn texts(lines: &[Line]) -> Vec<&str> {
         lines.iter().map(|l| l.text.as_str()).collect()
@@ -224,9 +269,9 @@ mod tests {
     fn strips_newline_only_and_skips_empty_lines() {
         let mut a = Assembler::new(false, 1 << 20);
         let mut out = Vec::new();
-        a.push(Stream::Stdout, 1, b"  indented\t\n", &mut out);
-        a.push(Stream::Stdout, 2, b"\n", &mut out);
-        a.push(Stream::Stdout, 3, b"crlf kept off a tty\r\n", &mut out);
+        push(&mut a, Stream::Stdout, 1, b"  indented\t\n", &mut out);
+        push(&mut a, Stream::Stdout, 2, b"\n", &mut out);
+        push(&mut a, Stream::Stdout, 3, b"crlf kept off a tty\r\n", &mut out);
         assert_eq!(texts(&out), vec!["  indented\t", "crlf kept off a tty\r"]);
         assert_eq!(a.empty_lines, 1);
     }
@@ -235,8 +280,8 @@ mod tests {
     fn tty_lines_lose_their_crlf() {
         let mut a = Assembler::new(true, 1 << 20);
         let mut out = Vec::new();
-        a.push(Stream::Stdout, 1, b"hello\r\n", &mut out);
-        a.push(Stream::Stdout, 2, b"\r\n", &mut out);
+        push(&mut a, Stream::Stdout, 1, b"hello\r\n", &mut out);
+        push(&mut a, Stream::Stdout, 2, b"\r\n", &mut out);
         assert_eq!(texts(&out), vec!["hello"]);
         assert_eq!(a.empty_lines, 1);
     }
@@ -246,10 +291,10 @@ mod tests {
         let mut a = Assembler::new(false, 1 << 20);
         let mut out = Vec::new();
         let piece = vec![b'a'; PIECE_SIZE];
-        a.push(Stream::Stdout, 7, &piece, &mut out);
-        a.push(Stream::Stderr, 8, b"interleaved\n", &mut out);
-        a.push(Stream::Stdout, 7, &piece, &mut out);
-        a.push(Stream::Stdout, 7, b"tail\n", &mut out);
+        push(&mut a, Stream::Stdout, 7, &piece, &mut out);
+        push(&mut a, Stream::Stderr, 8, b"interleaved\n", &mut out);
+        push(&mut a, Stream::Stdout, 7, &piece, &mut out);
+        push(&mut a, Stream::Stdout, 7, b"tail\n", &mut out);
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].text, "interleaved");
         assert_eq!(out[1].text.len(), 2 * PIECE_SIZE + 4);
@@ -260,22 +305,40 @@ mod tests {
     fn unterminated_line_ends_at_a_new_timestamp_or_the_end_of_stream() {
         let mut a = Assembler::new(false, 1 << 20);
         let mut out = Vec::new();
-        a.push(Stream::Stdout, 1, b"no newline", &mut out);
+        push(&mut a, Stream::Stdout, 1, b"no newline", &mut out);
         assert!(out.is_empty());
-        a.push(Stream::Stdout, 2, b"next run\n", &mut out);
-        a.push(Stream::Stdout, 3, b"last", &mut out);
-        a.flush(&mut out);
+        push(&mut a, Stream::Stdout, 2, b"next run\n", &mut out);
+        push(&mut a, Stream::Stdout, 3, b"last", &mut out);
+        a.flush(Position::START, &mut out);
         assert_eq!(texts(&out), vec!["no newline", "next run", "last"]);
+    }
+
+    #[test]
+    fn lines_never_resume_past_a_line_still_being_merged() {
+        let mut a = Assembler::new(false, 1 << 20);
+        let mut out = Vec::new();
+        let at = |ts| Position { ts_ns: ts, count: 1, max_ts_ns: ts };
+        a.push(Stream::Stdout, 10, b"first piece of a long line", Span { before: at(9), after: at(10) }, &mut out);
+        a.push(Stream::Stderr, 11, b"complete\n", Span { before: at(10), after: at(11) }, &mut out);
+        a.push(Stream::Stdout, 10, b" and its end\n", Span { before: at(11), after: at(12) }, &mut out);
+        a.push(Stream::Stderr, 13, b"after\n", Span { before: at(12), after: at(13) }, &mut out);
+        let got: Vec<(&str, i64)> = out.iter().map(|l| (l.text.as_str(), l.resume.ts_ns)).collect();
+        assert_eq!(got, vec![("complete", 9), ("first piece of a long line and its end", 12), ("after", 13)]);
+        assert_eq!(a.held_from(), None);
+        a.push(Stream::Stdout, 14, b"unterminated", Span { before: at(13), after: at(14) }, &mut out);
+        assert_eq!(a.held_from(), Some(at(13)));
+        a.flush(at(14), &mut out);
+        assert_eq!(out.last().map(|l| l.resume), Some(at(14)));
     }
 
     #[test]
     fn caps_long_lines_and_marks_them() {
         let mut a = Assembler::new(false, 10);
         let mut out = Vec::new();
-        a.push(Stream::Stdout, 1, b"0123456", &mut out);
-        a.push(Stream::Stdout, 1, b"789abcdef\n", &mut out);
-        a.push(Stream::Stdout, 2, b"0123456789abc\n", &mut out);
-        a.push(Stream::Stdout, 3, b"short\n", &mut out);
+        push(&mut a, Stream::Stdout, 1, b"0123456", &mut out);
+        push(&mut a, Stream::Stdout, 1, b"789abcdef\n", &mut out);
+        push(&mut a, Stream::Stdout, 2, b"0123456789abc\n", &mut out);
+        push(&mut a, Stream::Stdout, 3, b"short\n", &mut out);
         assert_eq!(texts(&out), vec!["0123456789", "0123456789", "short"]);
         assert_eq!(out.iter().map(|l| l.truncated).collect::<Vec<_>>(), vec![true, true, false]);
     }
@@ -284,7 +347,7 @@ mod tests {
     fn invalid_utf8_becomes_replacement_characters() {
         let mut a = Assembler::new(false, 1 << 20);
         let mut out = Vec::new();
-        a.push(Stream::Stdout, 1, b"ok\xff\xfebad\n", &mut out);
+        push(&mut a, Stream::Stdout, 1, b"ok\xff\xfebad\n", &mut out);
         assert_eq!(texts(&out), vec!["ok\u{fffd}\u{fffd}bad"]);
     }
 
@@ -335,7 +398,7 @@ mod tests {
         let mut a = Assembler::new(true, 1 << 20);
         let mut out = Vec::new();
         for (ts, bytes) in &got {
-            a.push(Stream::Stdout, *ts, bytes, &mut out);
+            push(&mut a, Stream::Stdout, *ts, bytes, &mut out);
         }
         assert_eq!(texts(&out), vec![body.as_str()]);
     }

@@ -49,4 +49,15 @@ pub struct Message {
     pub line: String,
     /// The line was longer than the configured cap and was cut.
     pub truncated: bool,
+    /// Tells the container's checkpoint when a route has accepted this message.
+    pub ack: Option<crate::checkpoint::Ack>,
+}
+
+impl Message {
+    /// Route number `route` has accepted this message: it no longer needs reading again.
+    pub fn accept(&self, route: usize) {
+        if let Some(ack) = &self.ack {
+            ack.accept(route);
+        }
+    }
 }

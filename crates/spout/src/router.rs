@@ -35,6 +35,15 @@ impl Router {
         Router { queues: queues.into() }
     }
 
+    /// How many routes there are.
+    pub fn len(&self) -> usize {
+        self.queues.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queues.is_empty()
+    }
+
     /// Queues `msg` on every route: waits where the route blocks when full, drops and counts
     /// where it drops. Fails only when no route is left.
     pub async fn send(&self, msg: Message) -> Result<(), Closed> {
@@ -77,6 +86,7 @@ mod tests {
             ts_ns: 1,
             line: line.into(),
             truncated: false,
+            ack: None,
         }
     }
 

@@ -18,7 +18,8 @@ use tracing::{debug, warn};
 
 use super::{classify, ErrorClass};
 use crate::backoff::Backoff;
-use crate::line::{split_timestamp, Assembler, Line, TtyEntry, TtySplitter};
+use crate::checkpoint::{Ack, Progress};
+use crate::line::{split_timestamp, Assembler, Line, Span, TtyEntry, TtySplitter};
 use crate::message::{Container, Message, Stream};
 use crate::position::{Cursor, Position};
 use crate::router::Router;
@@ -66,7 +67,13 @@ enum StreamEnd {
 /// Reads the container behind `meta` from `from` until it stops for good, then reports.
 /// `running` is what the caller's inspect just said, saving a round trip before the first read
 /// (short-lived containers started with --rm are gone within milliseconds).
-pub async fn run(ctx: ReaderContext, meta: watch::Receiver<Arc<Container>>, from: Position, running: bool) {
+pub async fn run(
+    ctx: ReaderContext,
+    meta: watch::Receiver<Arc<Container>>,
+    progress: Arc<Progress>,
+    from: Position,
+    running: bool,
+) {
     let (id, tty) = {
         let container = meta.borrow();
         (container.id.clone(), container.tty)
@@ -75,6 +82,7 @@ pub async fn run(ctx: ReaderContext, meta: watch::Receiver<Arc<Container>>, from
         assembler: Assembler::new(tty, ctx.max_line_bytes),
         cursor: Cursor::new(from),
         lines: Vec::new(),
+        progress,
         meta,
         ctx: ctx.clone(),
     };
@@ -92,6 +100,7 @@ struct Reader {
     cursor: Cursor,
     assembler: Assembler,
     lines: Vec<Line>,
+    progress: Arc<Progress>,
 }
 
 impl Reader {
@@ -168,11 +177,13 @@ impl Reader {
 
     /// The log is read to its end: ship the unterminated last line.
     async fn finish(&mut self, reason: ExitReason) -> ExitReason {
-        self.assembler.flush(&mut self.lines);
-        match self.ship().await {
-            true => reason,
-            false => ExitReason::Shutdown,
+        self.assembler.flush(self.cursor.position(), &mut self.lines);
+        if !self.ship().await {
+            return ExitReason::Shutdown;
         }
+        // Whatever followed the last message (empty lines) need not be read again either.
+        self.progress.reached(self.cursor.position());
+        reason
     }
 
     async fn read_stream(&mut self, id: &str, follow: bool) -> StreamEnd {
@@ -229,8 +240,10 @@ impl Reader {
         while let Some(entry) = tty.next_entry(eof, not_after_ns) {
             match entry {
                 TtyEntry::Entry { ts_ns, bytes } => {
+                    let before = self.cursor.position();
                     if self.cursor.admit(ts_ns) {
-                        self.assembler.push(Stream::Stdout, ts_ns, bytes, &mut self.lines);
+                        let span = Span { before, after: self.cursor.position() };
+                        self.assembler.push(Stream::Stdout, ts_ns, bytes, span, &mut self.lines);
                     }
                 }
                 TtyEntry::Garbage(n) => {
@@ -241,8 +254,10 @@ impl Reader {
     }
 
     fn entry(&mut self, stream: Stream, ts_ns: i64, bytes: &[u8]) {
+        let before = self.cursor.position();
         if self.cursor.admit(ts_ns) {
-            self.assembler.push(stream, ts_ns, bytes, &mut self.lines);
+            let span = Span { before, after: self.cursor.position() };
+            self.assembler.push(stream, ts_ns, bytes, span, &mut self.lines);
         }
     }
 
@@ -260,12 +275,14 @@ impl Reader {
             if line.truncated {
                 self.ctx.stats.truncated_lines.add(1);
             }
+            let ack = Ack { progress: Arc::clone(&self.progress), seq: self.progress.ship(line.resume) };
             let msg = Message {
                 container: Arc::clone(&container),
                 stream: line.stream,
                 ts_ns: line.ts_ns,
                 line: line.text,
                 truncated: line.truncated,
+                ack: Some(ack),
             };
             let sent = tokio::select! {
                 sent = self.ctx.router.send(msg) => sent.is_ok(),

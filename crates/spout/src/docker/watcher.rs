@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 use super::reader::{self, ExitReason, ReaderContext, ReaderExit};
 use super::{classify, connect, inspected, ErrorClass, Skip};
 use crate::backoff::Backoff;
+use crate::checkpoint::Checkpoints;
 use crate::config::DockerHost;
 use crate::message::Container;
 use crate::position::Position;
@@ -53,6 +54,7 @@ pub struct WatcherConfig {
 pub struct Watcher {
     config: WatcherConfig,
     router: Router,
+    checkpoints: Arc<Checkpoints>,
     stats: Arc<ReaderStats>,
     health: watch::Sender<Health>,
     cancel: CancellationToken,
@@ -60,7 +62,8 @@ pub struct Watcher {
     /// backlog), and so is every container spout has no position for.
     started_ns: i64,
     readers: HashMap<String, watch::Sender<Arc<Container>>>,
-    /// Where stopped containers' readers got to, for when they start again.
+    /// Where stopped containers' readers got to, for when they start again (checkpoints lag
+    /// behind this: they wait for the routes).
     positions: HashMap<String, Position>,
     /// Containers whose logs the daemon cannot return: warned about once, then left alone.
     unreadable: HashSet<String>,
@@ -78,6 +81,7 @@ impl Watcher {
     pub fn new(
         config: WatcherConfig,
         router: Router,
+        checkpoints: Arc<Checkpoints>,
         stats: Arc<ReaderStats>,
         health: watch::Sender<Health>,
         cancel: CancellationToken,
@@ -86,6 +90,7 @@ impl Watcher {
         Watcher {
             config,
             router,
+            checkpoints,
             stats,
             health,
             cancel,
@@ -158,6 +163,7 @@ impl Watcher {
                             "destroy" => {
                                 self.positions.remove(&id);
                                 self.unreadable.remove(&id);
+                                self.checkpoints.forget(&id);
                             }
                             _ => {}
                         }
@@ -189,6 +195,7 @@ impl Watcher {
         }
         self.positions.retain(|id, _| existing.contains(id));
         self.unreadable.retain(|id| existing.contains(id));
+        self.checkpoints.retain(&existing);
         Ok(())
     }
 
@@ -221,11 +228,13 @@ impl Watcher {
                 return;
             }
         }
-        let from = match self.positions.remove(id) {
+        // Where this process left it, else where an earlier spout left it, else the start rule.
+        let from = match self.positions.remove(id).or_else(|| self.checkpoints.saved(id)) {
             Some(pos) => pos,
             None if self.config.backlog => Position::START,
             None => Position::from_time(self.started_ns),
         };
+        let progress = self.checkpoints.progress(id, self.router.len());
         debug!(container = %id, name = %found.container.name, ?from, "attaching");
         let running = found.running;
         let (meta_tx, meta_rx) = watch::channel(Arc::new(found.container));
@@ -238,7 +247,7 @@ impl Watcher {
             cancel: self.cancel.child_token(),
             exits: self.exits_tx.clone(),
         };
-        self.tracker.spawn(reader::run(ctx, meta_rx, from, running));
+        self.tracker.spawn(reader::run(ctx, meta_rx, progress, from, running));
     }
 
     async fn rename(&mut self, session: &Session, id: &str) {
@@ -274,6 +283,7 @@ impl Watcher {
             Ok(_) => {}
             Err(e) if classify(&e) == ErrorClass::Gone => {
                 self.positions.remove(id);
+                self.checkpoints.forget(id);
             }
             // Running after all? The next reconcile attaches it.
             Err(_) => {}

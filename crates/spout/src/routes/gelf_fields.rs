@@ -70,7 +70,14 @@ mod tests {
     use crate::message::Stream;
 
     fn msg(container: &Arc<Container>, stream: Stream) -> Message {
-        Message { container: Arc::clone(container), stream, ts_ns: 1_500_000_000, line: "hi".into(), truncated: false }
+        Message {
+            container: Arc::clone(container),
+            stream,
+            ts_ns: 1_500_000_000,
+            line: "hi".into(),
+            truncated: false,
+            ack: None,
+        }
     }
 
     #[test]

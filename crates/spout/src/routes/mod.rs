@@ -12,6 +12,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
+use crate::checkpoint::Ack;
 use crate::message::Message;
 use crate::router::{RouteQueue, Router};
 use crate::stats::RouteStats;
@@ -29,11 +31,18 @@ pub struct RouteHandle {
 pub fn spawn(specs: &[RouteSpec], abort: &CancellationToken) -> (Router, Vec<RouteHandle>) {
     let mut queues = Vec::new();
     let mut handles = Vec::new();
-    for spec in specs {
+    for (index, spec) in specs.iter().enumerate() {
         let (tx, rx) = mpsc::channel(spec.queue);
         let stats = Arc::new(RouteStats::default());
         let name: Arc<str> = spec.uri.as_str().into();
-        let ctx = RouteContext { name: Arc::clone(&name), rx, stats: Arc::clone(&stats), abort: abort.clone() };
+        let ctx = RouteContext {
+            name: Arc::clone(&name),
+            index,
+            rx,
+            stats: Arc::clone(&stats),
+            abort: abort.clone(),
+            backoff: spec.backoff.clone(),
+        };
         let task = match &spec.kind {
             RouteKind::GelfUdp { addr, compression, chunk_size } => {
                 tokio::spawn(udp::run(ctx, addr.clone(), *compression, *chunk_size))
@@ -50,6 +59,10 @@ pub fn spawn(specs: &[RouteSpec], abort: &CancellationToken) -> (Router, Vec<Rou
 /// What a route task owns.
 pub struct RouteContext {
     pub name: Arc<str>,
+    /// This route's number, as acknowledgements name it.
+    pub index: usize,
+    /// How this route retries its destination.
+    pub backoff: Backoff,
     pub rx: mpsc::Receiver<Arc<Message>>,
     pub stats: Arc<RouteStats>,
     /// Cancelled when the shutdown grace period is over.
@@ -72,6 +85,7 @@ impl RouteContext {
     pub async fn fill_batch(
         &mut self,
         out: &mut Vec<u8>,
+        acks: &mut Vec<Ack>,
         max_bytes: usize,
         mut encode: impl FnMut(&mut Vec<u8>, &Message),
     ) -> Batch {
@@ -83,6 +97,7 @@ impl RouteContext {
         let mut count = 0;
         loop {
             encode(out, &msg);
+            acks.extend(msg.ack.iter().cloned());
             count += 1;
             if out.len() >= max_bytes {
                 return Batch::Filled(count);
@@ -91,6 +106,13 @@ impl RouteContext {
                 Ok(next) => msg = next,
                 Err(_) => return Batch::Filled(count),
             }
+        }
+    }
+
+    /// Tells the checkpoints that these messages were accepted.
+    pub fn accept(&self, acks: &mut Vec<Ack>) {
+        for ack in acks.drain(..) {
+            ack.accept(self.index);
         }
     }
 

@@ -45,8 +45,9 @@ pub fn write_record(out: &mut Vec<u8>, msg: &Message) {
 pub async fn run(mut ctx: RouteContext) {
     let mut stdout = tokio::io::stdout();
     let mut batch = Vec::with_capacity(BATCH_BYTES);
+    let mut acks = Vec::new();
     loop {
-        let count = match ctx.fill_batch(&mut batch, BATCH_BYTES, write_record).await {
+        let count = match ctx.fill_batch(&mut batch, &mut acks, BATCH_BYTES, write_record).await {
             Batch::Filled(n) => n as u64,
             Batch::Closed => return,
             Batch::Aborted => return ctx.abandon(0),
@@ -62,6 +63,7 @@ pub async fn run(mut ctx: RouteContext) {
         match written {
             Ok(()) => {
                 ctx.stats.sent.add(count);
+                ctx.accept(&mut acks);
             }
             Err(e) => {
                 let dropped = ctx.stats.dropped_failed.add(count);
@@ -71,6 +73,7 @@ pub async fn run(mut ctx: RouteContext) {
             }
         }
         batch.clear();
+        acks.clear();
     }
 }
 
@@ -95,6 +98,7 @@ mod tests {
             ts_ns: 1_795_984_225_804_920_384,
             line: "a \"b\"\nc".into(),
             truncated: true,
+            ack: None,
         };
         let mut out = Vec::new();
         write_record(&mut out, &msg);

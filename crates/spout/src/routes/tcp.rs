@@ -1,84 +1,282 @@
 //! GELF over TCP: uncompressed JSON messages, each ended by a NUL byte, written in batches.
-//! When the destination is down, the batch in hand waits (and with it, through the bounded queue,
-//! the readers) while the route reconnects with backoff; it is written again in full once
-//! connected, so a failed write costs duplicates, not lines.
+//!
+//! A successful write only means the local kernel took the bytes: when the receiver dies, what was
+//! in flight or in its receive buffer is gone, and the sender learns of it only later. So a
+//! written batch is kept for a replay window and counted as accepted only once it has aged past
+//! it (or once a clean close, our FIN answered by the peer's EOF, proves everything was read).
+//! After a reconnect, every batch not yet accepted is written again: a destination restart costs
+//! duplicates, not lines. While the destination is down, the batch in hand waits, and with it,
+//! through the bounded queue, the readers.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tracing::{info, warn};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::task::AbortOnDropHandle;
+use tracing::{debug, info, warn};
 
 use super::gelf_fields::GelfFields;
 use super::uri::HostPort;
 use super::{Batch, RouteContext};
-use crate::backoff::Backoff;
+use crate::checkpoint::Ack;
 use crate::message::Message;
 
 /// A batch is written once it holds this many bytes, or when the queue is empty.
 const BATCH_BYTES: usize = 256 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a written batch is kept to be written again should the connection turn out dead.
+const REPLAY_WINDOW: Duration = Duration::from_secs(2);
+/// Most bytes kept for replay; past it the oldest batches are accepted early.
+const REPLAY_MAX_BYTES: usize = 8 << 20;
+/// How long a clean close waits for the peer's EOF.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
-pub async fn run(mut ctx: RouteContext, addr: HostPort) {
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
-    let mut encoder = gelf::Encoder::new();
-    let mut fields = GelfFields::default();
-    let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
-    let mut in_batch = 0usize;
-    let mut conn: Option<TcpStream> = None;
-    loop {
-        if in_batch == 0 {
-            let encode = |out: &mut Vec<u8>, msg: &Message| {
-                out.extend_from_slice(encoder.encode(&fields.message(msg)));
-                out.push(0);
-            };
-            match ctx.fill_batch(&mut batch, BATCH_BYTES, encode).await {
-                Batch::Filled(n) => in_batch = n,
-                Batch::Aborted => return ctx.abandon(0),
-                Batch::Closed => {
-                    if let Some(mut stream) = conn.take() {
-                        // A clean close, so the peer reads everything before it sees the end.
-                        let _ = stream.shutdown().await;
-                    }
-                    return;
+/// A batch written to the connection, not yet accepted.
+struct Written {
+    at: Instant,
+    bytes: Vec<u8>,
+    acks: Vec<Ack>,
+    messages: usize,
+}
+
+/// A connection, and the task that watches it for the peer closing it.
+struct Conn {
+    tx: OwnedWriteHalf,
+    closed: watch::Receiver<bool>,
+    _watch: AbortOnDropHandle<()>,
+}
+
+impl Conn {
+    fn new(stream: TcpStream) -> Conn {
+        let (mut rx, tx) = stream.into_split();
+        let (closed_tx, closed) = watch::channel(false);
+        // The peer never sends anything: whatever the read returns (EOF or an error) means the
+        // connection is over, usually long before a write would say so.
+        let watch = tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while let Ok(n) = rx.read(&mut buf).await {
+                if n == 0 {
+                    break;
                 }
             }
+            let _ = closed_tx.send(true);
+        });
+        Conn { tx, closed, _watch: AbortOnDropHandle::new(watch) }
+    }
+
+    fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+}
+
+struct Route {
+    ctx: RouteContext,
+    addr: HostPort,
+    conn: Option<Conn>,
+    replay: VecDeque<Written>,
+    replay_bytes: usize,
+}
+
+pub async fn run(ctx: RouteContext, addr: HostPort) {
+    let mut route = Route { ctx, addr, conn: None, replay: VecDeque::new(), replay_bytes: 0 };
+    route.run().await;
+}
+
+impl Route {
+    async fn run(&mut self) {
+        let mut encoder = gelf::Encoder::new();
+        let mut fields = GelfFields::default();
+        let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
+        let mut acks = Vec::new();
+        let mut in_batch = 0usize;
+        let mut draining = false;
+        loop {
+            self.accept_aged(Instant::now());
+            if self.conn.as_ref().is_some_and(Conn::is_closed) {
+                self.lost_connection("the destination closed the connection");
+            }
+            if in_batch == 0 && !draining {
+                let encode = |out: &mut Vec<u8>, msg: &Message| {
+                    out.extend_from_slice(encoder.encode(&fields.message(msg)));
+                    out.push(0);
+                };
+                let oldest = self.replay.front().map(|w| w.at + REPLAY_WINDOW);
+                let conn_closed = self.conn.as_mut().map(|c| &mut c.closed);
+                let closed = async move {
+                    match conn_closed {
+                        Some(closed) => {
+                            let _ = closed.changed().await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
+                let filled = tokio::select! {
+                    filled = self.ctx.fill_batch(&mut batch, &mut acks, BATCH_BYTES, encode) => filled,
+                    // Idle: age out what was written, and notice a closed connection early.
+                    () = sleep_until(oldest) => continue,
+                    () = closed => continue,
+                };
+                match filled {
+                    Batch::Filled(n) => in_batch = n,
+                    Batch::Aborted => return self.give_up(0),
+                    Batch::Closed => draining = true,
+                }
+            }
+            if draining && in_batch == 0 && self.replay.is_empty() {
+                return;
+            }
+            if !self.ensure_connected().await {
+                return self.give_up(in_batch);
+            }
+            if draining && in_batch == 0 {
+                // Everything is written; prove it was read before calling it accepted. Without
+                // that proof it stays unaccepted, and a restarted spout reads it again.
+                if self.close_cleanly().await {
+                    self.accept_all();
+                } else {
+                    warn!(route = %self.ctx.name, batches = self.replay.len(), "the destination did not confirm the last writes; they will be sent again after a restart");
+                }
+                return;
+            }
+            match self.write(&batch).await {
+                Ok(()) => {
+                    self.ctx.stats.sent.add(in_batch as u64);
+                    let written = Written {
+                        at: Instant::now(),
+                        bytes: std::mem::take(&mut batch),
+                        acks: std::mem::take(&mut acks),
+                        messages: in_batch,
+                    };
+                    self.replay_bytes += written.bytes.len();
+                    self.replay.push_back(written);
+                    batch = Vec::with_capacity(BATCH_BYTES);
+                    in_batch = 0;
+                }
+                Err(e) => self.lost_connection(&e.to_string()),
+            }
+            if self.ctx.abort.is_cancelled() {
+                return self.give_up(in_batch);
+            }
         }
-        if conn.is_none() {
-            match connect(&addr).await {
+    }
+
+    /// Connects if needed, writing again whatever is waiting for replay. False when aborted.
+    async fn ensure_connected(&mut self) -> bool {
+        while self.conn.is_none() {
+            match connect(&self.addr).await {
                 Ok(stream) => {
-                    info!(route = %ctx.name, peer = %addr, "connected");
-                    conn = Some(stream);
+                    info!(route = %self.ctx.name, peer = %self.addr, replay = self.replay.len(), "connected");
+                    self.conn = Some(Conn::new(stream));
+                    self.ctx.backoff.reset();
+                    if let Err(e) = self.resend().await {
+                        self.lost_connection(&e.to_string());
+                    }
                 }
                 Err(e) => {
-                    let attempts = ctx.stats.reconnects.add(1);
+                    let attempts = self.ctx.stats.reconnects.add(1);
                     if attempts.is_power_of_two() {
-                        warn!(route = %ctx.name, peer = %addr, error = %e, attempts, "cannot connect, retrying");
+                        warn!(route = %self.ctx.name, peer = %self.addr, error = %e, attempts, "cannot connect, retrying");
                     }
                     tokio::select! {
-                        () = tokio::time::sleep(backoff.next_delay()) => continue,
-                        () = ctx.abort.cancelled() => return ctx.abandon(in_batch),
+                        () = tokio::time::sleep(self.ctx.backoff.next_delay()) => {}
+                        () = self.ctx.abort.cancelled() => return false,
                     }
                 }
             }
         }
-        let Some(stream) = conn.as_mut() else { continue };
-        let written = tokio::select! {
-            written = stream.write_all(&batch) => written,
-            () = ctx.abort.cancelled() => return ctx.abandon(in_batch),
-        };
-        match written {
-            Ok(()) => {
-                ctx.stats.sent.add(in_batch as u64);
-                batch.clear();
-                in_batch = 0;
-                backoff.reset();
+        true
+    }
+
+    /// Writes every batch kept for replay again, oldest first, restarting their windows.
+    async fn resend(&mut self) -> std::io::Result<()> {
+        let now = Instant::now();
+        let Some(conn) = self.conn.as_mut() else { return Ok(()) };
+        for written in self.replay.iter_mut() {
+            tokio::select! {
+                result = conn.tx.write_all(&written.bytes) => result?,
+                () = self.ctx.abort.cancelled() => return Ok(()),
             }
-            Err(e) => {
-                warn!(route = %ctx.name, peer = %addr, error = %e, messages = in_batch, "write failed, reconnecting to send again");
-                conn = None;
+            written.at = now;
+        }
+        if !self.replay.is_empty() {
+            debug!(route = %self.ctx.name, batches = self.replay.len(), "wrote unaccepted batches again");
+        }
+        Ok(())
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let Some(conn) = self.conn.as_mut() else { return Err(std::io::ErrorKind::NotConnected.into()) };
+        tokio::select! {
+            result = conn.tx.write_all(bytes) => result,
+            () = self.ctx.abort.cancelled() => Err(std::io::ErrorKind::Interrupted.into()),
+        }
+    }
+
+    /// Shuts our side down and waits for the peer's EOF: then it has read everything.
+    async fn close_cleanly(&mut self) -> bool {
+        let Some(mut conn) = self.conn.take() else { return false };
+        if conn.tx.shutdown().await.is_err() {
+            return false;
+        }
+        let eof = async {
+            while !*conn.closed.borrow_and_update() {
+                if conn.closed.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        tokio::select! {
+            r = tokio::time::timeout(CLOSE_WAIT, eof) => r.is_ok(),
+            () = self.ctx.abort.cancelled() => false,
+        }
+    }
+
+    fn lost_connection(&mut self, why: &str) {
+        if self.conn.take().is_some() {
+            warn!(route = %self.ctx.name, peer = %self.addr, error = %why, replay = self.replay.len(), "connection lost, reconnecting to write again what was not accepted");
+        }
+    }
+
+    /// Accepts batches written longer ago than the replay window, or beyond its byte budget.
+    fn accept_aged(&mut self, now: Instant) {
+        while let Some(oldest) = self.replay.front() {
+            let aged = now.saturating_duration_since(oldest.at) >= REPLAY_WINDOW;
+            if !aged && self.replay_bytes <= REPLAY_MAX_BYTES {
+                break;
+            }
+            if let Some(mut written) = self.replay.pop_front() {
+                self.replay_bytes -= written.bytes.len();
+                self.ctx.accept(&mut written.acks);
             }
         }
+    }
+
+    fn accept_all(&mut self) {
+        while let Some(mut written) = self.replay.pop_front() {
+            self.ctx.accept(&mut written.acks);
+        }
+        self.replay_bytes = 0;
+    }
+
+    /// The grace period is over: the batch in hand and the queue are not delivered, and what was
+    /// written but not confirmed stays unaccepted; a restarted spout reads all of it again.
+    fn give_up(&mut self, in_batch: usize) {
+        let unconfirmed: usize = self.replay.iter().map(|w| w.messages).sum();
+        if unconfirmed > 0 {
+            warn!(route = %self.ctx.name, messages = unconfirmed, "written but not confirmed when the grace period ended");
+        }
+        self.ctx.abandon(in_batch);
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

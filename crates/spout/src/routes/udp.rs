@@ -10,13 +10,12 @@ use tracing::{debug, error, info, warn};
 use super::gelf_fields::GelfFields;
 use super::uri::HostPort;
 use super::RouteContext;
-use crate::backoff::Backoff;
 
 /// How often the destination's name is looked up again.
 const RESOLVE_EVERY: Duration = Duration::from_secs(60);
 
 pub async fn run(mut ctx: RouteContext, addr: HostPort, compression: Compression, chunk_size: usize) {
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+    let mut backoff = ctx.backoff.clone();
     let (socket, mut peer) = loop {
         match open(&addr).await {
             Ok(opened) => break opened,
@@ -73,6 +72,7 @@ pub async fn run(mut ctx: RouteContext, addr: HostPort, compression: Compression
         match failed {
             None => {
                 ctx.stats.sent.add(1);
+                msg.accept(ctx.index);
             }
             Some(e) => {
                 // Connection refused (an ICMP answer to an earlier datagram) and the like: the

@@ -3,12 +3,19 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use std::time::Duration;
+
 use gelf::Compression;
+
+use crate::backoff::Backoff;
 
 /// Largest UDP payload over IPv4.
 const MAX_DATAGRAM: usize = 65_507;
 const MIN_CHUNK_SIZE: usize = 100;
 const MAX_QUEUE: usize = 1_000_000;
+const DEFAULT_QUEUE: usize = 10_000;
+const DEFAULT_BACKOFF: Duration = Duration::from_millis(100);
+const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// Where a route sends, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +26,8 @@ pub struct RouteSpec {
     /// Messages held in memory for this route.
     pub queue: usize,
     pub when_full: WhenFull,
+    /// Delays between attempts to reach the destination.
+    pub backoff: Backoff,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +58,19 @@ impl fmt::Display for HostPort {
             write!(f, "[{}]:{}", self.host, self.port)
         } else {
             write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl RouteSpec {
+    /// `stdout://` with every default: the route when none is given.
+    pub fn stdout() -> RouteSpec {
+        RouteSpec {
+            uri: "stdout://".into(),
+            kind: RouteKind::Stdout,
+            queue: DEFAULT_QUEUE,
+            when_full: WhenFull::Block,
+            backoff: Backoff::new(DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX),
         }
     }
 }
@@ -104,7 +126,7 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
     };
     let queue = match options.remove("queue") {
         Some(v) => parse_number(&v, "queue", 1, MAX_QUEUE)?,
-        None => 10_000,
+        None => DEFAULT_QUEUE,
     };
     let when_full = match options.remove("when_full").as_deref() {
         Some("block") => WhenFull::Block,
@@ -114,10 +136,21 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
         None if matches!(kind, RouteKind::GelfUdp { .. }) => WhenFull::Drop,
         None => WhenFull::Block,
     };
+    let backoff_base = match options.remove("backoff") {
+        Some(v) => parse_duration(&v, "backoff")?,
+        None => DEFAULT_BACKOFF,
+    };
+    let backoff_max = match options.remove("backoff_max") {
+        Some(v) => parse_duration(&v, "backoff_max")?,
+        None => DEFAULT_BACKOFF_MAX,
+    };
+    if backoff_max < backoff_base {
+        return Err(format!("option backoff_max: {backoff_max:?} is below backoff {backoff_base:?}"));
+    }
     if let Some(name) = options.keys().next() {
         return Err(format!("unknown option '{name}' for {scheme}://"));
     }
-    Ok(RouteSpec { uri: uri.to_owned(), kind, queue, when_full })
+    Ok(RouteSpec { uri: uri.to_owned(), kind, queue, when_full, backoff: Backoff::new(backoff_base, backoff_max) })
 }
 
 fn parse_query(query: Option<&str>) -> Result<BTreeMap<String, String>, String> {
@@ -130,6 +163,13 @@ fn parse_query(query: Option<&str>) -> Result<BTreeMap<String, String>, String> 
         }
     }
     Ok(options)
+}
+
+fn parse_duration(value: &str, name: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(value) {
+        Ok(d) if d >= Duration::from_millis(1) && d <= Duration::from_secs(3600) => Ok(d),
+        _ => Err(format!("option {name}: '{value}' is not a duration from 1ms to 1h (e.g. 250ms, 30s)")),
+    }
 }
 
 fn parse_number(value: &str, name: &str, min: usize, max: usize) -> Result<usize, String> {
@@ -213,6 +253,8 @@ mod tests {
         assert_eq!(ok("gelf+tcp://[::1]:12201").kind.to_owned(), spec.kind);
         assert_eq!(ok("stdout://").kind, RouteKind::Stdout);
         assert_eq!(ok("stdout://?queue=3").queue, 3);
+        let spec = ok("gelf+tcp://h:1?backoff=250ms&backoff_max=5s");
+        assert_eq!(spec.backoff, Backoff::new(Duration::from_millis(250), Duration::from_secs(5)));
     }
 
     #[test]
@@ -241,6 +283,9 @@ mod tests {
             ("gelf://h:1?queue=1&queue=2", "option 'queue' is given twice"),
             ("gelf+tcp://h:1?compress=gzip", "unknown option 'compress' for gelf+tcp://"),
             ("stdout://somewhere:1", "stdout:// takes no host"),
+            ("gelf+tcp://h:1?backoff=soon", "option backoff: 'soon'"),
+            ("gelf+tcp://h:1?backoff_max=2h", "option backoff_max: '2h'"),
+            ("gelf+tcp://h:1?backoff=10s&backoff_max=1s", "option backoff_max: 1s is below backoff 10s"),
         ];
         for (uri, expected) in cases {
             let got = problem(uri);

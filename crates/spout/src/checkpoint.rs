@@ -1,0 +1,356 @@
+//! Delivery progress and checkpoints: for each container, how far every route has accepted its
+//! lines, persisted in `--state-dir` so that a restarted spout resumes exactly there.
+//!
+//! A reader numbers the messages it ships and notes, for each, the position from which reading
+//! again would reproduce it and everything after it. Routes take messages from their queues in
+//! order, so a route that accepted message `n` accepted every earlier one. A container's
+//! checkpoint is the position of the newest message every route has accepted.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tracing::warn;
+
+use crate::position::Position;
+
+/// Positions kept per container for messages not yet accepted everywhere. Past this, the newest
+/// entry stands for a range of messages: the checkpoint advances in coarser steps, never further.
+const MAX_PENDING: usize = 65_536;
+
+/// One container's shipped and accepted messages.
+#[derive(Debug)]
+pub struct Progress {
+    /// Per route, the highest message number it accepted (0: none).
+    accepted: Box<[AtomicU64]>,
+    inner: Mutex<Shipped>,
+}
+
+#[derive(Debug, Default)]
+struct Shipped {
+    next_seq: u64,
+    /// (message number, position to resume from once it and all before it are accepted).
+    pending: VecDeque<(u64, Position)>,
+    settled: Option<Position>,
+}
+
+impl Progress {
+    pub fn new(routes: usize) -> Self {
+        Progress { accepted: (0..routes).map(|_| AtomicU64::new(0)).collect(), inner: Mutex::default() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shipped> {
+        // A panic while holding this lock cannot leave it inconsistent: every update is a push or
+        // a pop. Carry on with the data.
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Numbers a message about to be shipped; `resume` is where reading must start again to
+    /// reproduce it and everything after it.
+    pub fn ship(&self, resume: Position) -> u64 {
+        let mut s = self.lock();
+        s.next_seq += 1;
+        let seq = s.next_seq;
+        if s.pending.len() >= MAX_PENDING {
+            if let Some(last) = s.pending.back_mut() {
+                *last = (seq, last.1);
+                return seq;
+            }
+        }
+        s.pending.push_back((seq, resume));
+        seq
+    }
+
+    /// Notes a position reached without a message (the end of a stopped container's log): it
+    /// settles once every message shipped before it is accepted.
+    pub fn reached(&self, pos: Position) {
+        let mut s = self.lock();
+        let seq = s.next_seq;
+        if let Some(last) = s.pending.back_mut().filter(|last| last.0 == seq) {
+            last.1 = pos;
+        } else if s.pending.len() < MAX_PENDING {
+            s.pending.push_back((seq, pos));
+        }
+    }
+
+    /// Route `route` accepted message `seq` (and, by queue order, every earlier one).
+    pub fn accept(&self, route: usize, seq: u64) {
+        if let Some(a) = self.accepted.get(route) {
+            a.fetch_max(seq, Ordering::Release);
+        }
+    }
+
+    /// The position every route has got past, if it moved since the last call: `Some` only when
+    /// there is something new to persist.
+    pub fn settle(&self) -> Option<Position> {
+        let everywhere = self.accepted.iter().map(|a| a.load(Ordering::Acquire)).min().unwrap_or(u64::MAX);
+        let mut s = self.lock();
+        let mut newest = None;
+        while s.pending.front().is_some_and(|(seq, _)| *seq <= everywhere) {
+            newest = s.pending.pop_front().map(|(_, pos)| pos);
+        }
+        if newest.is_some() && newest != s.settled {
+            s.settled = newest;
+            return newest;
+        }
+        None
+    }
+}
+
+/// A message's claim on its container's progress: accepting it tells the checkpoint.
+#[derive(Debug, Clone)]
+pub struct Ack {
+    pub progress: Arc<Progress>,
+    pub seq: u64,
+}
+
+impl Ack {
+    pub fn accept(&self, route: usize) {
+        self.progress.accept(route, self.seq);
+    }
+}
+
+/// Why a checkpoint file was not used.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("not a spout checkpoint")]
+    Format,
+    #[error("checksum mismatch (torn or corrupt file)")]
+    Checksum,
+}
+
+const MAGIC: &str = "spout-checkpoint 1";
+
+/// The file's one line: magic, position, and a checksum of everything before it.
+pub fn encode(pos: Position) -> String {
+    let body = format!("{MAGIC} {} {} {}", pos.ts_ns, pos.count, pos.max_ts_ns);
+    format!("{body} {:016x}\n", fnv1a(body.as_bytes()))
+}
+
+pub fn decode(text: &str) -> Result<Position, CheckpointError> {
+    let line = text.strip_suffix('\n').ok_or(CheckpointError::Format)?;
+    let (body, sum) = line.rsplit_once(' ').ok_or(CheckpointError::Format)?;
+    let sum = u64::from_str_radix(sum, 16).map_err(|_| CheckpointError::Format)?;
+    let numbers = body.strip_prefix(MAGIC).and_then(|r| r.strip_prefix(' ')).ok_or(CheckpointError::Format)?;
+    if fnv1a(body.as_bytes()) != sum {
+        return Err(CheckpointError::Checksum);
+    }
+    let mut fields = numbers.split(' ');
+    let mut next = || fields.next().ok_or(CheckpointError::Format);
+    let ts_ns = next()?.parse().map_err(|_| CheckpointError::Format)?;
+    let count = next()?.parse().map_err(|_| CheckpointError::Format)?;
+    let max_ts_ns = next()?.parse().map_err(|_| CheckpointError::Format)?;
+    if fields.next().is_some() {
+        return Err(CheckpointError::Format);
+    }
+    Ok(Position { ts_ns, count, max_ts_ns })
+}
+
+/// FNV-1a, 64 bits: enough to tell a torn write from a whole one.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Every container's checkpoint: in memory, and one file per container under
+/// `STATE_DIR/checkpoints/`, each replaced atomically (temporary file, fsync, rename).
+pub struct Checkpoints {
+    dir: PathBuf,
+    inner: Mutex<Store>,
+}
+
+#[derive(Default)]
+struct Store {
+    /// Loaded from disk or persisted since.
+    saved: HashMap<String, Position>,
+    /// Containers read by this process.
+    live: HashMap<String, Arc<Progress>>,
+}
+
+impl Checkpoints {
+    /// Opens (creating) `state_dir/checkpoints` and loads what is there. Files that cannot be
+    /// read are reported and ignored: that container is read from the start of its log.
+    pub fn open(state_dir: &Path) -> std::io::Result<Checkpoints> {
+        let dir = state_dir.join("checkpoints");
+        std::fs::create_dir_all(&dir)?;
+        let mut saved = HashMap::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let Some(id) = path.file_name().and_then(|n| n.to_str()).filter(|n| is_container_id(n)) else {
+                // Leftover temporary files of an interrupted write.
+                let _ = std::fs::remove_file(&path);
+                continue;
+            };
+            match std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| decode(&t).map_err(|e| e.to_string()))
+            {
+                Ok(pos) => {
+                    saved.insert(id.to_owned(), pos);
+                }
+                Err(e) => {
+                    warn!(container = %id, path = %path.display(), error = %e, "ignoring unusable checkpoint; the container is read from the start of its log");
+                    saved.insert(id.to_owned(), Position::START);
+                }
+            }
+        }
+        Ok(Checkpoints { dir, inner: Mutex::new(Store { saved, live: HashMap::new() }) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Store> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Where a container was left by an earlier run of spout, if anywhere.
+    pub fn saved(&self, id: &str) -> Option<Position> {
+        self.lock().saved.get(id).copied()
+    }
+
+    /// The progress of a container read by this process, created on first use.
+    pub fn progress(&self, id: &str, routes: usize) -> Arc<Progress> {
+        Arc::clone(self.lock().live.entry(id.to_owned()).or_insert_with(|| Arc::new(Progress::new(routes))))
+    }
+
+    /// Writes every checkpoint that moved. Errors are returned after trying them all.
+    pub fn persist(&self) -> std::io::Result<usize> {
+        let moved: Vec<(String, Position)> = {
+            let store = self.lock();
+            store.live.iter().filter_map(|(id, p)| p.settle().map(|pos| (id.clone(), pos))).collect()
+        };
+        let mut first_error = None;
+        let mut written = 0;
+        for (id, pos) in &moved {
+            match write_atomically(&self.dir, id, &encode(*pos)) {
+                Ok(()) => {
+                    written += 1;
+                    self.lock().saved.insert(id.clone(), *pos);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if written > 0 {
+            // The renames themselves are durable once the directory is.
+            if let Err(e) = std::fs::File::open(&self.dir).and_then(|d| d.sync_all()) {
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(written),
+        }
+    }
+
+    /// Forgets a container that no longer exists.
+    pub fn forget(&self, id: &str) {
+        let mut store = self.lock();
+        store.saved.remove(id);
+        store.live.remove(id);
+        drop(store);
+        if is_container_id(id) {
+            let _ = std::fs::remove_file(self.dir.join(id));
+        }
+    }
+
+    /// Forgets every container not in `existing`.
+    pub fn retain(&self, existing: &HashSet<String>) {
+        let gone: Vec<String> = {
+            let store = self.lock();
+            store.saved.keys().chain(store.live.keys()).filter(|id| !existing.contains(*id)).cloned().collect()
+        };
+        for id in gone {
+            self.forget(&id);
+        }
+    }
+}
+
+fn is_container_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn write_atomically(dir: &Path, id: &str, contents: &str) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{id}.tmp"));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, dir.join(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(ts_ns: i64) -> Position {
+        Position { ts_ns, count: 1, max_ts_ns: ts_ns }
+    }
+
+    #[test]
+    fn settles_at_what_every_route_accepted() {
+        let p = Progress::new(2);
+        let (a, b, c) = (p.ship(pos(10)), p.ship(pos(20)), p.ship(pos(30)));
+        assert_eq!(p.settle(), None);
+        p.accept(0, c);
+        assert_eq!(p.settle(), None, "route 1 has accepted nothing");
+        p.accept(1, a);
+        assert_eq!(p.settle(), Some(pos(10)));
+        p.accept(1, b);
+        assert_eq!(p.settle(), Some(pos(20)));
+        assert_eq!(p.settle(), None, "nothing moved");
+        p.reached(pos(35));
+        p.accept(1, c);
+        assert_eq!(p.settle(), Some(pos(35)), "the end of the log settles after the last message");
+    }
+
+    #[test]
+    fn pending_positions_are_bounded() {
+        let p = Progress::new(1);
+        let mut last = 0;
+        for i in 0..(MAX_PENDING as i64 + 10) {
+            last = p.ship(pos(i));
+        }
+        assert_eq!(p.lock().pending.len(), MAX_PENDING);
+        p.accept(0, last - 1);
+        // The coarse last entry is not settled until its whole range is accepted.
+        assert_eq!(p.settle(), Some(pos(MAX_PENDING as i64 - 2)));
+        p.accept(0, last);
+        assert_eq!(p.settle(), Some(pos(MAX_PENDING as i64 - 1)));
+    }
+
+    #[test]
+    fn files_round_trip_and_corruption_is_detected() {
+        let p = Position { ts_ns: 1_795_984_225_804_920_384, count: 3, max_ts_ns: 1_795_984_225_900_000_000 };
+        let text = encode(p);
+        assert_eq!(decode(&text), Ok(p));
+        assert_eq!(decode(&text.replace(" 3 ", " 4 ")), Err(CheckpointError::Checksum));
+        assert_eq!(decode(&text[..text.len() / 2]), Err(CheckpointError::Format));
+        assert_eq!(decode(""), Err(CheckpointError::Format));
+        assert_eq!(decode("garbage\n"), Err(CheckpointError::Format));
+        assert_eq!(decode(&encode(Position::START)), Ok(Position::START));
+    }
+
+    #[test]
+    fn persisted_checkpoints_survive_reopening_and_bad_files_are_ignored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        {
+            let cps = Checkpoints::open(dir.path()).expect("open");
+            let pa = cps.progress(&a, 1);
+            let seq = pa.ship(pos(42));
+            pa.accept(0, seq);
+            cps.progress(&b, 1).ship(pos(7));
+            assert_eq!(cps.persist().expect("persist"), 1);
+            assert_eq!(cps.persist().expect("persist"), 0, "unchanged checkpoints are not rewritten");
+        }
+        std::fs::write(dir.path().join("checkpoints").join(&b), "spout-checkpoint 1 1 2 3 dead\n").expect("write");
+        std::fs::write(dir.path().join("checkpoints").join(format!("{a}.tmp")), "half").expect("write");
+        let cps = Checkpoints::open(dir.path()).expect("reopen");
+        assert_eq!(cps.saved(&a), Some(pos(42)));
+        assert_eq!(cps.saved(&b), Some(Position::START), "a corrupt checkpoint means: from the start");
+        assert!(!dir.path().join("checkpoints").join(format!("{a}.tmp")).exists());
+        cps.retain(&HashSet::from([b.clone()]));
+        assert_eq!(cps.saved(&a), None);
+        assert!(!dir.path().join("checkpoints").join(&a).exists());
+    }
+}
