@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tracing::warn;
 
+use crate::fnv::fnv1a;
 use crate::position::Position;
 
 /// Positions kept per container for messages not yet accepted everywhere. Past this, the newest
@@ -148,15 +149,14 @@ pub fn decode(text: &str) -> Result<Position, CheckpointError> {
     Ok(Position { ts_ns, count, max_ts_ns })
 }
 
-/// FNV-1a, 64 bits: enough to tell a torn write from a whole one.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
-
 /// Every container's checkpoint: in memory, and one file per container under
 /// `STATE_DIR/checkpoints/`, each replaced atomically (temporary file, fsync, rename).
 pub struct Checkpoints {
     dir: PathBuf,
+    /// `STATE_DIR/alive`: when spout last saved checkpoints.
+    alive_path: PathBuf,
+    /// When the previous run of spout was last alive, if there was one.
+    previous_run: Option<i64>,
     inner: Mutex<Store>,
 }
 
@@ -195,7 +195,24 @@ impl Checkpoints {
                 }
             }
         }
-        Ok(Checkpoints { dir, inner: Mutex::new(Store { saved, live: HashMap::new() }) })
+        let alive_path = state_dir.join("alive");
+        let previous_run = match std::fs::read_to_string(&alive_path) {
+            Ok(text) => match decode(&text) {
+                Ok(pos) => Some(pos.ts_ns),
+                Err(e) => {
+                    warn!(path = %alive_path.display(), error = %e, "ignoring unusable state file");
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        Ok(Checkpoints { dir, alive_path, previous_run, inner: Mutex::new(Store { saved, live: HashMap::new() }) })
+    }
+
+    /// When the previous run of spout last saved its checkpoints: a container it has no
+    /// checkpoint for started after that (or wrote nothing spout accepted), and is read from then.
+    pub fn previous_run(&self) -> Option<i64> {
+        self.previous_run
     }
 
     fn lock(&self) -> MutexGuard<'_, Store> {
@@ -207,13 +224,24 @@ impl Checkpoints {
         self.lock().saved.get(id).copied()
     }
 
-    /// The progress of a container read by this process, created on first use.
-    pub fn progress(&self, id: &str, routes: usize) -> Arc<Progress> {
-        Arc::clone(self.lock().live.entry(id.to_owned()).or_insert_with(|| Arc::new(Progress::new(routes))))
+    /// The progress of a container read by this process, created on first use at `from`, where
+    /// its reader starts: that is its checkpoint until routes accept anything, so a restart
+    /// before then reads from the same place again.
+    pub fn progress(&self, id: &str, routes: usize, from: Position) -> Arc<Progress> {
+        let mut store = self.lock();
+        let progress = store.live.entry(id.to_owned()).or_insert_with(|| {
+            let p = Progress::new(routes);
+            p.reached(from);
+            Arc::new(p)
+        });
+        Arc::clone(progress)
     }
 
-    /// Writes every checkpoint that moved. Errors are returned after trying them all.
-    pub fn persist(&self) -> std::io::Result<usize> {
+    /// Writes every checkpoint that moved, and the time, as the moment this run was last known
+    /// to be alive. Errors are returned after trying them all.
+    pub fn persist(&self, now_ns: i64) -> std::io::Result<usize> {
+        // Taken before the checkpoints: whatever they settle was read before now.
+        let alive = Position::from_time(now_ns);
         let moved: Vec<(String, Position)> = {
             let store = self.lock();
             store.live.iter().filter_map(|(id, p)| p.settle().map(|pos| (id.clone(), pos))).collect()
@@ -229,6 +257,11 @@ impl Checkpoints {
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
+            }
+        }
+        if let Some(dir) = self.alive_path.parent() {
+            if let Err(e) = write_atomically(dir, "alive", &encode(alive)) {
+                first_error.get_or_insert(e);
             }
         }
         if written > 0 {
@@ -336,16 +369,19 @@ mod tests {
         let (a, b) = ("a".repeat(64), "b".repeat(64));
         {
             let cps = Checkpoints::open(dir.path()).expect("open");
-            let pa = cps.progress(&a, 1);
+            let pa = cps.progress(&a, 1, pos(1));
             let seq = pa.ship(pos(42));
             pa.accept(0, seq);
-            cps.progress(&b, 1).ship(pos(7));
-            assert_eq!(cps.persist().expect("persist"), 1);
-            assert_eq!(cps.persist().expect("persist"), 0, "unchanged checkpoints are not rewritten");
+            cps.progress(&b, 1, pos(5)).ship(pos(7));
+            assert_eq!(cps.previous_run(), None);
+            // a: accepted up to 42; b: nothing accepted, so where its reader started.
+            assert_eq!(cps.persist(1_000).expect("persist"), 2);
+            assert_eq!(cps.persist(2_000).expect("persist"), 0, "unchanged checkpoints are not rewritten");
         }
         std::fs::write(dir.path().join("checkpoints").join(&b), "spout-checkpoint 1 1 2 3 dead\n").expect("write");
         std::fs::write(dir.path().join("checkpoints").join(format!("{a}.tmp")), "half").expect("write");
         let cps = Checkpoints::open(dir.path()).expect("reopen");
+        assert_eq!(cps.previous_run(), Some(2_000));
         assert_eq!(cps.saved(&a), Some(pos(42)));
         assert_eq!(cps.saved(&b), Some(Position::START), "a corrupt checkpoint means: from the start");
         assert!(!dir.path().join("checkpoints").join(format!("{a}.tmp")).exists());

@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod docker;
+mod fnv;
 pub mod line;
 pub mod message;
 pub mod position;
@@ -32,7 +33,7 @@ use stats::ReaderStats;
 /// Writes the checkpoints that moved, off the async threads (each write is fsynced).
 async fn persist(checkpoints: &Arc<Checkpoints>) {
     let checkpoints = Arc::clone(checkpoints);
-    match tokio::task::spawn_blocking(move || checkpoints.persist()).await {
+    match tokio::task::spawn_blocking(move || checkpoints.persist(timestamp::now_ns())).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => warn!(error = %e, "cannot save checkpoints; they are tried again next time"),
         Err(e) => warn!(error = %e, "checkpoint task failed"),

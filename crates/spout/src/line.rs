@@ -6,6 +6,9 @@
 //! in `\n`; an entry without `\n` is therefore a piece of a longer line, or the unterminated last
 //! output of a stopped container.
 
+use std::collections::VecDeque;
+
+use crate::fnv::fnv1a;
 use crate::message::Stream;
 use crate::position::Position;
 use crate::timestamp::parse_rfc3339_ns;
@@ -111,6 +114,38 @@ fn next_entry_within(entry: &[u8], ts_ns: i64, not_after_ns: i64) -> Option<usiz
             && shaped(candidate)
             && parse_rfc3339_ns(&candidate[..DOCKER_TS.len() - 1]).is_some_and(|t| (ts_ns..=not_after_ns).contains(&t))
     })
+}
+
+/// Spots the daemon sending entries again. When a json-file log rotates under a follow stream,
+/// Docker 20.10 sends the last line (under load, the last few) before the rotation again: same
+/// stream, same nanosecond timestamp, same bytes. Distinct lines never share a timestamp (each is
+/// stamped on its own), and the pieces of a split line share one but only the last ends in a
+/// newline; so a complete entry equal to one of the last few of its stream is such a repeat.
+#[derive(Debug, Default)]
+pub struct Repeats {
+    recent: [VecDeque<(i64, u64)>; 2],
+}
+
+/// How many complete entries per stream a repeat is looked for among.
+const REPEAT_WINDOW: usize = 64;
+
+impl Repeats {
+    /// True when this entry repeats a recent one of its stream (and should be skipped).
+    pub fn is_repeat(&mut self, stream: Stream, ts_ns: i64, bytes: &[u8]) -> bool {
+        if !bytes.ends_with(b"\n") {
+            return false;
+        }
+        let key = (ts_ns, fnv1a(bytes));
+        let recent = &mut self.recent[stream as usize];
+        if recent.contains(&key) {
+            return true;
+        }
+        if recent.len() == REPEAT_WINDOW {
+            recent.pop_front();
+        }
+        recent.push_back(key);
+        false
+    }
 }
 
 /// A whole line, ready to become a message.
@@ -349,6 +384,25 @@ mod tests {
         let mut out = Vec::new();
         push(&mut a, Stream::Stdout, 1, b"ok\xff\xfebad\n", &mut out);
         assert_eq!(texts(&out), vec!["ok\u{fffd}\u{fffd}bad"]);
+    }
+
+    #[test]
+    fn a_rotation_repeat_is_spotted_and_nothing_else() {
+        let mut r = Repeats::default();
+        assert!(!r.is_repeat(Stream::Stdout, 1, b"line\n"));
+        assert!(r.is_repeat(Stream::Stdout, 1, b"line\n"), "same stream, time and bytes");
+        assert!(!r.is_repeat(Stream::Stderr, 1, b"line\n"), "another stream");
+        assert!(!r.is_repeat(Stream::Stdout, 2, b"line\n"), "another time: the same text written again");
+        // Identical pieces of one long line share a timestamp and are not repeats.
+        assert!(!r.is_repeat(Stream::Stdout, 3, b"xxxx"));
+        assert!(!r.is_repeat(Stream::Stdout, 3, b"xxxx"));
+        assert!(!r.is_repeat(Stream::Stdout, 3, b"xx\n"));
+        // A few lines sent again after a rotation.
+        for ts in 10..20 {
+            assert!(!r.is_repeat(Stream::Stdout, ts, format!("l{ts}\n").as_bytes()));
+        }
+        assert!((16..20).all(|ts| r.is_repeat(Stream::Stdout, ts, format!("l{ts}\n").as_bytes())));
+        assert!(!r.is_repeat(Stream::Stdout, 20, b"l20\n"));
     }
 
     fn entries(s: &mut TtySplitter, eof: bool) -> Vec<(i64, Vec<u8>)> {

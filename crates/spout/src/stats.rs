@@ -26,6 +26,8 @@ pub struct ReaderStats {
     /// Bytes of a TTY stream that did not start with a timestamp, skipped.
     pub garbage_bytes: Counter,
     pub stream_errors: Counter,
+    /// Entries the daemon sent twice (at json-file rotation), skipped.
+    pub repeated_entries: Counter,
 }
 
 /// What one route did.

@@ -19,7 +19,7 @@ use tracing::{debug, warn};
 use super::{classify, ErrorClass};
 use crate::backoff::Backoff;
 use crate::checkpoint::{Ack, Progress};
-use crate::line::{split_timestamp, Assembler, Line, Span, TtyEntry, TtySplitter};
+use crate::line::{split_timestamp, Assembler, Line, Repeats, Span, TtyEntry, TtySplitter};
 use crate::message::{Container, Message, Stream};
 use crate::position::{Cursor, Position};
 use crate::router::Router;
@@ -83,6 +83,7 @@ pub async fn run(
         cursor: Cursor::new(from),
         lines: Vec::new(),
         progress,
+        repeats: Repeats::default(),
         meta,
         ctx: ctx.clone(),
     };
@@ -101,6 +102,7 @@ struct Reader {
     assembler: Assembler,
     lines: Vec<Line>,
     progress: Arc<Progress>,
+    repeats: Repeats,
 }
 
 impl Reader {
@@ -197,6 +199,9 @@ impl Reader {
         };
         let mut stream = self.ctx.docker.logs(id, Some(options));
         self.cursor.restart_stream();
+        // A new stream's overlap with the last one is the cursor's business; repeats are looked
+        // for within one stream only.
+        self.repeats = Repeats::default();
         let mut tty = TtySplitter::default();
         loop {
             let item = tokio::select! {
@@ -239,13 +244,7 @@ impl Reader {
         let not_after_ns = now_ns() + 60_000_000_000;
         while let Some(entry) = tty.next_entry(eof, not_after_ns) {
             match entry {
-                TtyEntry::Entry { ts_ns, bytes } => {
-                    let before = self.cursor.position();
-                    if self.cursor.admit(ts_ns) {
-                        let span = Span { before, after: self.cursor.position() };
-                        self.assembler.push(Stream::Stdout, ts_ns, bytes, span, &mut self.lines);
-                    }
-                }
+                TtyEntry::Entry { ts_ns, bytes } => self.entry(Stream::Stdout, ts_ns, bytes),
                 TtyEntry::Garbage(n) => {
                     self.ctx.stats.garbage_bytes.add(n as u64);
                 }
@@ -254,6 +253,10 @@ impl Reader {
     }
 
     fn entry(&mut self, stream: Stream, ts_ns: i64, bytes: &[u8]) {
+        if self.repeats.is_repeat(stream, ts_ns, bytes) {
+            self.ctx.stats.repeated_entries.add(1);
+            return;
+        }
         let before = self.cursor.position();
         if self.cursor.admit(ts_ns) {
             let span = Span { before, after: self.cursor.position() };

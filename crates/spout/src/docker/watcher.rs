@@ -228,13 +228,15 @@ impl Watcher {
                 return;
             }
         }
-        // Where this process left it, else where an earlier spout left it, else the start rule.
+        // Where this process left it, else where an earlier spout left it; else everything since
+        // an earlier spout was last alive (it started while spout was stopped), or since this
+        // one started, or (backlog) its whole history.
         let from = match self.positions.remove(id).or_else(|| self.checkpoints.saved(id)) {
             Some(pos) => pos,
             None if self.config.backlog => Position::START,
-            None => Position::from_time(self.started_ns),
+            None => Position::from_time(self.checkpoints.previous_run().unwrap_or(self.started_ns)),
         };
-        let progress = self.checkpoints.progress(id, self.router.len());
+        let progress = self.checkpoints.progress(id, self.router.len(), from);
         debug!(container = %id, name = %found.container.name, ?from, "attaching");
         let running = found.running;
         let (meta_tx, meta_rx) = watch::channel(Arc::new(found.container));

@@ -29,7 +29,7 @@ use crate::message::Message;
 const BATCH_BYTES: usize = 256 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a written batch is kept to be written again should the connection turn out dead.
-const REPLAY_WINDOW: Duration = Duration::from_secs(2);
+const REPLAY_WINDOW: Duration = Duration::from_secs(1);
 /// Most bytes kept for replay; past it the oldest batches are accepted early.
 const REPLAY_MAX_BYTES: usize = 8 << 20;
 /// How long a clean close waits for the peer's EOF.
@@ -95,9 +95,12 @@ impl Route {
         let mut in_batch = 0usize;
         let mut draining = false;
         loop {
-            self.accept_aged(Instant::now());
+            // A connection found closed first: nothing written on it may count as accepted now.
             if self.conn.as_ref().is_some_and(Conn::is_closed) {
                 self.lost_connection("the destination closed the connection");
+            }
+            if self.conn.is_some() {
+                self.accept_aged(Instant::now());
             }
             if in_batch == 0 && !draining {
                 let encode = |out: &mut Vec<u8>, msg: &Message| {

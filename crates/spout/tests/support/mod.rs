@@ -7,7 +7,7 @@ pub mod receiver;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -129,8 +129,9 @@ impl Drop for Container {
     }
 }
 
+static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 pub fn unique_name() -> String {
-    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("spout-test-{}-{n}", std::process::id())
 }
@@ -144,7 +145,8 @@ pub fn free_port() -> u16 {
 pub struct Spout {
     child: Child,
     pub http_port: u16,
-    pub state_dir: tempfile::TempDir,
+    /// Kept alive for spouts that own their state directory.
+    _state_dir: Option<tempfile::TempDir>,
     stdout_path: PathBuf,
     stderr_path: PathBuf,
 }
@@ -155,14 +157,22 @@ impl Spout {
     }
 
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Spout {
-        let state_dir = tempfile::tempdir().expect("state dir");
+        let dir = tempfile::tempdir().expect("state dir");
+        let mut spout = Spout::start_in(dir.path(), args, env);
+        spout._state_dir = Some(dir);
+        spout
+    }
+
+    /// Starts spout with `dir` as its state directory, so a later spout can take over from it.
+    pub fn start_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Spout {
         let http_port = free_port();
-        let stdout_path = state_dir.path().join("spout.stdout");
-        let stderr_path = state_dir.path().join("spout.stderr");
+        let run = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stdout_path = dir.join(format!("spout-{run}.stdout"));
+        let stderr_path = dir.join(format!("spout-{run}.stderr"));
         let child = Command::new(env!("CARGO_BIN_EXE_spout"))
             .args(args)
             .arg("--state-dir")
-            .arg(state_dir.path().join("state"))
+            .arg(dir.join("state"))
             .args(["--http", &format!("127.0.0.1:{http_port}")])
             .env_remove("ROUTE_URIS")
             .env_remove("BACKLOG")
@@ -172,7 +182,7 @@ impl Spout {
             .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
             .spawn()
             .expect("start spout");
-        Spout { child, http_port, state_dir, stdout_path, stderr_path }
+        Spout { child, http_port, _state_dir: None, stdout_path, stderr_path }
     }
 
     /// Starts spout and waits until /health says it is connected to Docker.
@@ -202,6 +212,22 @@ impl Spout {
 
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().ok().flatten().is_none()
+    }
+
+    /// kill -9: no chance to save anything.
+    pub fn kill9(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
+    }
+
+    /// Peak resident memory so far, in KiB (VmHWM).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
     }
 
     pub fn sigterm(&self) {

@@ -1,6 +1,7 @@
 //! GELF receivers for the tests: UDP (chunked, compressed) and TCP (NUL-framed), decoding with
 //! the codec crate and keeping every message as JSON.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::net::{TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,53 +12,61 @@ use serde_json::Value;
 
 use super::{wait_until, PATIENCE};
 
-/// Messages received so far, in arrival order.
+/// Messages received so far, per container, in arrival order. Kept per container so that a test
+/// polling for its own container's lines does not hold up the receiving threads.
 #[derive(Clone, Default)]
 pub struct Inbox {
-    messages: Arc<Mutex<Vec<Value>>>,
+    by_container: Arc<Mutex<HashMap<String, Vec<Value>>>>,
     /// Payloads that were not valid GELF JSON.
     pub errors: Arc<Mutex<Vec<String>>>,
 }
 
 impl Inbox {
     fn push_payload(&self, payload: &[u8]) {
-        match gelf::decompress(payload, 64 << 20)
+        let decoded = gelf::decompress(payload, 64 << 20)
             .map_err(|e| e.to_string())
-            .and_then(|json| serde_json::from_slice::<Value>(&json).map_err(|e| e.to_string()))
-        {
-            Ok(v) => self.messages.lock().expect("lock").push(v),
+            .and_then(|json| serde_json::from_slice::<Value>(&json).map_err(|e| e.to_string()));
+        match decoded {
+            Ok(v) => {
+                let id = v["_container_id"].as_str().unwrap_or("").to_owned();
+                self.by_container.lock().expect("lock").entry(id).or_default().push(v);
+            }
             Err(e) => self.errors.lock().expect("lock").push(e),
         }
     }
 
+    /// How many messages of one container arrived.
+    pub fn count_of(&self, container_id: &str) -> usize {
+        self.by_container.lock().expect("lock").get(container_id).map_or(0, Vec::len)
+    }
+
     /// Messages of one container, in arrival order.
     pub fn of(&self, container_id: &str) -> Vec<Value> {
-        self.messages.lock().expect("lock").iter().filter(|m| m["_container_id"] == container_id).cloned().collect()
+        self.by_container.lock().expect("lock").get(container_id).cloned().unwrap_or_default()
     }
 
     /// The `short_message`s of one container.
     pub fn lines_of(&self, container_id: &str) -> Vec<String> {
-        self.of(container_id)
-            .iter()
-            .map(|m| m["short_message"].as_str().unwrap_or("<not a string>").to_owned())
-            .collect()
+        let messages = self.by_container.lock().expect("lock");
+        let Some(messages) = messages.get(container_id) else { return Vec::new() };
+        messages.iter().map(|m| m["short_message"].as_str().unwrap_or("<not a string>").to_owned()).collect()
     }
 
     /// Waits until `n` messages of the container arrived (more may follow) and returns their lines.
     pub fn wait_lines(&self, container_id: &str, n: usize) -> Vec<String> {
-        wait_until(PATIENCE, || self.of(container_id).len() >= n);
+        wait_until(PATIENCE, || self.count_of(container_id) >= n);
         self.lines_of(container_id)
     }
 
     /// Waits for `n` lines, then a little longer to catch any extra (duplicate) ones.
     pub fn settle_lines(&self, container_id: &str, n: usize) -> Vec<String> {
         self.wait_lines(container_id, n);
-        let mut last = self.of(container_id).len();
+        let mut last = self.count_of(container_id);
         let quiet_since = Instant::now();
         let mut quiet = quiet_since;
         while quiet.elapsed() < Duration::from_millis(500) && quiet_since.elapsed() < PATIENCE {
             std::thread::sleep(Duration::from_millis(50));
-            let now = self.of(container_id).len();
+            let now = self.count_of(container_id);
             if now != last {
                 last = now;
                 quiet = Instant::now();
