@@ -136,9 +136,22 @@ pub fn unique_name() -> String {
     format!("spout-test-{}-{n}", std::process::id())
 }
 
-/// A port nothing listens on right now.
+/// A port nothing listens on right now, below Linux's ephemeral range (32768 and up): a port
+/// from that range can be taken, while its listener is stopped, as the local end of any outgoing
+/// connection, and a receiver restarted on it would then fail to bind.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    let seed = u64::from(std::process::id()) << 32 | u64::from(SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    for _ in 0..1000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = 10_000 + (x % 20_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 10000 and 30000");
 }
 
 /// spout as a child process with its own state dir and HTTP port; killed when dropped.

@@ -123,7 +123,16 @@ impl TcpReceiver {
 
     /// Starts listening again, keeping what was received.
     pub fn resume(&mut self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("bind tcp");
+        // The old listener's thread lets go of the port within a few milliseconds of stop().
+        let mut listener = TcpListener::bind(("127.0.0.1", self.port));
+        for _ in 0..100 {
+            if listener.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            listener = TcpListener::bind(("127.0.0.1", self.port));
+        }
+        let listener = listener.expect("bind tcp");
         listener.set_nonblocking(true).expect("nonblocking");
         let running = Arc::new(AtomicBool::new(true));
         self.running = Some(Arc::clone(&running));
