@@ -17,9 +17,10 @@ use tracing::warn;
 use crate::fnv::fnv1a;
 use crate::position::Position;
 
-/// Positions kept per container for messages not yet accepted everywhere. Past this, the newest
-/// entry stands for a range of messages: the checkpoint advances in coarser steps, never further.
-const MAX_PENDING: usize = 65_536;
+/// Positions kept per container for messages not yet accepted everywhere (32 bytes each). Past
+/// this, the newest entry stands for a range of messages: the checkpoint advances in coarser
+/// steps, never further.
+const MAX_PENDING: usize = 4096;
 
 /// One container's shipped and accepted messages.
 #[derive(Debug)]
@@ -56,7 +57,8 @@ impl Progress {
         let seq = s.next_seq;
         if s.pending.len() >= MAX_PENDING {
             if let Some(last) = s.pending.back_mut() {
-                *last = (seq, last.1);
+                // Settles only once everything up to `seq` is accepted, and then `resume` is right.
+                *last = (seq, resume);
                 return seq;
             }
         }
@@ -153,9 +155,9 @@ pub fn decode(text: &str) -> Result<Position, CheckpointError> {
 /// `STATE_DIR/checkpoints/`, each replaced atomically (temporary file, fsync, rename).
 pub struct Checkpoints {
     dir: PathBuf,
-    /// `STATE_DIR/alive`: when spout last saved checkpoints.
+    /// `STATE_DIR/alive`: the watermark (see `persist`).
     alive_path: PathBuf,
-    /// When the previous run of spout was last alive, if there was one.
+    /// The previous run's watermark, if there was a previous run.
     previous_run: Option<i64>,
     inner: Mutex<Store>,
 }
@@ -164,6 +166,8 @@ pub struct Checkpoints {
 struct Store {
     /// Loaded from disk or persisted since.
     saved: HashMap<String, Position>,
+    /// Settled but not yet written (a write failed, or is under way).
+    unsaved: HashMap<String, Position>,
     /// Containers read by this process.
     live: HashMap<String, Arc<Progress>>,
 }
@@ -206,11 +210,11 @@ impl Checkpoints {
             },
             Err(_) => None,
         };
-        Ok(Checkpoints { dir, alive_path, previous_run, inner: Mutex::new(Store { saved, live: HashMap::new() }) })
+        Ok(Checkpoints { dir, alive_path, previous_run, inner: Mutex::new(Store { saved, ..Store::default() }) })
     }
 
-    /// When the previous run of spout last saved its checkpoints: a container it has no
-    /// checkpoint for started after that (or wrote nothing spout accepted), and is read from then.
+    /// The watermark the previous run saved: a container it has no checkpoint for started after
+    /// that, and is read from then.
     pub fn previous_run(&self) -> Option<i64> {
         self.previous_run
     }
@@ -237,14 +241,17 @@ impl Checkpoints {
         Arc::clone(progress)
     }
 
-    /// Writes every checkpoint that moved, and the time, as the moment this run was last known
-    /// to be alive. Errors are returned after trying them all.
-    pub fn persist(&self, now_ns: i64) -> std::io::Result<usize> {
-        // Taken before the checkpoints: whatever they settle was read before now.
-        let alive = Position::from_time(now_ns);
+    /// Writes every checkpoint that moved, and `watermark`: every container started before it
+    /// has been attached, so one without a checkpoint can be read from there by the next run.
+    /// Errors are returned after trying them all.
+    pub fn persist(&self, watermark_ns: i64) -> std::io::Result<usize> {
+        let alive = Position::from_time(watermark_ns);
         let moved: Vec<(String, Position)> = {
-            let store = self.lock();
-            store.live.iter().filter_map(|(id, p)| p.settle().map(|pos| (id.clone(), pos))).collect()
+            let mut store = self.lock();
+            let settled: Vec<(String, Position)> =
+                store.live.iter().filter_map(|(id, p)| p.settle().map(|pos| (id.clone(), pos))).collect();
+            store.unsaved.extend(settled);
+            store.unsaved.iter().map(|(id, pos)| (id.clone(), *pos)).collect()
         };
         let mut first_error = None;
         let mut written = 0;
@@ -252,7 +259,12 @@ impl Checkpoints {
             match write_atomically(&self.dir, id, &encode(*pos)) {
                 Ok(()) => {
                     written += 1;
-                    self.lock().saved.insert(id.clone(), *pos);
+                    let mut store = self.lock();
+                    store.saved.insert(id.clone(), *pos);
+                    // Unless it moved on meanwhile, it is saved.
+                    if store.unsaved.get(id) == Some(pos) {
+                        store.unsaved.remove(id);
+                    }
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -280,6 +292,7 @@ impl Checkpoints {
     pub fn forget(&self, id: &str) {
         let mut store = self.lock();
         store.saved.remove(id);
+        store.unsaved.remove(id);
         store.live.remove(id);
         drop(store);
         if is_container_id(id) {
@@ -348,7 +361,7 @@ mod tests {
         // The coarse last entry is not settled until its whole range is accepted.
         assert_eq!(p.settle(), Some(pos(MAX_PENDING as i64 - 2)));
         p.accept(0, last);
-        assert_eq!(p.settle(), Some(pos(MAX_PENDING as i64 - 1)));
+        assert_eq!(p.settle(), Some(pos(MAX_PENDING as i64 + 9)));
     }
 
     #[test]

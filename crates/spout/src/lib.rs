@@ -19,6 +19,7 @@ pub mod routes;
 pub mod stats;
 pub mod timestamp;
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -31,9 +32,10 @@ use docker::watcher::{Health, Watcher, WatcherConfig};
 use stats::ReaderStats;
 
 /// Writes the checkpoints that moved, off the async threads (each write is fsynced).
-async fn persist(checkpoints: &Arc<Checkpoints>) {
+async fn persist(checkpoints: &Arc<Checkpoints>, watermark: &AtomicI64) {
     let checkpoints = Arc::clone(checkpoints);
-    match tokio::task::spawn_blocking(move || checkpoints.persist(timestamp::now_ns())).await {
+    let watermark = watermark.load(Ordering::Acquire);
+    match tokio::task::spawn_blocking(move || checkpoints.persist(watermark)).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => warn!(error = %e, "cannot save checkpoints; they are tried again next time"),
         Err(e) => warn!(error = %e, "checkpoint task failed"),
@@ -76,6 +78,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     }
 
     let reader_stats = Arc::new(ReaderStats::default());
+    let watermark = Arc::new(AtomicI64::new(checkpoints.previous_run().unwrap_or_else(timestamp::now_ns)));
     let watcher = Watcher::new(
         WatcherConfig {
             docker_host: config.docker_host.clone(),
@@ -86,6 +89,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
         },
         router,
         Arc::clone(&checkpoints),
+        Arc::clone(&watermark),
         Arc::clone(&reader_stats),
         health_tx,
         shutdown.clone(),
@@ -97,7 +101,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = every.tick() => persist(&checkpoints).await,
+            _ = every.tick() => persist(&checkpoints, &watermark).await,
             () = shutdown.cancelled() => break,
         }
     }
@@ -119,7 +123,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
               dropped_failed = s.dropped_failed.get(), undelivered = s.undelivered.get(), "route closed");
     }
     // Everything the routes accepted, and only that, is where the next start resumes.
-    persist(&checkpoints).await;
+    persist(&checkpoints, &watermark).await;
     info!(
         lines = reader_stats.lines.get(),
         empty_lines = reader_stats.empty_lines.get(),

@@ -196,13 +196,30 @@ impl Assembler {
     /// Takes one entry and appends the lines it completes to `out`.
     pub fn push(&mut self, stream: Stream, ts_ns: i64, bytes: &[u8], span: Span, out: &mut Vec<Line>) {
         let first_new = out.len();
+        // Pieces of one line share its timestamp: a piece with another timestamp starts a new
+        // line, and the unterminated one before it is complete as it is. That one does not
+        // include this entry, so it resumes before it.
+        let slot = stream as usize;
+        if self.pending[slot].as_ref().is_some_and(|p| p.ts_ns != ts_ns) {
+            self.flush_slot(stream, out);
+        }
+        let flushed = out.len();
         self.push_entry(stream, ts_ns, bytes, span.before, out);
         // Lines completed now resume after this entry, unless a line still being merged started
         // earlier: the checkpoint must not pass its first piece.
-        let resume = self.held_from().unwrap_or(span.after);
-        for line in &mut out[first_new..] {
-            line.resume = resume;
+        let held = self.held_from();
+        for line in &mut out[first_new..flushed] {
+            line.resume = held.unwrap_or(span.before);
         }
+        for line in &mut out[flushed..] {
+            line.resume = held.unwrap_or(span.after);
+        }
+    }
+
+    /// The timestamp of the oldest line still being merged: its remaining pieces carry it, so a
+    /// reopened stream must not start after it.
+    pub fn held_since_ts(&self) -> Option<i64> {
+        self.pending.iter().flatten().map(|p| p.ts_ns).min()
     }
 
     /// The position before the first piece of the oldest line still being merged.
@@ -212,11 +229,6 @@ impl Assembler {
 
     fn push_entry(&mut self, stream: Stream, ts_ns: i64, bytes: &[u8], before: Position, out: &mut Vec<Line>) {
         let slot = stream as usize;
-        // Pieces of one line share its timestamp: a piece with another timestamp starts a new
-        // line, and the unterminated one before it is complete as it is.
-        if self.pending[slot].as_ref().is_some_and(|p| p.ts_ns != ts_ns) {
-            self.flush_slot(stream, out);
-        }
         let (body, complete) = match bytes.strip_suffix(b"\n") {
             Some(body) if self.tty => (body.strip_suffix(b"\r").unwrap_or(body), true),
             Some(body) => (body, true),
@@ -364,6 +376,14 @@ mod tests {
         assert_eq!(a.held_from(), Some(at(13)));
         a.flush(at(14), &mut out);
         assert_eq!(out.last().map(|l| l.resume), Some(at(14)));
+        // An unterminated line ended by a new timestamp resumes before the entry that ended it.
+        a.push(Stream::Stdout, 20, b"prompt> ", Span { before: at(19), after: at(20) }, &mut out);
+        a.push(Stream::Stdout, 21, b"next\n", Span { before: at(20), after: at(21) }, &mut out);
+        let got: Vec<(&str, i64)> = out[out.len() - 2..].iter().map(|l| (l.text.as_str(), l.resume.ts_ns)).collect();
+        assert_eq!(got, vec![("prompt> ", 20), ("next", 21)]);
+        assert_eq!(a.held_since_ts(), None);
+        a.push(Stream::Stderr, 30, b"long", Span { before: at(21), after: at(30) }, &mut out);
+        assert_eq!(a.held_since_ts(), Some(30));
     }
 
     #[test]

@@ -64,12 +64,15 @@ impl Cursor {
         self.pos
     }
 
-    /// The `since` for the next stream: whole seconds, a margin before the position.
-    pub fn since_secs(&self) -> i32 {
-        if self.pos.ts_ns <= 0 {
+    /// The `since` for the next stream: whole seconds, a margin before the position, and no
+    /// later than `held_since_ns` (the timestamp of a line still being merged, whose remaining
+    /// pieces carry it).
+    pub fn since_secs(&self, held_since_ns: Option<i64>) -> i32 {
+        let from = held_since_ns.map_or(self.pos.ts_ns, |held| held.min(self.pos.ts_ns));
+        if from <= 0 {
             return 0;
         }
-        let secs = self.pos.ts_ns.div_euclid(1_000_000_000) - REOPEN_MARGIN_SECS;
+        let secs = from.div_euclid(1_000_000_000) - REOPEN_MARGIN_SECS;
         i32::try_from(secs.max(1)).unwrap_or(i32::MAX)
     }
 
@@ -166,7 +169,10 @@ mod tests {
 
     #[test]
     fn since_is_whole_seconds_with_a_margin() {
-        assert_eq!(Cursor::new(Position::START).since_secs(), 0);
-        assert_eq!(Cursor::new(Position::from_time(1_795_984_225_804_920_384)).since_secs(), 1_795_984_223);
+        assert_eq!(Cursor::new(Position::START).since_secs(None), 0);
+        let c = Cursor::new(Position::from_time(1_795_984_225_804_920_384));
+        assert_eq!(c.since_secs(None), 1_795_984_223);
+        assert_eq!(c.since_secs(Some(1_795_984_100_000_000_000)), 1_795_984_098);
+        assert_eq!(c.since_secs(Some(1_795_984_300_000_000_000)), 1_795_984_223);
     }
 }

@@ -15,6 +15,8 @@ use crate::stats::RouteStats;
 #[derive(Debug, Clone)]
 pub struct RouteQueue {
     pub name: Arc<str>,
+    /// The route's number, as acknowledgements name it.
+    pub index: usize,
     pub tx: mpsc::Sender<Arc<Message>>,
     pub when_full: WhenFull,
     pub stats: Arc<RouteStats>,
@@ -54,7 +56,10 @@ impl Router {
                 WhenFull::Block => q.tx.send(Arc::clone(&msg)).await.is_ok(),
                 WhenFull::Drop => match q.tx.try_send(Arc::clone(&msg)) {
                     Ok(()) => true,
-                    Err(mpsc::error::TrySendError::Full(_)) => {
+                    Err(mpsc::error::TrySendError::Full(dropped)) => {
+                        // Dropped for good: this route is done with it, and the checkpoint
+                        // must not wait for it.
+                        dropped.accept(q.index);
                         let dropped = q.stats.dropped_full.add(1);
                         if dropped.is_power_of_two() {
                             warn!(route = %q.name, dropped, "route queue full, dropping messages (when_full=drop)");
@@ -92,7 +97,7 @@ mod tests {
 
     fn queue(when_full: WhenFull, cap: usize) -> (RouteQueue, mpsc::Receiver<Arc<Message>>) {
         let (tx, rx) = mpsc::channel(cap);
-        (RouteQueue { name: "r".into(), tx, when_full, stats: Arc::default() }, rx)
+        (RouteQueue { name: "r".into(), index: 0, tx, when_full, stats: Arc::default() }, rx)
     }
 
     #[tokio::test]

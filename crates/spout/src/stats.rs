@@ -40,5 +40,8 @@ pub struct RouteStats {
     pub dropped_failed: Counter,
     /// Still queued when the shutdown grace period ran out.
     pub undelivered: Counter,
+    /// Connections lost.
     pub reconnects: Counter,
+    /// Attempts to connect that failed.
+    pub connect_failures: Counter,
 }

@@ -194,7 +194,7 @@ impl Reader {
             stdout: true,
             stderr: true,
             timestamps: true,
-            since: self.cursor.since_secs(),
+            since: self.cursor.since_secs(self.assembler.held_since_ts()),
             ..Default::default()
         };
         let mut stream = self.ctx.docker.logs(id, Some(options));

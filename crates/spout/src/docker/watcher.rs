@@ -6,6 +6,7 @@
 //! with backoff and lists again; it never gives up and never exits for the daemon.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +62,9 @@ pub struct Watcher {
     /// Containers already running when spout started are read from this moment on (unless
     /// backlog), and so is every container spout has no position for.
     started_ns: i64,
+    /// Every container started before this time (ns) has been attached: saved as the time the
+    /// next run reads containers without a checkpoint from.
+    watermark: Arc<AtomicI64>,
     readers: HashMap<String, watch::Sender<Arc<Container>>>,
     /// Where stopped containers' readers got to, for when they start again (checkpoints lag
     /// behind this: they wait for the routes).
@@ -82,6 +86,7 @@ impl Watcher {
         config: WatcherConfig,
         router: Router,
         checkpoints: Arc<Checkpoints>,
+        watermark: Arc<AtomicI64>,
         stats: Arc<ReaderStats>,
         health: watch::Sender<Health>,
         cancel: CancellationToken,
@@ -95,6 +100,7 @@ impl Watcher {
             health,
             cancel,
             started_ns: now_ns(),
+            watermark,
             readers: HashMap::new(),
             positions: HashMap::new(),
             unreadable: HashSet::new(),
@@ -148,7 +154,7 @@ impl Watcher {
         let (events_tx, mut events) = mpsc::channel(EVENT_QUEUE);
         let since = now_ns() / 1_000_000_000 - 1;
         let _pump = AbortOnDropHandle::new(tokio::spawn(pump_events(session.docker.clone(), since, events_tx)));
-        self.reconcile(&session).await?;
+        self.reconcile(&session, true).await?;
         info!(readers = self.readers.len(), "connected to Docker");
         self.health.send_replace(Health::Connected);
         let mut relist = tokio::time::interval_at(tokio::time::Instant::now() + RELIST_EVERY, RELIST_EVERY);
@@ -158,7 +164,9 @@ impl Watcher {
                     Some(Ok(event)) => {
                         let id = event.actor.and_then(|a| a.id).unwrap_or_default();
                         match event.action.as_deref().unwrap_or("") {
-                            "start" | "restart" => self.attach(&session, &id).await,
+                            "start" | "restart" => {
+                                self.attach(&session, &id).await;
+                            }
                             "rename" => self.rename(&session, &id).await,
                             "destroy" => {
                                 self.positions.remove(&id);
@@ -172,45 +180,58 @@ impl Watcher {
                     None => return Err("events stream ended".to_owned()),
                 },
                 Some(exit) = self.exits_rx.recv() => self.reader_exited(&session, exit).await,
-                _ = relist.tick() => self.reconcile(&session).await?,
+                _ = relist.tick() => self.reconcile(&session, false).await?,
             }
         }
     }
 
     /// Lists every container: attaches to running ones that have no reader (whatever an event or
     /// a failed inspect missed), and forgets what is kept for containers that no longer exist.
-    async fn reconcile(&mut self, session: &Session) -> Result<(), String> {
+    /// Right after (re)connecting (`catch_up`) it also attaches stopped containers that may have
+    /// written what was not read: those with a checkpoint from an earlier run, and those created
+    /// since the watermark. Once every attach succeeded, the watermark moves to the list's time.
+    async fn reconcile(&mut self, session: &Session, catch_up: bool) -> Result<(), String> {
+        let listed_at = now_ns();
         let all = session
             .docker
             .list_containers(Some(ListContainersOptions { all: true, ..Default::default() }))
             .await
             .map_err(|e| format!("listing containers: {e}"))?;
+        let watermark_secs = self.watermark.load(Ordering::Acquire).div_euclid(1_000_000_000);
         let mut existing = HashSet::with_capacity(all.len());
+        let mut all_attached = true;
         for summary in all {
             let Some(id) = summary.id else { continue };
-            if summary.state == Some(ContainerSummaryStateEnum::RUNNING) {
-                self.attach(session, &id).await;
+            let running = summary.state == Some(ContainerSummaryStateEnum::RUNNING);
+            let unread_tail = catch_up
+                && !self.positions.contains_key(&id)
+                && (self.checkpoints.saved(&id).is_some() || summary.created.is_some_and(|c| c >= watermark_secs - 1));
+            if running || unread_tail {
+                all_attached &= self.attach(session, &id).await;
             }
             existing.insert(id);
         }
         self.positions.retain(|id, _| existing.contains(id));
         self.unreadable.retain(|id| existing.contains(id));
         self.checkpoints.retain(&existing);
+        if all_attached {
+            self.watermark.fetch_max(listed_at, Ordering::AcqRel);
+        }
         Ok(())
     }
 
-    /// Starts a reader for `id` unless it has one or should not be read.
-    async fn attach(&mut self, session: &Session, id: &str) {
+    /// Starts a reader for `id` unless it has one or should not be read. False when it could not
+    /// be inspected (and so is retried at the next reconcile).
+    async fn attach(&mut self, session: &Session, id: &str) -> bool {
         if id.is_empty() || self.readers.contains_key(id) || self.unreadable.contains(id) {
-            return;
+            return true;
         }
         let resp = match session.docker.inspect_container(id, None).await {
             Ok(resp) => resp,
+            Err(e) if classify(&e) == ErrorClass::Gone => return true,
             Err(e) => {
-                if classify(&e) != ErrorClass::Gone {
-                    warn!(container = %id, error = %e, "cannot inspect container; it is read when it next starts");
-                }
-                return;
+                warn!(container = %id, error = %e, "cannot inspect container; trying again at the next list");
+                return false;
             }
         };
         let found = inspected(resp, &session.host, self.config.own_id.as_deref());
@@ -221,11 +242,11 @@ impl Watcher {
                     warn!(container = %id, name = %found.container.name, driver = %driver,
                           "container's log driver keeps nothing the Docker API can return; its logs are not shipped");
                 }
-                return;
+                return true;
             }
             Some(skip) => {
                 debug!(container = %id, name = %found.container.name, reason = ?skip, "not reading container");
-                return;
+                return true;
             }
         }
         // Where this process left it, else where an earlier spout left it; else everything since
@@ -250,6 +271,7 @@ impl Watcher {
             exits: self.exits_tx.clone(),
         };
         self.tracker.spawn(reader::run(ctx, meta_rx, progress, from, running));
+        true
     }
 
     async fn rename(&mut self, session: &Session, id: &str) {
@@ -281,7 +303,9 @@ impl Watcher {
 
     async fn attach_if_running(&mut self, session: &Session, id: &str) {
         match session.docker.inspect_container(id, None).await {
-            Ok(resp) if resp.state.as_ref().and_then(|s| s.running).unwrap_or(false) => self.attach(session, id).await,
+            Ok(resp) if resp.state.as_ref().and_then(|s| s.running).unwrap_or(false) => {
+                self.attach(session, id).await;
+            }
             Ok(_) => {}
             Err(e) if classify(&e) == ErrorClass::Gone => {
                 self.positions.remove(id);

@@ -50,7 +50,13 @@ pub fn spawn(specs: &[RouteSpec], abort: &CancellationToken) -> (Router, Vec<Rou
             RouteKind::GelfTcp { addr } => tokio::spawn(tcp::run(ctx, addr.clone())),
             RouteKind::Stdout => tokio::spawn(stdout::run(ctx)),
         };
-        queues.push(RouteQueue { name: Arc::clone(&name), tx, when_full: spec.when_full, stats: Arc::clone(&stats) });
+        queues.push(RouteQueue {
+            name: Arc::clone(&name),
+            index,
+            tx,
+            when_full: spec.when_full,
+            stats: Arc::clone(&stats),
+        });
         handles.push(RouteHandle { name, stats, task });
     }
     (Router::new(queues), handles)

@@ -43,33 +43,45 @@ struct Written {
     messages: usize,
 }
 
+/// How a connection ended, as its watching task saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Open,
+    /// The peer closed its side: it read everything before it (a clean close).
+    Eof,
+    /// Reset or failed: unread data may have been thrown away.
+    Failed,
+}
+
 /// A connection, and the task that watches it for the peer closing it.
 struct Conn {
     tx: OwnedWriteHalf,
-    closed: watch::Receiver<bool>,
+    ended: watch::Receiver<Ended>,
     _watch: AbortOnDropHandle<()>,
 }
 
 impl Conn {
     fn new(stream: TcpStream) -> Conn {
         let (mut rx, tx) = stream.into_split();
-        let (closed_tx, closed) = watch::channel(false);
+        let (ended_tx, ended) = watch::channel(Ended::Open);
         // The peer never sends anything: whatever the read returns (EOF or an error) means the
         // connection is over, usually long before a write would say so.
         let watch = tokio::spawn(async move {
             let mut buf = [0u8; 512];
-            while let Ok(n) = rx.read(&mut buf).await {
-                if n == 0 {
-                    break;
+            let how = loop {
+                match rx.read(&mut buf).await {
+                    Ok(0) => break Ended::Eof,
+                    Ok(_) => {}
+                    Err(_) => break Ended::Failed,
                 }
-            }
-            let _ = closed_tx.send(true);
+            };
+            let _ = ended_tx.send(how);
         });
-        Conn { tx, closed, _watch: AbortOnDropHandle::new(watch) }
+        Conn { tx, ended, _watch: AbortOnDropHandle::new(watch) }
     }
 
     fn is_closed(&self) -> bool {
-        *self.closed.borrow()
+        *self.ended.borrow() != Ended::Open
     }
 }
 
@@ -77,12 +89,15 @@ struct Route {
     ctx: RouteContext,
     addr: HostPort,
     conn: Option<Conn>,
+    /// A connection was lost: wait a backoff delay before the next attempt, so a destination
+    /// that accepts and drops connections is not hammered.
+    lost: bool,
     replay: VecDeque<Written>,
     replay_bytes: usize,
 }
 
 pub async fn run(ctx: RouteContext, addr: HostPort) {
-    let mut route = Route { ctx, addr, conn: None, replay: VecDeque::new(), replay_bytes: 0 };
+    let mut route = Route { ctx, addr, conn: None, lost: false, replay: VecDeque::new(), replay_bytes: 0 };
     route.run().await;
 }
 
@@ -102,17 +117,20 @@ impl Route {
             if self.conn.is_some() {
                 self.accept_aged(Instant::now());
             }
-            if in_batch == 0 && !draining {
+            // Disconnected with unaccepted batches: reconnect and resend them now, not when the
+            // next line comes.
+            let resend_now = self.conn.is_none() && !self.replay.is_empty();
+            if in_batch == 0 && !draining && !resend_now {
                 let encode = |out: &mut Vec<u8>, msg: &Message| {
                     out.extend_from_slice(encoder.encode(&fields.message(msg)));
                     out.push(0);
                 };
                 let oldest = self.replay.front().map(|w| w.at + REPLAY_WINDOW);
-                let conn_closed = self.conn.as_mut().map(|c| &mut c.closed);
-                let closed = async move {
-                    match conn_closed {
-                        Some(closed) => {
-                            let _ = closed.changed().await;
+                let conn_ended = self.conn.as_mut().map(|c| &mut c.ended);
+                let ended = async move {
+                    match conn_ended {
+                        Some(ended) => {
+                            let _ = ended.changed().await;
                         }
                         None => std::future::pending().await,
                     }
@@ -121,7 +139,7 @@ impl Route {
                     filled = self.ctx.fill_batch(&mut batch, &mut acks, BATCH_BYTES, encode) => filled,
                     // Idle: age out what was written, and notice a closed connection early.
                     () = sleep_until(oldest) => continue,
-                    () = closed => continue,
+                    () = ended => continue,
                 };
                 match filled {
                     Batch::Filled(n) => in_batch = n,
@@ -134,6 +152,9 @@ impl Route {
             }
             if !self.ensure_connected().await {
                 return self.give_up(in_batch);
+            }
+            if in_batch == 0 && !draining {
+                continue; // connected only to resend
             }
             if draining && in_batch == 0 {
                 // Everything is written; prove it was read before calling it accepted. Without
@@ -170,17 +191,22 @@ impl Route {
     /// Connects if needed, writing again whatever is waiting for replay. False when aborted.
     async fn ensure_connected(&mut self) -> bool {
         while self.conn.is_none() {
+            if std::mem::take(&mut self.lost) {
+                tokio::select! {
+                    () = tokio::time::sleep(self.ctx.backoff.next_delay()) => {}
+                    () = self.ctx.abort.cancelled() => return false,
+                }
+            }
             match connect(&self.addr).await {
                 Ok(stream) => {
                     info!(route = %self.ctx.name, peer = %self.addr, replay = self.replay.len(), "connected");
                     self.conn = Some(Conn::new(stream));
-                    self.ctx.backoff.reset();
                     if let Err(e) = self.resend().await {
                         self.lost_connection(&e.to_string());
                     }
                 }
                 Err(e) => {
-                    let attempts = self.ctx.stats.reconnects.add(1);
+                    let attempts = self.ctx.stats.connect_failures.add(1);
                     if attempts.is_power_of_two() {
                         warn!(route = %self.ctx.name, peer = %self.addr, error = %e, attempts, "cannot connect, retrying");
                     }
@@ -219,28 +245,34 @@ impl Route {
         }
     }
 
-    /// Shuts our side down and waits for the peer's EOF: then it has read everything.
+    /// Shuts our side down and waits for the peer's EOF: then it has read everything. A reset
+    /// proves nothing.
     async fn close_cleanly(&mut self) -> bool {
         let Some(mut conn) = self.conn.take() else { return false };
         if conn.tx.shutdown().await.is_err() {
             return false;
         }
-        let eof = async {
-            while !*conn.closed.borrow_and_update() {
-                if conn.closed.changed().await.is_err() {
-                    break;
+        let end = async {
+            loop {
+                let now = *conn.ended.borrow_and_update();
+                if now != Ended::Open || conn.ended.changed().await.is_err() {
+                    return now;
                 }
             }
         };
         tokio::select! {
-            r = tokio::time::timeout(CLOSE_WAIT, eof) => r.is_ok(),
+            end = tokio::time::timeout(CLOSE_WAIT, end) => end == Ok(Ended::Eof),
             () = self.ctx.abort.cancelled() => false,
         }
     }
 
     fn lost_connection(&mut self, why: &str) {
         if self.conn.take().is_some() {
-            warn!(route = %self.ctx.name, peer = %self.addr, error = %why, replay = self.replay.len(), "connection lost, reconnecting to write again what was not accepted");
+            self.lost = true;
+            let losses = self.ctx.stats.reconnects.add(1);
+            if losses.is_power_of_two() {
+                warn!(route = %self.ctx.name, peer = %self.addr, error = %why, replay = self.replay.len(), losses, "connection lost, reconnecting to write again what was not accepted");
+            }
         }
     }
 
@@ -254,6 +286,8 @@ impl Route {
             if let Some(mut written) = self.replay.pop_front() {
                 self.replay_bytes -= written.bytes.len();
                 self.ctx.accept(&mut written.acks);
+                // This connection has proven itself: the next loss starts backing off afresh.
+                self.ctx.backoff.reset();
             }
         }
     }

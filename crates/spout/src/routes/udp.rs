@@ -59,6 +59,7 @@ pub async fn run(mut ctx: RouteContext, addr: HostPort, compression: Compression
         }
         let Some(datagrams) = encoder.encode(&fields.message(&msg)) else {
             ctx.stats.dropped_failed.add(1);
+            msg.accept(ctx.index);
             error!(route = %ctx.name, container = %msg.container.name, "message fields alone exceed 128 chunks, dropped");
             continue;
         };
@@ -77,6 +78,8 @@ pub async fn run(mut ctx: RouteContext, addr: HostPort, compression: Compression
             Some(e) => {
                 // Connection refused (an ICMP answer to an earlier datagram) and the like: the
                 // datagram is gone, the socket still works.
+                // UDP promises nothing more: gone, and the checkpoint need not wait for it.
+                msg.accept(ctx.index);
                 let dropped = ctx.stats.dropped_failed.add(1);
                 if dropped.is_power_of_two() {
                     warn!(route = %ctx.name, error = %e, dropped, "UDP send failed, message dropped");
