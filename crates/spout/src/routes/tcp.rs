@@ -31,7 +31,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a written batch is kept to be written again should the connection turn out dead.
 const REPLAY_WINDOW: Duration = Duration::from_secs(1);
 /// Most bytes kept for replay; past it the oldest batches are accepted early.
-const REPLAY_MAX_BYTES: usize = 8 << 20;
+const REPLAY_MAX_BYTES: usize = 4 << 20;
 /// How long a clean close waits for the peer's EOF.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -169,15 +169,17 @@ impl Route {
             match self.write(&batch).await {
                 Ok(()) => {
                     self.ctx.stats.sent.add(in_batch as u64);
+                    // An exact-size copy: the batch buffer (256 KiB and up) is reused, and a
+                    // second's worth of small batches must not each pin one.
                     let written = Written {
                         at: Instant::now(),
-                        bytes: std::mem::take(&mut batch),
+                        bytes: batch.clone(),
                         acks: std::mem::take(&mut acks),
                         messages: in_batch,
                     };
                     self.replay_bytes += written.bytes.len();
                     self.replay.push_back(written);
-                    batch = Vec::with_capacity(BATCH_BYTES);
+                    batch.clear();
                     in_batch = 0;
                 }
                 Err(e) => self.lost_connection(&e.to_string()),
