@@ -124,6 +124,9 @@ fn next_entry_within(entry: &[u8], ts_ns: i64, not_after_ns: i64) -> Option<usiz
 #[derive(Debug, Default)]
 pub struct Repeats {
     recent: [VecDeque<(i64, u64)>; 2],
+    /// The latest timestamp per stream: an entry stamped later repeats nothing, which spares the
+    /// search for nearly every entry (a stream is stamped in order).
+    latest: [i64; 2],
 }
 
 /// How many complete entries per stream a repeat is looked for among.
@@ -136,10 +139,12 @@ impl Repeats {
             return false;
         }
         let key = (ts_ns, fnv1a(bytes));
-        let recent = &mut self.recent[stream as usize];
-        if recent.contains(&key) {
+        let slot = stream as usize;
+        let recent = &mut self.recent[slot];
+        if ts_ns <= self.latest[slot] && recent.contains(&key) {
             return true;
         }
+        self.latest[slot] = self.latest[slot].max(ts_ns);
         if recent.len() == REPEAT_WINDOW {
             recent.pop_front();
         }

@@ -69,6 +69,8 @@ pub struct Watcher {
     /// Where stopped containers' readers got to, for when they start again (checkpoints lag
     /// behind this: they wait for the routes).
     positions: HashMap<String, Position>,
+    /// Containers that started again while their reader was still running.
+    restarted: HashSet<String>,
     /// Containers whose logs the daemon cannot return: warned about once, then left alone.
     unreadable: HashSet<String>,
     tracker: TaskTracker,
@@ -104,6 +106,7 @@ impl Watcher {
             readers: HashMap::new(),
             positions: HashMap::new(),
             unreadable: HashSet::new(),
+            restarted: HashSet::new(),
             tracker: TaskTracker::new(),
             exits_tx,
             exits_rx,
@@ -165,6 +168,10 @@ impl Watcher {
                         let id = event.actor.and_then(|a| a.id).unwrap_or_default();
                         match event.action.as_deref().unwrap_or("") {
                             "start" | "restart" => {
+                                if self.readers.contains_key(&id) {
+                                    // Its reader may be on its way out, having seen it stop.
+                                    self.restarted.insert(id.clone());
+                                }
                                 self.attach(&session, &id).await;
                             }
                             "rename" => self.rename(&session, &id).await,
@@ -284,13 +291,19 @@ impl Watcher {
     }
 
     async fn reader_exited(&mut self, session: &Session, exit: ReaderExit) {
+        let restarted = self.restarted.remove(&exit.id);
         self.readers.remove(&exit.id);
         match exit.reason {
             ExitReason::Stopped => {
                 self.positions.insert(exit.id.clone(), exit.position);
-                // It may have started again between the reader's last look and now, in which
-                // case its start event found the old reader still there.
-                self.attach_if_running(session, &exit.id).await;
+                if restarted {
+                    // It started again while its reader was finishing: read what that run
+                    // wrote, even if (a short run) it has already stopped again.
+                    self.attach(session, &exit.id).await;
+                } else {
+                    // It may have started again with its start event still on the way.
+                    self.attach_if_running(session, &exit.id).await;
+                }
             }
             ExitReason::Unreadable => {
                 self.unreadable.insert(exit.id);
