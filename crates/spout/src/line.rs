@@ -117,31 +117,39 @@ fn next_entry_within(entry: &[u8], ts_ns: i64, not_after_ns: i64) -> Option<usiz
 }
 
 /// Spots the daemon sending entries again. When a json-file log rotates under a follow stream,
-/// Docker 20.10 sends the last line (under load, the last few) before the rotation again: same
-/// stream, same nanosecond timestamp, same bytes. Distinct lines never share a timestamp (each is
-/// stamped on its own), and the pieces of a split line share one but only the last ends in a
-/// newline; so a complete entry equal to one of the last few of its stream is such a repeat.
+/// Docker 20.10 sends entries again: the last line before the rotation, or, under load, every line
+/// from the start of the current file (seen: 71 lines). A stream is stamped in order, each line on
+/// its own, so a re-send shows as a complete entry that is stamped no later than the latest one and
+/// equals one of the recent ones; from there the re-send runs until an entry is stamped later than
+/// anything seen. Entries that go back in time but match nothing recent (the clock was set back)
+/// are kept: a missed re-send costs duplicates, a false match would cost lines.
 #[derive(Debug, Default)]
 pub struct Repeats {
     recent: [VecDeque<(i64, u64)>; 2],
-    /// The latest timestamp per stream: an entry stamped later repeats nothing, which spares the
-    /// search for nearly every entry (a stream is stamped in order).
     latest: [i64; 2],
+    replaying: [bool; 2],
 }
 
-/// How many complete entries per stream a repeat is looked for among.
-const REPEAT_WINDOW: usize = 64;
+/// How many complete entries per stream a re-send is recognised by (16 bytes each).
+const REPEAT_WINDOW: usize = 256;
 
 impl Repeats {
-    /// True when this entry repeats a recent one of its stream (and should be skipped).
+    /// True when this entry is part of a re-send (and should be skipped).
     pub fn is_repeat(&mut self, stream: Stream, ts_ns: i64, bytes: &[u8]) -> bool {
+        let slot = stream as usize;
+        if ts_ns > self.latest[slot] {
+            self.replaying[slot] = false;
+        } else if self.replaying[slot] {
+            return true;
+        }
         if !bytes.ends_with(b"\n") {
+            self.latest[slot] = self.latest[slot].max(ts_ns);
             return false;
         }
         let key = (ts_ns, fnv1a(bytes));
-        let slot = stream as usize;
         let recent = &mut self.recent[slot];
         if ts_ns <= self.latest[slot] && recent.contains(&key) {
+            self.replaying[slot] = true;
             return true;
         }
         self.latest[slot] = self.latest[slot].max(ts_ns);
@@ -422,12 +430,17 @@ mod tests {
         assert!(!r.is_repeat(Stream::Stdout, 3, b"xxxx"));
         assert!(!r.is_repeat(Stream::Stdout, 3, b"xxxx"));
         assert!(!r.is_repeat(Stream::Stdout, 3, b"xx\n"));
-        // A few lines sent again after a rotation.
+        // A few lines sent again after a rotation, a long line's pieces among them.
         for ts in 10..20 {
             assert!(!r.is_repeat(Stream::Stdout, ts, format!("l{ts}\n").as_bytes()));
         }
-        assert!((16..20).all(|ts| r.is_repeat(Stream::Stdout, ts, format!("l{ts}\n").as_bytes())));
-        assert!(!r.is_repeat(Stream::Stdout, 20, b"l20\n"));
+        assert!(r.is_repeat(Stream::Stdout, 16, b"l16\n"));
+        assert!(r.is_repeat(Stream::Stdout, 17, b"a piece"), "within a re-send, pieces too");
+        assert!((17..20).all(|ts| r.is_repeat(Stream::Stdout, ts, format!("l{ts}\n").as_bytes())));
+        assert!(!r.is_repeat(Stream::Stdout, 20, b"l20\n"), "the re-send ends at the first new entry");
+        // The clock set back: earlier timestamps, but nothing seen before: kept.
+        assert!(!r.is_repeat(Stream::Stdout, 5, b"after the clock went back\n"));
+        assert!(!r.is_repeat(Stream::Stdout, 6, b"and more\n"));
     }
 
     fn entries(s: &mut TtySplitter, eof: bool) -> Vec<(i64, Vec<u8>)> {

@@ -29,7 +29,7 @@ use crate::message::Message;
 const BATCH_BYTES: usize = 256 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a written batch is kept to be written again should the connection turn out dead.
-const REPLAY_WINDOW: Duration = Duration::from_secs(1);
+const REPLAY_WINDOW: Duration = Duration::from_secs(2);
 /// Most bytes kept for replay; past it the oldest batches are accepted early.
 const REPLAY_MAX_BYTES: usize = 4 << 20;
 /// How long a clean close waits for the peer's EOF.

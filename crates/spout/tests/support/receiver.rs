@@ -143,19 +143,32 @@ impl TcpReceiver {
                     Ok((mut conn, _)) => {
                         let inbox = inbox.clone();
                         let running = Arc::clone(&running);
+                        // One thread reads, as fast as the socket gives; another decodes. What
+                        // was read before stop() is decoded (a receiver that took it in); what was
+                        // still in the socket is lost, as in a crash.
+                        let (chunks_tx, chunks_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+                        std::thread::spawn(move || {
+                            let mut pending: Vec<u8> = Vec::new();
+                            for chunk in chunks_rx {
+                                pending.extend_from_slice(&chunk);
+                                let mut start = 0;
+                                while let Some(len) = pending[start..].iter().position(|&b| b == 0) {
+                                    inbox.push_payload(&pending[start..start + len]);
+                                    start += len + 1;
+                                }
+                                pending.drain(..start);
+                            }
+                        });
                         std::thread::spawn(move || {
                             let _ = conn.set_nonblocking(false);
                             let _ = conn.set_read_timeout(Some(Duration::from_millis(100)));
-                            let mut pending = Vec::new();
-                            let mut buf = vec![0u8; 65_536];
+                            let mut buf = vec![0u8; 256 * 1024];
                             while running.load(Ordering::SeqCst) {
                                 match conn.read(&mut buf) {
                                     Ok(0) => break,
                                     Ok(n) => {
-                                        pending.extend_from_slice(&buf[..n]);
-                                        while let Some(end) = pending.iter().position(|&b| b == 0) {
-                                            let frame: Vec<u8> = pending.drain(..=end).collect();
-                                            inbox.push_payload(&frame[..frame.len() - 1]);
+                                        if chunks_tx.send(buf[..n].to_vec()).is_err() {
+                                            break;
                                         }
                                     }
                                     Err(e)
