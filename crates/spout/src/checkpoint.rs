@@ -125,6 +125,8 @@ pub enum CheckpointError {
 }
 
 const MAGIC: &str = "spout-checkpoint 1";
+/// The watermark's file in the state directory.
+const ALIVE: &str = "alive";
 
 /// The file's one line: magic, position, and a checksum of everything before it.
 pub fn encode(pos: Position) -> String {
@@ -155,8 +157,8 @@ pub fn decode(text: &str) -> Result<Position, CheckpointError> {
 /// `STATE_DIR/checkpoints/`, each replaced atomically (temporary file, fsync, rename).
 pub struct Checkpoints {
     dir: PathBuf,
-    /// `STATE_DIR/alive`: the watermark (see `persist`).
-    alive_path: PathBuf,
+    /// Holds `alive`: the watermark (see `persist`).
+    state_dir: PathBuf,
     /// The previous run's watermark, if there was a previous run.
     previous_run: Option<i64>,
     inner: Mutex<Store>,
@@ -168,6 +170,8 @@ struct Store {
     saved: HashMap<String, Position>,
     /// Settled but not yet written (a write failed, or is under way).
     unsaved: HashMap<String, Position>,
+    /// The watermark last written to `alive`.
+    alive_saved: Option<i64>,
     /// Containers read by this process.
     live: HashMap<String, Arc<Progress>>,
 }
@@ -199,7 +203,7 @@ impl Checkpoints {
                 }
             }
         }
-        let alive_path = state_dir.join("alive");
+        let alive_path = state_dir.join(ALIVE);
         let previous_run = match std::fs::read_to_string(&alive_path) {
             Ok(text) => match decode(&text) {
                 Ok(pos) => Some(pos.ts_ns),
@@ -210,7 +214,8 @@ impl Checkpoints {
             },
             Err(_) => None,
         };
-        Ok(Checkpoints { dir, alive_path, previous_run, inner: Mutex::new(Store { saved, ..Store::default() }) })
+        let inner = Mutex::new(Store { saved, alive_saved: previous_run, ..Store::default() });
+        Ok(Checkpoints { dir, state_dir: state_dir.to_owned(), previous_run, inner })
     }
 
     /// The watermark the previous run saved: a container it has no checkpoint for started after
@@ -245,13 +250,13 @@ impl Checkpoints {
     /// has been attached, so one without a checkpoint can be read from there by the next run.
     /// Errors are returned after trying them all.
     pub fn persist(&self, watermark_ns: i64) -> std::io::Result<usize> {
-        let alive = Position::from_time(watermark_ns);
-        let moved: Vec<(String, Position)> = {
+        let (moved, alive_moved): (Vec<(String, Position)>, bool) = {
             let mut store = self.lock();
             let settled: Vec<(String, Position)> =
                 store.live.iter().filter_map(|(id, p)| p.settle().map(|pos| (id.clone(), pos))).collect();
             store.unsaved.extend(settled);
-            store.unsaved.iter().map(|(id, pos)| (id.clone(), *pos)).collect()
+            let moved = store.unsaved.iter().map(|(id, pos)| (id.clone(), *pos)).collect();
+            (moved, store.alive_saved != Some(watermark_ns))
         };
         let mut first_error = None;
         let mut written = 0;
@@ -271,9 +276,15 @@ impl Checkpoints {
                 }
             }
         }
-        if let Some(dir) = self.alive_path.parent() {
-            if let Err(e) = write_atomically(dir, "alive", &encode(alive)) {
-                first_error.get_or_insert(e);
+        // The watermark moves only when the containers are listed again: written when it did.
+        if alive_moved {
+            let written = write_atomically(&self.state_dir, ALIVE, &encode(Position::from_time(watermark_ns)))
+                .and_then(|()| std::fs::File::open(&self.state_dir).and_then(|d| d.sync_all()));
+            match written {
+                Ok(()) => self.lock().alive_saved = Some(watermark_ns),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
         if written > 0 {
