@@ -9,10 +9,6 @@ fn numbered(prefix: &str, range: std::ops::RangeInclusive<usize>) -> Vec<String>
     range.map(|i| format!("{prefix}{i}")).collect()
 }
 
-fn gelf_tcp(r: &TcpReceiver) -> String {
-    format!("gelf+tcp://127.0.0.1:{}", r.port)
-}
-
 #[test]
 fn stdout_and_stderr_arrive_with_every_gelf_field_over_udp_gzip_zlib_and_none() {
     require_docker!();
@@ -79,7 +75,7 @@ fn support_time(s: &str) -> f64 {
 fn tty_container_lines_lose_their_crlf() {
     require_docker!();
     let r = TcpReceiver::start();
-    let _spout = Spout::start_healthy(&[&gelf_tcp(&r)]);
+    let _spout = Spout::start_healthy(&[&r.route()]);
     let c = Container::run(&["-t"], "for i in $(seq 1 20); do echo tty$i; done; printf '  spaced\\tline  \\n'");
     c.wait();
     let lines = r.inbox.settle_lines(&c.id, 21);
@@ -93,7 +89,7 @@ fn tty_container_lines_lose_their_crlf() {
 fn a_40kb_line_arrives_whole_and_a_last_line_without_newline_is_shipped() {
     require_docker!();
     let r = TcpReceiver::start();
-    let _spout = Spout::start_healthy(&[&gelf_tcp(&r)]);
+    let _spout = Spout::start_healthy(&[&r.route()]);
     let c = Container::run(
         &[],
         "echo before; head -c 40000 /dev/zero | tr '\\0' x; echo; echo after; printf 'no newline at the end'",
@@ -114,7 +110,7 @@ fn a_40kb_line_arrives_whole_and_a_last_line_without_newline_is_shipped() {
 fn invalid_utf8_becomes_replacement_characters_and_empty_lines_are_skipped() {
     require_docker!();
     let r = TcpReceiver::start();
-    let _spout = Spout::start_healthy(&[&gelf_tcp(&r)]);
+    let _spout = Spout::start_healthy(&[&r.route()]);
     let c = Container::run(&[], "printf 'ok\\377\\376bad\\n\\n\\nlatin1 caf\\351\\n'; echo done");
     c.wait();
     assert_eq!(r.inbox.settle_lines(&c.id, 3), vec!["ok\u{fffd}\u{fffd}bad", "latin1 caf\u{fffd}", "done"]);
@@ -135,7 +131,7 @@ fn a_container_running_before_spout_is_shipped_from_spouts_start() {
     require_docker!();
     let c = waiting_container();
     let r = TcpReceiver::start();
-    let _spout = Spout::start_healthy(&[&gelf_tcp(&r)]);
+    let _spout = Spout::start_healthy(&[&r.route()]);
     c.exec("touch /go");
     assert_eq!(r.inbox.settle_lines(&c.id, 2), vec!["new1", "new2"]);
 }
@@ -145,7 +141,7 @@ fn backlog_ships_the_whole_history_of_a_running_container() {
     require_docker!();
     let c = waiting_container();
     let r = TcpReceiver::start();
-    let _spout = Spout::start_healthy(&[&gelf_tcp(&r), "--backlog"]);
+    let _spout = Spout::start_healthy(&[&r.route(), "--backlog"]);
     c.exec("touch /go");
     assert_eq!(r.inbox.settle_lines(&c.id, 4), vec!["old1", "old2", "new1", "new2"]);
 }
@@ -155,7 +151,7 @@ fn backlog_can_be_set_in_the_environment() {
     require_docker!();
     let c = waiting_container();
     let r = TcpReceiver::start();
-    let spout = Spout::start_with_env(&[], &[("ROUTE_URIS", &gelf_tcp(&r)), ("BACKLOG", "true")]);
+    let spout = Spout::start_with_env(&[], &[("ROUTE_URIS", &r.route()), ("BACKLOG", "true")]);
     spout.wait_healthy();
     c.exec("touch /go");
     assert_eq!(r.inbox.settle_lines(&c.id, 4), vec!["old1", "old2", "new1", "new2"]);
@@ -165,7 +161,7 @@ fn backlog_can_be_set_in_the_environment() {
 fn a_restarted_container_ships_each_run_once() {
     require_docker!();
     let r = TcpReceiver::start();
-    let _spout = Spout::start_healthy(&[&gelf_tcp(&r)]);
+    let _spout = Spout::start_healthy(&[&r.route()]);
     let script = "n=$(cat /n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /n; for i in 1 2 3; do echo run$n-$i; done";
     let c = Container::run(&[], script);
     c.wait();
@@ -183,7 +179,7 @@ fn a_restarted_container_ships_each_run_once() {
 fn a_container_removed_while_being_read_loses_nothing_before_and_harms_nothing_after() {
     require_docker!();
     let r = TcpReceiver::start();
-    let mut spout = Spout::start_healthy(&[&gelf_tcp(&r)]);
+    let mut spout = Spout::start_healthy(&[&r.route()]);
     let c = Container::run(&[], "i=0; while true; do i=$((i+1)); echo line$i; usleep 2000; done");
     r.inbox.wait_lines(&c.id, 50);
     docker(&["rm", "-f", &c.id]);
@@ -200,7 +196,7 @@ fn a_container_removed_while_being_read_loses_nothing_before_and_harms_nothing_a
 fn twenty_containers_started_together_lose_no_line() {
     require_docker!();
     let r = TcpReceiver::start();
-    let _spout = Spout::start_healthy(&[&gelf_tcp(&r)]);
+    let _spout = Spout::start_healthy(&[&r.route()]);
     let script = "i=0; while [ $i -lt 2000 ]; do i=$((i+1)); echo \"$HOSTNAME line $i\"; done";
     // Started at once, from 20 threads, as a deploy or a host reboot does.
     let containers: Vec<Container> = std::thread::scope(|s| {
@@ -268,7 +264,7 @@ fn without_routes_spout_writes_json_lines_to_stdout() {
 fn opted_out_containers_are_skipped_and_unreadable_ones_warned_about_once() {
     require_docker!();
     let r = TcpReceiver::start();
-    let spout = Spout::start_healthy(&[&gelf_tcp(&r)]);
+    let spout = Spout::start_healthy(&[&r.route()]);
     let by_env = Container::run(&["-e", "LOGSPOUT=ignore"], "echo secret-env");
     let by_label = Container::run(&["--label", "spout.exclude=true"], "echo secret-label");
     let no_driver = Container::run(&["--log-driver", "none"], "echo nowhere");
@@ -326,7 +322,7 @@ fn spout_waits_for_the_daemon_and_reconnects_after_every_connection_is_cut() {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("docker.sock");
     let r = TcpReceiver::start();
-    let mut spout = Spout::start(&[&gelf_tcp(&r), "--docker-host", &format!("unix://{}", socket.display())]);
+    let mut spout = Spout::start(&[&r.route(), "--docker-host", &format!("unix://{}", socket.display())]);
     // No daemon behind the socket yet: spout stays up and says why it is unhealthy.
     assert!(wait_until(PATIENCE, || spout.health().0 == 503));
     assert!(spout.is_running());
@@ -351,7 +347,7 @@ fn spout_waits_for_the_daemon_and_reconnects_after_every_connection_is_cut() {
 fn a_renamed_container_is_shipped_under_its_new_name() {
     require_docker!();
     let r = TcpReceiver::start();
-    let spout = Spout::start_healthy(&[&gelf_tcp(&r)]);
+    let spout = Spout::start_healthy(&[&r.route()]);
     let c = Container::run(&[], "echo before; while [ ! -f /go ]; do sleep 0.1; done; echo after; sleep 600");
     r.inbox.wait_lines(&c.id, 1);
     let new_name = support::unique_name();

@@ -10,10 +10,6 @@ use std::time::Duration;
 use support::receiver::TcpReceiver;
 use support::{wait_until, Container, Spout, PATIENCE};
 
-fn gelf_tcp(port: u16) -> String {
-    format!("gelf+tcp://127.0.0.1:{port}")
-}
-
 /// A container writing `line1` … `lineN` steadily, 100 lines every `pause_ms`, so that faults
 /// land in the middle of it.
 fn writer(n: usize, pause_ms: u32) -> Container {
@@ -81,7 +77,7 @@ fn wait_all(r: &TcpReceiver, c: &Container, n: usize) -> Vec<String> {
 fn spout_with_state() -> (tempfile::TempDir, TcpReceiver, String, Spout) {
     let state = tempfile::tempdir().expect("state dir");
     let r = TcpReceiver::start();
-    let route = gelf_tcp(r.port);
+    let route = r.route();
     let spout = Spout::start_in(state.path(), &[&route], &[]);
     spout.wait_healthy();
     (state, r, route, spout)
@@ -107,7 +103,7 @@ fn containers_that_wrote_while_spout_was_stopped_are_shipped_from_where_it_stopp
     require_docker!();
     let state = tempfile::tempdir().expect("state dir");
     let r = TcpReceiver::start();
-    let route = gelf_tcp(r.port);
+    let route = r.route();
     let running = Container::run(&[], "echo before; while [ ! -f /go ]; do sleep 0.1; done; echo during; sleep 600");
     let exiting = Container::run(&[], "echo before; while [ ! -f /go ]; do sleep 0.1; done; echo last-words");
     assert!(wait_until(PATIENCE, || running.stored_lines() == 1 && exiting.stored_lines() == 1));
@@ -159,7 +155,7 @@ fn kill_9_mid_stream_loses_nothing_and_repeats_little() {
 fn a_tcp_destination_down_for_5_s_mid_stream_gets_every_line() {
     require_docker!();
     let mut r = TcpReceiver::start();
-    let spout = Spout::start_healthy(&[&gelf_tcp(r.port)]);
+    let spout = Spout::start_healthy(&[&r.route()]);
     let c = steady_writer(30_000);
     r.inbox.wait_lines(&c.id, 3_000);
     r.stop();
@@ -185,7 +181,7 @@ fn cutting_the_docker_connection_mid_stream_loses_and_repeats_nothing() {
     let socket = dir.path().join("docker.sock");
     let proxy = support::proxy::DockerProxy::start(&socket);
     let r = TcpReceiver::start();
-    let _spout = Spout::start_healthy(&[&gelf_tcp(r.port), "--docker-host", &format!("unix://{}", socket.display())]);
+    let _spout = Spout::start_healthy(&[&r.route(), "--docker-host", &format!("unix://{}", socket.display())]);
     let c = steady_writer(20_000);
     r.inbox.wait_lines(&c.id, 3_000);
     proxy.cut_all();
@@ -199,7 +195,7 @@ fn cutting_the_docker_connection_mid_stream_loses_and_repeats_nothing() {
 fn rotation_does_not_stop_following() {
     require_docker!();
     let r = TcpReceiver::start();
-    let _spout = Spout::start_healthy(&[&gelf_tcp(r.port)]);
+    let _spout = Spout::start_healthy(&[&r.route()]);
     // About 100 bytes a line, 500 kB in all: five rotations of 100 kB, three files kept.
     let script = "i=0; while [ $i -lt 5000 ]; do i=$((i+1)); echo \"line$i $(printf '%080d' $i)\"; usleep 1000; done";
     let c = Container::run(&["--log-opt", "max-size=100k", "--log-opt", "max-file=3"], script);

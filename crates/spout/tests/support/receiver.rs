@@ -121,6 +121,11 @@ impl TcpReceiver {
         r
     }
 
+    /// The spout route that sends here.
+    pub fn route(&self) -> String {
+        format!("gelf+tcp://127.0.0.1:{}", self.port)
+    }
+
     /// Starts listening again, keeping what was received.
     pub fn resume(&mut self) {
         // The old listener's thread lets go of the port within a few milliseconds of stop().
