@@ -132,8 +132,8 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
         Some("block") => WhenFull::Block,
         Some("drop") => WhenFull::Drop,
         Some(other) => return Err(format!("option when_full: unknown value '{other}' (expected block or drop)")),
-        // Losing UDP datagrams is UDP's nature; stalling a reader for it is not worth it.
-        None if matches!(kind, RouteKind::GelfUdp { .. }) => WhenFull::Drop,
+        // Even for UDP: its queue fills only while spout reads faster than it encodes (a backlog),
+        // and waiting then costs nothing, since the lines wait in Docker's log file.
         None => WhenFull::Block,
     };
     let backoff_base = match options.remove("backoff") {
@@ -229,7 +229,7 @@ mod tests {
             let spec = ok(uri);
             let addr = HostPort { host: "graylog".into(), port: 12201 };
             assert_eq!(spec.kind, RouteKind::GelfUdp { addr, compression: Compression::Gzip, chunk_size: 1420 });
-            assert_eq!((spec.queue, spec.when_full), (10_000, WhenFull::Drop));
+            assert_eq!((spec.queue, spec.when_full), (10_000, WhenFull::Block));
         }
     }
 
