@@ -1,6 +1,9 @@
-//! Payload compression, with compressor state kept between messages.
+//! Payload compression: gzip and zlib around our own small-message deflate, and capped
+//! decompression for receivers.
 
-use flate2::{Compress, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Decompress, FlushDecompress, Status};
+
+use crate::deflate::Deflater;
 
 /// How a GELF UDP payload is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,7 +12,7 @@ pub enum Compression {
     None,
     /// gzip (RFC 1952): the safest choice, understood by Graylog and Logstash alike.
     Gzip,
-    /// zlib (RFC 1950) at the default level, so the stream starts 78 9c: Logstash's gelf input
+    /// zlib (RFC 1950) with the default-level header, so the stream starts 78 9c: Logstash's gelf input
     /// recognises zlib by exactly those bytes.
     Zlib,
 }
@@ -27,28 +30,22 @@ impl std::str::FromStr for Compression {
     }
 }
 
-/// Compresses one message at a time, resetting the same deflate state instead of allocating a
-/// new one (a deflate state is a few hundred KiB) for every message.
+/// Compresses one message at a time with a [`Deflater`] kept between messages.
+#[derive(Debug)]
 pub struct Compressor {
     kind: Compression,
-    deflate: Option<Compress>,
+    deflater: Deflater,
 }
 
-impl std::fmt::Debug for Compressor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Compressor").field("kind", &self.kind).finish()
-    }
-}
+/// gzip's member header: deflate, no name or comment, no time, OS unknown.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+/// zlib's header: deflate with a 32 KiB window, "default level". The level bits are advisory
+/// (inflaters ignore them), and 78 9c is what Logstash's gelf input recognises as zlib.
+const ZLIB_HEADER: [u8; 2] = [0x78, 0x9c];
 
 impl Compressor {
     pub fn new(kind: Compression) -> Self {
-        let level = flate2::Compression::default();
-        let deflate = match kind {
-            Compression::None => None,
-            Compression::Gzip => Some(Compress::new_gzip(level, 15)),
-            Compression::Zlib => Some(Compress::new(level, true)),
-        };
-        Self { kind, deflate }
+        Self { kind, deflater: Deflater::default() }
     }
 
     pub fn kind(&self) -> Compression {
@@ -58,25 +55,19 @@ impl Compressor {
     /// Replaces the contents of `out` with `input`, compressed.
     pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) {
         out.clear();
-        let Some(deflate) = self.deflate.as_mut() else {
-            out.extend_from_slice(input);
-            return;
-        };
-        deflate.reset();
-        // Room for incompressible input plus headers; grown below if a stream still needs more.
-        out.reserve(input.len() + input.len() / 1000 + 64);
-        loop {
-            let consumed = usize::try_from(deflate.total_in()).unwrap_or(usize::MAX).min(input.len());
-            match deflate.compress_vec(&input[consumed..], out, FlushCompress::Finish) {
-                Ok(Status::StreamEnd) => return,
-                Ok(_) => out.reserve(out.capacity().max(64)),
-                // Deflate with an owned buffer cannot fail on valid state; fall back to the
-                // uncompressed bytes rather than lose the message.
-                Err(_) => {
-                    out.clear();
-                    out.extend_from_slice(input);
-                    return;
-                }
+        match self.kind {
+            Compression::None => out.extend_from_slice(input),
+            Compression::Gzip => {
+                out.extend_from_slice(&GZIP_HEADER);
+                self.deflater.deflate(input, out);
+                out.extend_from_slice(&zlib_rs::crc32::crc32(0, input).to_le_bytes());
+                // The input's size modulo 2^32, as RFC 1952 defines ISIZE.
+                out.extend_from_slice(&(input.len() as u32).to_le_bytes());
+            }
+            Compression::Zlib => {
+                out.extend_from_slice(&ZLIB_HEADER);
+                self.deflater.deflate(input, out);
+                out.extend_from_slice(&zlib_rs::adler32::adler32(1, input).to_be_bytes());
             }
         }
     }
@@ -144,6 +135,19 @@ mod tests {
                 assert_eq!(decompress(&out, 1 << 20).expect("round trip"), input, "{kind:?}");
             }
         }
+    }
+
+    /// A message as spout sends it: a log line and a container's metadata.
+    const TYPICAL: &[u8] = br#"{"version":"1.1","host":"ip-10-0-12-34","short_message":"2026-11-29 23:10:24.915 INFO  [http-nio-8080-exec-7] c.e.shop.CheckoutController - order 81723 \"paid\" in 42 ms","timestamp":1795993824.915257,"level":6,"_container_id":"4f1c0e7a9b2d8c3e5f6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a","_container_name":"checkout-api-7","_image_id":"sha256:9b2d8c3e5f6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a4f1c0e7a","_image_name":"registry.example.com/shop/checkout-api:2.14.1","_command":"/app/checkout-api --config /etc/checkout.yaml","_created":"2026-11-29T20:30:25.123456789Z","_stream":"stdout"}"#;
+
+    #[test]
+    fn compresses_about_as_well_as_zlib_at_its_fastest() {
+        let mut ours = Vec::new();
+        Compressor::new(Compression::Zlib).compress(TYPICAL, &mut ours);
+        let mut fastest = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut fastest, TYPICAL).expect("in memory");
+        let fastest = fastest.finish().expect("in memory");
+        assert!(ours.len() * 10 <= fastest.len() * 11, "{} bytes, zlib's fastest {}", ours.len(), fastest.len());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod chunk;
 mod compress;
+mod deflate;
 mod encode;
 mod json;
 mod udp;
@@ -13,5 +14,6 @@ mod udp;
 pub use chunk::Datagrams;
 pub use chunk::{Chunker, ReassembleError, Reassembler, CHUNK_HEADER_LEN, CHUNK_MAGIC, MAX_CHUNKS};
 pub use compress::{decompress, Compression, Compressor, DecompressError};
+pub use deflate::Deflater;
 pub use encode::{write_message, Encoder, FieldError, Fields, Message};
 pub use udp::UdpEncoder;
