@@ -11,15 +11,30 @@ use crate::message::Message;
 use crate::routes::uri::WhenFull;
 use crate::stats::RouteStats;
 
+/// Messages travel from a reader to the routes in batches: one hand-off (and one wake-up of each
+/// route) per read from the daemon, not one per line.
+pub type Messages = Arc<[Message]>;
+
+/// Most messages in one batch. A route's channel holds `queue / SHIP_MAX` batches (at least
+/// one), so its `queue` option bounds the messages it holds, give or take one batch.
+pub const SHIP_MAX: usize = 256;
+
 /// The sending side of one route.
 #[derive(Debug, Clone)]
 pub struct RouteQueue {
     pub name: Arc<str>,
     /// The route's number, as acknowledgements name it.
     pub index: usize,
-    pub tx: mpsc::Sender<Arc<Message>>,
+    pub tx: mpsc::Sender<Messages>,
+    /// Messages this route holds at most, as its `queue` option says.
+    pub queue: usize,
     pub when_full: WhenFull,
     pub stats: Arc<RouteStats>,
+}
+
+/// How many batches a route's channel holds for a queue of `queue` messages.
+pub fn channel_batches(queue: usize) -> usize {
+    queue.div_ceil(SHIP_MAX).max(1)
 }
 
 /// Every route has shut down; there is nowhere left to send.
@@ -30,11 +45,19 @@ pub struct Closed;
 #[derive(Debug, Clone)]
 pub struct Router {
     queues: Arc<[RouteQueue]>,
+    batch_max: usize,
 }
 
 impl Router {
     pub fn new(queues: Vec<RouteQueue>) -> Self {
-        Router { queues: queues.into() }
+        let batch_max = queues.iter().map(|q| q.queue.clamp(1, SHIP_MAX)).min().unwrap_or(SHIP_MAX);
+        Router { queues: queues.into(), batch_max }
+    }
+
+    /// Most messages to put in one batch: [`SHIP_MAX`], or less where a route's whole queue is
+    /// smaller.
+    pub fn batch_max(&self) -> usize {
+        self.batch_max
     }
 
     /// How many routes there are.
@@ -46,23 +69,27 @@ impl Router {
         self.queues.is_empty()
     }
 
-    /// Queues `msg` on every route: waits where the route blocks when full, drops and counts
-    /// where it drops. Fails only when no route is left.
-    pub async fn send(&self, msg: Message) -> Result<(), Closed> {
-        let msg = Arc::new(msg);
+    /// Queues `batch` (at most [`Router::batch_max`] messages) on every route: waits where the route
+    /// blocks when full, drops and counts where it drops. Fails only when no route is left.
+    pub async fn send(&self, batch: Vec<Message>) -> Result<(), Closed> {
+        let batch: Messages = batch.into();
         let mut open = 0;
         for q in self.queues.iter() {
             let sent = match q.when_full {
-                WhenFull::Block => q.tx.send(Arc::clone(&msg)).await.is_ok(),
-                WhenFull::Drop => match q.tx.try_send(Arc::clone(&msg)) {
+                WhenFull::Block => q.tx.send(Arc::clone(&batch)).await.is_ok(),
+                WhenFull::Drop => match q.tx.try_send(Arc::clone(&batch)) {
                     Ok(()) => true,
                     Err(mpsc::error::TrySendError::Full(dropped)) => {
-                        // Dropped for good: this route is done with it, and the checkpoint
-                        // must not wait for it.
-                        dropped.accept(q.index);
-                        let dropped = q.stats.dropped_full.add(1);
-                        if dropped.is_power_of_two() {
-                            warn!(route = %q.name, dropped, "route queue full, dropping messages (when_full=drop)");
+                        // Dropped for good: this route is done with them, and the checkpoint
+                        // must not wait for them.
+                        for msg in dropped.iter() {
+                            msg.accept(q.index);
+                        }
+                        let n = dropped.len() as u64;
+                        let total = q.stats.dropped_full.add(n);
+                        // Warn when the total passes a power of two: often at first, rarely later.
+                        if (total - n).leading_zeros() != total.leading_zeros() {
+                            warn!(route = %q.name, dropped = total, "route queue full, dropping messages (when_full=drop)");
                         }
                         true
                     }
@@ -84,6 +111,14 @@ mod tests {
     use super::*;
     use crate::message::{Container, Stream};
 
+    fn batch(lines: &[&str]) -> Vec<Message> {
+        lines.iter().map(|line| msg(line)).collect()
+    }
+
+    fn lines(batch: Option<Messages>) -> Vec<String> {
+        batch.map(|b| b.iter().map(|m| m.line.clone()).collect()).unwrap_or_default()
+    }
+
     fn msg(line: &str) -> Message {
         Message {
             container: Arc::new(Container::default()),
@@ -95,9 +130,9 @@ mod tests {
         }
     }
 
-    fn queue(when_full: WhenFull, cap: usize) -> (RouteQueue, mpsc::Receiver<Arc<Message>>) {
+    fn queue(when_full: WhenFull, cap: usize) -> (RouteQueue, mpsc::Receiver<Messages>) {
         let (tx, rx) = mpsc::channel(cap);
-        (RouteQueue { name: "r".into(), index: 0, tx, when_full, stats: Arc::default() }, rx)
+        (RouteQueue { name: "r".into(), index: 0, tx, queue: cap * SHIP_MAX, when_full, stats: Arc::default() }, rx)
     }
 
     #[tokio::test]
@@ -106,34 +141,45 @@ mod tests {
         let (blocking, mut block_rx) = queue(WhenFull::Block, 2);
         let stats = Arc::clone(&dropping.stats);
         let router = Router::new(vec![dropping, blocking]);
-        router.send(msg("a")).await.expect("open");
-        router.send(msg("b")).await.expect("open");
-        assert_eq!(stats.dropped_full.get(), 1);
-        assert_eq!(drop_rx.recv().await.map(|m| m.line.clone()), Some("a".into()));
-        assert_eq!(block_rx.recv().await.map(|m| m.line.clone()), Some("a".into()));
-        assert_eq!(block_rx.recv().await.map(|m| m.line.clone()), Some("b".into()));
+        router.send(batch(&["a", "b"])).await.expect("open");
+        router.send(batch(&["c", "d", "e"])).await.expect("open");
+        assert_eq!(stats.dropped_full.get(), 3, "a whole batch is dropped and every message counted");
+        assert_eq!(lines(drop_rx.recv().await), ["a", "b"]);
+        assert_eq!(lines(block_rx.recv().await), ["a", "b"]);
+        assert_eq!(lines(block_rx.recv().await), ["c", "d", "e"]);
     }
 
     #[tokio::test]
     async fn blocks_until_the_route_takes_it() {
         let (blocking, mut rx) = queue(WhenFull::Block, 1);
         let router = Router::new(vec![blocking]);
-        router.send(msg("a")).await.expect("open");
+        router.send(batch(&["a"])).await.expect("open");
         let pending = tokio::spawn({
             let router = router.clone();
-            async move { router.send(msg("b")).await }
+            async move { router.send(batch(&["b"])).await }
         });
         tokio::task::yield_now().await;
         assert!(!pending.is_finished());
-        assert_eq!(rx.recv().await.map(|m| m.line.clone()), Some("a".into()));
+        assert_eq!(lines(rx.recv().await), ["a"]);
         assert_eq!(pending.await.expect("joined"), Ok(()));
-        assert_eq!(rx.recv().await.map(|m| m.line.clone()), Some("b".into()));
+        assert_eq!(lines(rx.recv().await), ["b"]);
     }
 
     #[tokio::test]
     async fn closed_when_no_route_is_left() {
         let (q, rx) = queue(WhenFull::Block, 1);
         drop(rx);
-        assert_eq!(Router::new(vec![q]).send(msg("a")).await, Err(Closed));
+        assert_eq!(Router::new(vec![q]).send(batch(&["a"])).await, Err(Closed));
+    }
+
+    #[test]
+    fn a_queue_holds_about_its_size_in_messages() {
+        assert_eq!(channel_batches(1), 1);
+        assert_eq!(channel_batches(SHIP_MAX), 1);
+        assert_eq!(channel_batches(10_000), 40);
+        let (mut small, _rx) = queue(WhenFull::Block, 1);
+        small.queue = 5;
+        let (large, _rx2) = queue(WhenFull::Block, 1);
+        assert_eq!(Router::new(vec![small, large]).batch_max(), 5, "no batch larger than the smallest queue");
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptions;
 use bollard::Docker;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -208,27 +208,54 @@ impl Reader {
                 item = stream.next() => item,
                 () = self.ctx.cancel.cancelled() => return StreamEnd::Shutdown,
             };
-            match item {
-                Some(Ok(LogOutput::StdOut { message })) => self.entry_frame(Stream::Stdout, &message),
-                Some(Ok(LogOutput::StdErr { message })) => self.entry_frame(Stream::Stderr, &message),
-                Some(Ok(LogOutput::Console { message })) => {
-                    tty.push(&message);
-                    self.tty_entries(&mut tty, false);
-                }
-                Some(Ok(LogOutput::StdIn { .. })) => {}
-                Some(Err(e)) => return StreamEnd::Failed(e),
-                None => {
-                    self.tty_entries(&mut tty, true);
-                    if !self.ship().await {
-                        return StreamEnd::Shutdown;
+            let mut ended = self.take(item, &mut tty);
+            // Lines arrive one HTTP chunk at a time, each handed over by the connection's own
+            // task. Before deciding the stream has nothing more, give that task a turn: lines
+            // then go on in batches, one per read from the daemon, not one at a time.
+            let mut yielded = false;
+            while ended.is_none() && self.lines.len() < self.ctx.router.batch_max() {
+                match stream.next().now_or_never() {
+                    Some(item) => {
+                        ended = self.take(item, &mut tty);
+                        yielded = false;
                     }
-                    return StreamEnd::Ended;
+                    None if yielded => break,
+                    None => {
+                        tokio::task::yield_now().await;
+                        yielded = true;
+                    }
                 }
             }
             if !self.lines.is_empty() && !self.ship().await {
                 return StreamEnd::Shutdown;
             }
+            if let Some(end) = ended {
+                return end;
+            }
         }
+    }
+
+    /// Takes one item of the log stream; `Some` when it was the stream's last.
+    fn take(
+        &mut self,
+        item: Option<Result<LogOutput, bollard::errors::Error>>,
+        tty: &mut TtySplitter,
+    ) -> Option<StreamEnd> {
+        match item {
+            Some(Ok(LogOutput::StdOut { message })) => self.entry_frame(Stream::Stdout, &message),
+            Some(Ok(LogOutput::StdErr { message })) => self.entry_frame(Stream::Stderr, &message),
+            Some(Ok(LogOutput::Console { message })) => {
+                tty.push(&message);
+                self.tty_entries(tty, false);
+            }
+            Some(Ok(LogOutput::StdIn { .. })) => {}
+            Some(Err(e)) => return Some(StreamEnd::Failed(e)),
+            None => {
+                self.tty_entries(tty, true);
+                return Some(StreamEnd::Ended);
+            }
+        }
+        None
     }
 
     fn entry_frame(&mut self, stream: Stream, frame: &[u8]) {
@@ -274,27 +301,35 @@ impl Reader {
             return true;
         }
         let container = Arc::clone(&self.meta.borrow_and_update());
-        for line in self.lines.drain(..) {
-            if line.truncated {
-                self.ctx.stats.truncated_lines.add(1);
-            }
-            let ack = Ack { progress: Arc::clone(&self.progress), seq: self.progress.ship(line.resume) };
-            let msg = Message {
-                container: Arc::clone(&container),
-                stream: line.stream,
-                ts_ns: line.ts_ns,
-                line: line.text,
-                truncated: line.truncated,
-                ack: Some(ack),
-            };
+        let mut lines = self.lines.drain(..).peekable();
+        while lines.peek().is_some() {
+            let batch: Vec<Message> = lines
+                .by_ref()
+                .take(self.ctx.router.batch_max())
+                .map(|line| {
+                    if line.truncated {
+                        self.ctx.stats.truncated_lines.add(1);
+                    }
+                    let ack = Ack { progress: Arc::clone(&self.progress), seq: self.progress.ship(line.resume) };
+                    Message {
+                        container: Arc::clone(&container),
+                        stream: line.stream,
+                        ts_ns: line.ts_ns,
+                        line: line.text,
+                        truncated: line.truncated,
+                        ack: Some(ack),
+                    }
+                })
+                .collect();
+            let n = batch.len() as u64;
             let sent = tokio::select! {
-                sent = self.ctx.router.send(msg) => sent.is_ok(),
+                sent = self.ctx.router.send(batch) => sent.is_ok(),
                 () = self.ctx.cancel.cancelled() => false,
             };
             if !sent {
                 return false;
             }
-            self.ctx.stats.lines.add(1);
+            self.ctx.stats.lines.add(n);
         }
         true
     }

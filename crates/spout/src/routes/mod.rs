@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::checkpoint::Ack;
 use crate::message::Message;
-use crate::router::{RouteQueue, Router};
+use crate::router::{channel_batches, Messages, RouteQueue, Router};
 use crate::stats::RouteStats;
 use uri::{RouteKind, RouteSpec};
 
@@ -32,13 +32,14 @@ pub fn spawn(specs: &[RouteSpec], abort: &CancellationToken) -> (Router, Vec<Rou
     let mut queues = Vec::new();
     let mut handles = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
-        let (tx, rx) = mpsc::channel(spec.queue);
+        let (tx, rx) = mpsc::channel(channel_batches(spec.queue));
         let stats = Arc::new(RouteStats::default());
         let name: Arc<str> = spec.uri.as_str().into();
         let ctx = RouteContext {
             name: Arc::clone(&name),
             index,
             rx,
+            held: None,
             stats: Arc::clone(&stats),
             abort: abort.clone(),
             backoff: spec.backoff.clone(),
@@ -54,6 +55,7 @@ pub fn spawn(specs: &[RouteSpec], abort: &CancellationToken) -> (Router, Vec<Rou
             name: Arc::clone(&name),
             index,
             tx,
+            queue: spec.queue,
             when_full: spec.when_full,
             stats: Arc::clone(&stats),
         });
@@ -69,7 +71,9 @@ pub struct RouteContext {
     pub index: usize,
     /// How this route retries its destination.
     pub backoff: Backoff,
-    pub rx: mpsc::Receiver<Arc<Message>>,
+    rx: mpsc::Receiver<Messages>,
+    /// A batch taken from the queue, and how many of its messages were handled.
+    held: Option<(Messages, usize)>,
     pub stats: Arc<RouteStats>,
     /// Cancelled when the shutdown grace period is over.
     pub abort: CancellationToken,
@@ -86,6 +90,18 @@ pub enum Batch {
 }
 
 impl RouteContext {
+    /// Waits for the next batch of messages; `None` when the queue is closed and empty.
+    pub async fn recv(&mut self) -> Option<Messages> {
+        if let Some((batch, done)) = self.held.take() {
+            if done == 0 {
+                return Some(batch);
+            }
+            // The rest of a batch that was cut: what fill_batch did not take.
+            return Some(batch[done..].to_vec().into());
+        }
+        self.rx.recv().await
+    }
+
     /// Waits for a message, then takes whatever else is queued, encoding each into `out` until it
     /// holds `max_bytes`: one write for many messages under load, one per message when idle.
     pub async fn fill_batch(
@@ -95,21 +111,33 @@ impl RouteContext {
         max_bytes: usize,
         mut encode: impl FnMut(&mut Vec<u8>, &Message),
     ) -> Batch {
-        let first = tokio::select! {
-            msg = self.rx.recv() => msg,
-            () = self.abort.cancelled() => return Batch::Aborted,
+        let (mut batch, mut done) = match self.held.take() {
+            Some(held) => held,
+            None => {
+                let first = tokio::select! {
+                    batch = self.rx.recv() => batch,
+                    () = self.abort.cancelled() => return Batch::Aborted,
+                };
+                let Some(batch) = first else { return Batch::Closed };
+                (batch, 0)
+            }
         };
-        let Some(mut msg) = first else { return Batch::Closed };
         let mut count = 0;
         loop {
-            encode(out, &msg);
-            acks.extend(msg.ack.iter().cloned());
-            count += 1;
-            if out.len() >= max_bytes {
-                return Batch::Filled(count);
+            while let Some(msg) = batch.get(done) {
+                encode(out, msg);
+                note_ack(acks, msg);
+                count += 1;
+                done += 1;
+                if out.len() >= max_bytes {
+                    if done < batch.len() {
+                        self.held = Some((batch, done));
+                    }
+                    return Batch::Filled(count);
+                }
             }
             match self.rx.try_recv() {
-                Ok(next) => msg = next,
+                Ok(next) => (batch, done) = (next, 0),
                 Err(_) => return Batch::Filled(count),
             }
         }
@@ -126,12 +154,25 @@ impl RouteContext {
     pub fn abandon(&mut self, held: usize) {
         self.rx.close();
         let mut left = held as u64;
-        while self.rx.try_recv().is_ok() {
-            left += 1;
+        if let Some((batch, done)) = self.held.take() {
+            left += (batch.len() - done) as u64;
+        }
+        while let Ok(batch) = self.rx.try_recv() {
+            left += batch.len() as u64;
         }
         if left > 0 {
             self.stats.undelivered.add(left);
             tracing::error!(route = %self.name, messages = left, "shutdown grace period over, messages not delivered");
         }
+    }
+}
+
+/// Adds `msg`'s acknowledgement to `acks`. Acceptance is "this message and every earlier one of
+/// its container", so a run of one container's messages needs only its last.
+pub fn note_ack(acks: &mut Vec<Ack>, msg: &Message) {
+    let Some(ack) = &msg.ack else { return };
+    match acks.last_mut() {
+        Some(last) if Arc::ptr_eq(&last.progress, &ack.progress) => last.seq = ack.seq,
+        _ => acks.push(ack.clone()),
     }
 }

@@ -32,13 +32,14 @@ pub async fn run(mut ctx: RouteContext, addr: HostPort, compression: Compression
     info!(route = %ctx.name, peer = %addr, "UDP route ready");
     let mut encoder = UdpEncoder::new(compression, chunk_size, rand::random());
     let mut fields = GelfFields::default();
+    let abort = ctx.abort.clone();
     loop {
-        let msg = tokio::select! {
-            msg = ctx.rx.recv() => match msg {
-                Some(msg) => msg,
+        let batch = tokio::select! {
+            batch = ctx.recv() => match batch {
+                Some(batch) => batch,
                 None => return,
             },
-            () = ctx.abort.cancelled() => return ctx.abandon(0),
+            () = abort.cancelled() => return ctx.abandon(0),
         };
         if resolved_at.elapsed() >= RESOLVE_EVERY {
             // Destinations move (a service's address changes); UDP would never say so.
@@ -57,36 +58,38 @@ pub async fn run(mut ctx: RouteContext, addr: HostPort, compression: Compression
                 }
             }
         }
-        let Some(datagrams) = encoder.encode(&fields.message(&msg)) else {
-            ctx.stats.dropped_failed.add(1);
-            msg.accept(ctx.index);
-            error!(route = %ctx.name, container = %msg.container.name, "message fields alone exceed 128 chunks, dropped");
-            continue;
-        };
-        let mut failed = None;
-        for datagram in datagrams {
-            if let Err(e) = socket.send(datagram).await {
-                failed = Some(e);
-                break;
-            }
-        }
-        match failed {
-            None => {
-                ctx.stats.sent.add(1);
-                msg.accept(ctx.index);
-            }
-            Some(e) => {
-                // Connection refused (an ICMP answer to an earlier datagram) and the like: the
-                // datagram is gone, the socket still works.
-                // UDP promises nothing more: gone, and the checkpoint need not wait for it.
-                msg.accept(ctx.index);
-                let dropped = ctx.stats.dropped_failed.add(1);
-                if dropped.is_power_of_two() {
-                    warn!(route = %ctx.name, error = %e, dropped, "UDP send failed, message dropped");
+        let mut sent = 0;
+        for msg in batch.iter() {
+            match encoder.encode(&fields.message(msg)) {
+                None => {
+                    ctx.stats.dropped_failed.add(1);
+                    error!(route = %ctx.name, container = %msg.container.name, "message fields alone exceed 128 chunks, dropped");
                 }
+                Some(datagrams) => match send_all(&socket, datagrams).await {
+                    Ok(()) => sent += 1,
+                    Err(e) => {
+                        // Connection refused (an ICMP answer to an earlier datagram) and the
+                        // like: the datagram is gone, the socket still works.
+                        let dropped = ctx.stats.dropped_failed.add(1);
+                        if dropped.is_power_of_two() {
+                            warn!(route = %ctx.name, error = %e, dropped, "UDP send failed, message dropped");
+                        }
+                    }
+                },
             }
+            // UDP promises nothing more than the send: the message is done with either way, and
+            // the checkpoint need not wait for it.
+            msg.accept(ctx.index);
         }
+        ctx.stats.sent.add(sent);
     }
+}
+
+async fn send_all(socket: &UdpSocket, datagrams: gelf::Datagrams<'_>) -> std::io::Result<()> {
+    for datagram in datagrams {
+        socket.send(datagram).await?;
+    }
+    Ok(())
 }
 
 async fn resolve(addr: &HostPort) -> std::io::Result<SocketAddr> {
