@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # spout's benchmark: builds the release binary, then measures the Docker daemon, spout and Docker's
 # gelf driver side by side and prints one Markdown table. See bench/README.md.
-#   bench/run.sh            the full run (about ten minutes)
-#   bench/run.sh --quick    tiny workloads, one run each: checks that the harness works
+#   bench/run.sh                 the full run (about fifteen minutes)
+#   bench/run.sh --quick         tiny workloads, one run each: checks that the harness works
+#   bench/run.sh --only W1,W5    some workloads (W1 W2 W3 W4 W5 DRIVER)
+# SPOUT_BIN=path uses that binary instead of building one (CI checks the harness with the debug
+# build it already has).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -p spout >&2
-exec python3 bench/bench.py --spout target/release/spout "$@"
+if [ -z "${SPOUT_BIN:-}" ]; then
+    cargo build --release --locked -p spout >&2
+    SPOUT_BIN=target/release/spout
+fi
+exec python3 bench/bench.py --spout "$SPOUT_BIN" "$@"

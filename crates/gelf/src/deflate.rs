@@ -120,11 +120,13 @@ impl Deflater {
         while i + MIN_MATCH <= input.len() {
             let h = hash(i);
             let candidate = table[h] as usize;
-            table[h] = i as u32 + 1;
-            if candidate != 0 {
-                let from = candidate - 1;
+            table[h] = (i as u32).wrapping_add(1);
+            // Positions are kept as u32; past 4 GiB they wrap, and a match is still checked byte
+            // by byte, so a wrong candidate costs a literal, never a wrong output.
+            let from = candidate.wrapping_sub(1);
+            if candidate != 0 && from < i && i - from <= WINDOW {
                 let len = match_length(input, from, i);
-                if len >= MIN_MATCH && i - from <= WINDOW {
+                if len >= MIN_MATCH {
                     let (sym, extra, value) = length_code(len);
                     bits.symbol(sym);
                     bits.put(value, extra);
