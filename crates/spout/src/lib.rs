@@ -128,6 +128,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
         lines = reader_stats.lines.get(),
         empty_lines = reader_stats.empty_lines.get(),
         truncated = reader_stats.truncated_lines.get(),
+        repeated = reader_stats.repeated_entries.get(),
+        unshipped = reader_stats.unshipped_entries.get(),
         "stopped"
     );
     Ok(())

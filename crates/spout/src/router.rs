@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore, TryAcquireError};
 use tracing::warn;
 
 use crate::message::Message;
@@ -12,11 +12,10 @@ use crate::routes::uri::WhenFull;
 use crate::stats::RouteStats;
 
 /// Messages travel from a reader to the routes in batches: one hand-off (and one wake-up of each
-/// route) per read from the daemon, not one per line.
+/// route) per read from the daemon, not one per line. Queues are still counted in messages.
 pub type Messages = Arc<[Message]>;
 
-/// Most messages in one batch. A route's channel holds `queue / SHIP_MAX` batches (at least
-/// one), so its `queue` option bounds the messages it holds, give or take one batch.
+/// Most messages in one batch.
 pub const SHIP_MAX: usize = 256;
 
 /// The sending side of one route.
@@ -25,16 +24,15 @@ pub struct RouteQueue {
     pub name: Arc<str>,
     /// The route's number, as acknowledgements name it.
     pub index: usize,
+    /// Holds up to `queue` batches; `room` is what bounds it.
     pub tx: mpsc::Sender<Messages>,
+    /// One permit per message the queue may still take: a batch takes as many as it holds, and
+    /// the route gives them back as it takes batches out. Closed when the route ends.
+    pub room: Arc<Semaphore>,
     /// Messages this route holds at most, as its `queue` option says.
     pub queue: usize,
     pub when_full: WhenFull,
     pub stats: Arc<RouteStats>,
-}
-
-/// How many batches a route's channel holds for a queue of `queue` messages.
-pub fn channel_batches(queue: usize) -> usize {
-    queue.div_ceil(SHIP_MAX).max(1)
 }
 
 /// Every route has shut down; there is nowhere left to send.
@@ -74,18 +72,30 @@ impl Router {
     pub async fn send(&self, batch: Vec<Message>) -> Result<(), Closed> {
         let batch: Messages = batch.into();
         let mut open = 0;
+        // A batch is never larger than the smallest queue, so it always fits in an empty one.
+        let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
         for q in self.queues.iter() {
             let sent = match q.when_full {
-                WhenFull::Block => q.tx.send(Arc::clone(&batch)).await.is_ok(),
-                WhenFull::Drop => match q.tx.try_send(Arc::clone(&batch)) {
-                    Ok(()) => true,
-                    Err(mpsc::error::TrySendError::Full(dropped)) => {
+                WhenFull::Block => match q.room.acquire_many(n).await {
+                    Ok(permits) => {
+                        permits.forget();
+                        q.tx.send(Arc::clone(&batch)).await.is_ok()
+                    }
+                    Err(_) => false,
+                },
+                WhenFull::Drop => match q.room.try_acquire_many(n) {
+                    Ok(permits) => {
+                        permits.forget();
+                        q.tx.try_send(Arc::clone(&batch)).is_ok()
+                    }
+                    Err(TryAcquireError::Closed) => false,
+                    Err(TryAcquireError::NoPermits) => {
                         // Dropped for good: this route is done with them, and the checkpoint
                         // must not wait for them.
-                        for msg in dropped.iter() {
+                        for msg in batch.iter() {
                             msg.accept(q.index);
                         }
-                        let n = dropped.len() as u64;
+                        let n = u64::from(n);
                         let total = q.stats.dropped_full.add(n);
                         // Warn when the total passes a power of two: often at first, rarely later.
                         if (total - n).leading_zeros() != total.leading_zeros() {
@@ -93,7 +103,6 @@ impl Router {
                         }
                         true
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => false,
                 },
             };
             open += usize::from(sent);
@@ -130,56 +139,61 @@ mod tests {
         }
     }
 
+    /// A route queue of `cap` messages, and its receiving end (which gives back no room).
     fn queue(when_full: WhenFull, cap: usize) -> (RouteQueue, mpsc::Receiver<Messages>) {
         let (tx, rx) = mpsc::channel(cap);
-        (RouteQueue { name: "r".into(), index: 0, tx, queue: cap * SHIP_MAX, when_full, stats: Arc::default() }, rx)
+        let room = Arc::new(Semaphore::new(cap));
+        (RouteQueue { name: "r".into(), index: 0, tx, room, queue: cap, when_full, stats: Arc::default() }, rx)
     }
 
     #[tokio::test]
     async fn fans_out_and_counts_drops() {
-        let (dropping, mut drop_rx) = queue(WhenFull::Drop, 1);
-        let (blocking, mut block_rx) = queue(WhenFull::Block, 2);
+        let (dropping, mut drop_rx) = queue(WhenFull::Drop, 3);
+        let (blocking, mut block_rx) = queue(WhenFull::Block, 5);
         let stats = Arc::clone(&dropping.stats);
         let router = Router::new(vec![dropping, blocking]);
         router.send(batch(&["a", "b"])).await.expect("open");
         router.send(batch(&["c", "d", "e"])).await.expect("open");
-        assert_eq!(stats.dropped_full.get(), 3, "a whole batch is dropped and every message counted");
+        assert_eq!(stats.dropped_full.get(), 3, "the queue is counted in messages: the second batch does not fit");
         assert_eq!(lines(drop_rx.recv().await), ["a", "b"]);
         assert_eq!(lines(block_rx.recv().await), ["a", "b"]);
         assert_eq!(lines(block_rx.recv().await), ["c", "d", "e"]);
     }
 
     #[tokio::test]
-    async fn blocks_until_the_route_takes_it() {
-        let (blocking, mut rx) = queue(WhenFull::Block, 1);
+    async fn blocks_until_the_route_makes_room() {
+        let (blocking, mut rx) = queue(WhenFull::Block, 2);
+        let room = Arc::clone(&blocking.room);
         let router = Router::new(vec![blocking]);
         router.send(batch(&["a"])).await.expect("open");
+        router.send(batch(&["b"])).await.expect("open");
         let pending = tokio::spawn({
             let router = router.clone();
-            async move { router.send(batch(&["b"])).await }
+            async move { router.send(batch(&["c"])).await }
         });
         tokio::task::yield_now().await;
-        assert!(!pending.is_finished());
+        assert!(!pending.is_finished(), "two one-message batches fill a queue of two");
         assert_eq!(lines(rx.recv().await), ["a"]);
+        room.add_permits(1);
         assert_eq!(pending.await.expect("joined"), Ok(()));
         assert_eq!(lines(rx.recv().await), ["b"]);
+        assert_eq!(lines(rx.recv().await), ["c"]);
     }
 
     #[tokio::test]
     async fn closed_when_no_route_is_left() {
         let (q, rx) = queue(WhenFull::Block, 1);
         drop(rx);
+        q.room.close();
         assert_eq!(Router::new(vec![q]).send(batch(&["a"])).await, Err(Closed));
     }
 
     #[test]
-    fn a_queue_holds_about_its_size_in_messages() {
-        assert_eq!(channel_batches(1), 1);
-        assert_eq!(channel_batches(SHIP_MAX), 1);
-        assert_eq!(channel_batches(10_000), 40);
-        let (mut small, _rx) = queue(WhenFull::Block, 1);
-        small.queue = 5;
-        let (large, _rx2) = queue(WhenFull::Block, 1);
-        assert_eq!(Router::new(vec![small, large]).batch_max(), 5, "no batch larger than the smallest queue");
+    fn no_batch_is_larger_than_the_smallest_queue() {
+        let (small, _rx) = queue(WhenFull::Block, 5);
+        let (large, _rx2) = queue(WhenFull::Block, 10_000);
+        assert_eq!(Router::new(vec![small, large]).batch_max(), 5);
+        let (large, _rx3) = queue(WhenFull::Block, 10_000);
+        assert_eq!(Router::new(vec![large]).batch_max(), SHIP_MAX);
     }
 }

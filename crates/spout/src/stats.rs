@@ -28,6 +28,8 @@ pub struct ReaderStats {
     pub stream_errors: Counter,
     /// Entries the daemon sent twice (at json-file rotation), skipped.
     pub repeated_entries: Counter,
+    /// Entries of containers removed before they could be inspected, not shipped.
+    pub unshipped_entries: Counter,
 }
 
 /// What one route did.

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::{classify, ErrorClass};
+use super::{classify, inspected, ErrorClass, Skip};
 use crate::backoff::Backoff;
 use crate::checkpoint::{Ack, Progress};
 use crate::line::{split_timestamp, Assembler, Line, Repeats, Span, TtyEntry, TtySplitter};
@@ -30,6 +30,10 @@ use crate::timestamp::now_ns;
 #[derive(Clone)]
 pub struct ReaderContext {
     pub docker: Docker,
+    /// The host name messages carry.
+    pub host: Arc<str>,
+    /// spout's own container, never read.
+    pub own_id: Option<Arc<str>>,
     pub router: Router,
     pub stats: Arc<ReaderStats>,
     pub max_line_bytes: usize,
@@ -49,6 +53,8 @@ pub struct ReaderExit {
 pub enum ExitReason {
     /// The container stopped and its log was read to the end.
     Stopped,
+    /// The container is not to be read: opted out, or spout's own.
+    Skipped,
     /// The container was removed.
     Gone,
     /// The daemon cannot return this container's logs.
@@ -64,30 +70,42 @@ enum StreamEnd {
     Shutdown,
 }
 
-/// Reads the container behind `meta` from `from` until it stops for good, then reports.
-/// `running` is what the caller's inspect just said, saving a round trip before the first read
-/// (short-lived containers started with --rm are gone within milliseconds).
+/// A batch is shipped once its lines hold this many bytes, so long lines do not pile up.
+const SHIP_BYTES: usize = 256 * 1024;
+
+/// Items taken from the first stream before the inspect answers: enough for a short job's whole
+/// output, few enough (at most 16 KiB each) that a flood waits in the daemon, not here.
+const EARLY_ITEMS: usize = 256;
+
+type LogItem = Option<Result<LogOutput, bollard::errors::Error>>;
+
+/// A container's log stream, as bollard returns it.
+trait LogStream: futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin {}
+impl<S: futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin> LogStream for S {}
+
+/// Reads container `id` from `from` until it stops for good, then reports. Its first stream
+/// opens at once, while the inspect that says what the container is (and whether to read it at
+/// all) is on its way: the daemon answers an inspect only after it has finished with a container
+/// that exited, about 80 ms, and by then a `--rm` container and its log may be gone. `running`
+/// is what the caller last saw; `meta` gets the inspected metadata.
 pub async fn run(
     ctx: ReaderContext,
-    meta: watch::Receiver<Arc<Container>>,
+    id: String,
+    meta: watch::Sender<Arc<Container>>,
     progress: Arc<Progress>,
     from: Position,
     running: bool,
 ) {
-    let (id, tty) = {
-        let container = meta.borrow();
-        (container.id.clone(), container.tty)
-    };
     let mut reader = Reader {
-        assembler: Assembler::new(tty, ctx.max_line_bytes),
+        assembler: Assembler::new(false, ctx.max_line_bytes),
         cursor: Cursor::new(from),
         lines: Vec::new(),
         progress,
         repeats: Repeats::default(),
-        meta,
+        meta: meta.subscribe(),
         ctx: ctx.clone(),
     };
-    let reason = reader.run(&id, running).await;
+    let reason = reader.run(&id, &meta, running).await;
     let exit = ReaderExit { id, position: reader.cursor.position(), reason };
     tokio::select! {
         _ = ctx.exits.send(exit) => {}
@@ -106,39 +124,39 @@ struct Reader {
 }
 
 impl Reader {
-    async fn run(&mut self, id: &str, running: bool) -> ExitReason {
-        let mut known_running = Some(running);
+    async fn run(&mut self, id: &str, meta: &watch::Sender<Arc<Container>>, running: bool) -> ExitReason {
+        let mut first = Some(running);
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
         loop {
             if self.ctx.cancel.is_cancelled() {
                 return ExitReason::Shutdown;
             }
-            let inspect = match known_running.take() {
-                Some(running) => Ok(running),
+            let before = self.cursor.position();
+            let (running, end) = match first.take() {
+                Some(follow) => match self.first_read(id, meta, follow).await {
+                    Ok(read) => read,
+                    Err(reason) => return reason,
+                },
                 None => {
                     let inspect = self.ctx.docker.inspect_container(id, None);
                     let resp = tokio::select! {
                         resp = inspect => resp,
                         () = self.ctx.cancel.cancelled() => return ExitReason::Shutdown,
                     };
-                    resp.map(|r| r.state.and_then(|s| s.running).unwrap_or(false))
+                    match resp.map(|r| r.state.and_then(|s| s.running).unwrap_or(false)) {
+                        Ok(running) => (running, self.read_stream(id, running).await),
+                        Err(e) if classify(&e) == ErrorClass::Gone => return self.finish(ExitReason::Gone).await,
+                        Err(e) => {
+                            debug!(container = %id, error = %e, "inspect failed, retrying");
+                            if self.pause(&mut backoff).await {
+                                return ExitReason::Shutdown;
+                            }
+                            continue;
+                        }
+                    }
                 }
             };
-            let running = match inspect {
-                Ok(running) => running,
-                Err(e) => match classify(&e) {
-                    ErrorClass::Gone => return self.finish(ExitReason::Gone).await,
-                    _ => {
-                        debug!(container = %id, error = %e, "inspect failed, retrying");
-                        if self.pause(&mut backoff).await {
-                            return ExitReason::Shutdown;
-                        }
-                        continue;
-                    }
-                },
-            };
-            let before = self.cursor.position();
-            match self.read_stream(id, running).await {
+            match end {
                 StreamEnd::Shutdown => return ExitReason::Shutdown,
                 StreamEnd::Ended if !running => return self.finish(ExitReason::Stopped).await,
                 StreamEnd::Ended => {
@@ -169,6 +187,68 @@ impl Reader {
         }
     }
 
+    /// The first read: opens the stream (following it if `follow`) and inspects the container
+    /// meanwhile, holding what the stream brings until the inspect says whether and how to read
+    /// it. Returns whether the container runs (or may: read again) and how the stream ended.
+    async fn first_read(
+        &mut self,
+        id: &str,
+        meta: &watch::Sender<Arc<Container>>,
+        follow: bool,
+    ) -> Result<(bool, StreamEnd), ExitReason> {
+        let mut stream = self.open_stream(id, follow);
+        let mut early: Vec<LogItem> = Vec::new();
+        let resp = {
+            let docker = self.ctx.docker.clone();
+            let inspect = docker.inspect_container(id, None);
+            tokio::pin!(inspect);
+            loop {
+                let more = early.len() < EARLY_ITEMS && !matches!(early.last(), Some(None | Some(Err(_))));
+                tokio::select! {
+                    resp = &mut inspect => break resp,
+                    item = stream.next(), if more => early.push(item),
+                    () = self.ctx.cancel.cancelled() => return Err(ExitReason::Shutdown),
+                }
+            }
+        };
+        let running = match resp {
+            Ok(resp) => {
+                let found = inspected(resp, &self.ctx.host, self.ctx.own_id.as_deref());
+                match found.skip {
+                    None => {}
+                    Some(Skip::Unreadable(driver)) => {
+                        warn!(container = %id, name = %found.container.name, driver = %driver,
+                              "container's log driver keeps nothing the Docker API can return; its logs are not shipped");
+                        return Err(ExitReason::Unreadable);
+                    }
+                    Some(skip) => {
+                        debug!(container = %id, name = %found.container.name, reason = ?skip, "not reading container");
+                        return Err(ExitReason::Skipped);
+                    }
+                }
+                self.assembler = Assembler::new(found.container.tty, self.ctx.max_line_bytes);
+                meta.send_replace(Arc::new(found.container));
+                // A stream that followed must be read again once it ends, whatever the inspect
+                // saw when it answered.
+                found.running || follow
+            }
+            // Removed before it could be inspected: nothing says whether it opted out, so what
+            // it wrote is not shipped.
+            Err(e) if classify(&e) == ErrorClass::Gone => {
+                let entries = early.iter().filter(|item| matches!(item, Some(Ok(_)))).count();
+                if entries > 0 {
+                    self.ctx.stats.unshipped_entries.add(entries as u64);
+                    warn!(container = %id, entries, "container removed before the daemon answered its inspect; without knowing whether it opted out, its log entries are not shipped");
+                }
+                return Err(ExitReason::Gone);
+            }
+            Err(e) => {
+                debug!(container = %id, error = %e, "inspect failed; reading on, and inspecting again later");
+                true
+            }
+        };
+        Ok((running, self.pump(&mut stream, early).await))
+    }
     /// Sleeps for the next backoff delay; true when shutdown came first.
     async fn pause(&self, backoff: &mut Backoff) -> bool {
         tokio::select! {
@@ -189,6 +269,11 @@ impl Reader {
     }
 
     async fn read_stream(&mut self, id: &str, follow: bool) -> StreamEnd {
+        let mut stream = self.open_stream(id, follow);
+        self.pump(&mut stream, Vec::new()).await
+    }
+
+    fn open_stream(&mut self, id: &str, follow: bool) -> impl LogStream {
         let options = LogsOptions {
             follow,
             stdout: true,
@@ -197,13 +282,26 @@ impl Reader {
             since: self.cursor.since_secs(self.assembler.held_since_ts()),
             ..Default::default()
         };
-        let mut stream = self.ctx.docker.logs(id, Some(options));
+        let stream = self.ctx.docker.logs(id, Some(options));
         self.cursor.restart_stream();
         // A new stream's overlap with the last one is the cursor's business; repeats are looked
         // for within one stream only.
         self.repeats = Repeats::default();
+        stream
+    }
+
+    /// Takes `early` (items already read), then the rest of `stream`, shipping as it goes.
+    async fn pump(&mut self, stream: &mut impl LogStream, early: Vec<LogItem>) -> StreamEnd {
         let mut tty = TtySplitter::default();
+        for item in early {
+            if let Some(end) = self.take(item, &mut tty) {
+                return if self.ship().await { end } else { StreamEnd::Shutdown };
+            }
+        }
         loop {
+            if !self.lines.is_empty() && !self.ship().await {
+                return StreamEnd::Shutdown;
+            }
             let item = tokio::select! {
                 item = stream.next() => item,
                 () = self.ctx.cancel.cancelled() => return StreamEnd::Shutdown,
@@ -213,10 +311,13 @@ impl Reader {
             // task. Before deciding the stream has nothing more, give that task a turn: lines
             // then go on in batches, one per read from the daemon, not one at a time.
             let mut yielded = false;
-            while ended.is_none() && self.lines.len() < self.ctx.router.batch_max() {
+            let mut bytes: usize = self.lines.iter().map(|l| l.text.len()).sum();
+            while ended.is_none() && self.lines.len() < self.ctx.router.batch_max() && bytes < SHIP_BYTES {
                 match stream.next().now_or_never() {
                     Some(item) => {
+                        let had = self.lines.len();
                         ended = self.take(item, &mut tty);
+                        bytes += self.lines[had..].iter().map(|l| l.text.len()).sum::<usize>();
                         yielded = false;
                     }
                     None if yielded => break,
@@ -226,11 +327,8 @@ impl Reader {
                     }
                 }
             }
-            if !self.lines.is_empty() && !self.ship().await {
-                return StreamEnd::Shutdown;
-            }
             if let Some(end) = ended {
-                return end;
+                return if self.ship().await { end } else { StreamEnd::Shutdown };
             }
         }
     }

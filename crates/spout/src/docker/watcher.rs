@@ -20,7 +20,7 @@ use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 use tracing::{debug, info, warn};
 
 use super::reader::{self, ExitReason, ReaderContext, ReaderExit};
-use super::{classify, connect, inspected, ErrorClass, Skip};
+use super::{classify, connect, inspected, ErrorClass};
 use crate::backoff::Backoff;
 use crate::checkpoint::Checkpoints;
 use crate::config::DockerHost;
@@ -71,8 +71,9 @@ pub struct Watcher {
     positions: HashMap<String, Position>,
     /// Containers that started again while their reader was still running.
     restarted: HashSet<String>,
-    /// Containers whose logs the daemon cannot return: warned about once, then left alone.
-    unreadable: HashSet<String>,
+    /// Containers not to be read, as their readers found: opted out, spout's own, or with logs
+    /// the daemon cannot return (warned about once). Left alone until they are removed.
+    left_alone: HashSet<String>,
     tracker: TaskTracker,
     exits_tx: mpsc::Sender<ReaderExit>,
     exits_rx: mpsc::Receiver<ReaderExit>,
@@ -105,7 +106,7 @@ impl Watcher {
             watermark,
             readers: HashMap::new(),
             positions: HashMap::new(),
-            unreadable: HashSet::new(),
+            left_alone: HashSet::new(),
             restarted: HashSet::new(),
             tracker: TaskTracker::new(),
             exits_tx,
@@ -172,12 +173,12 @@ impl Watcher {
                                     // Its reader may be on its way out, having seen it stop.
                                     self.restarted.insert(id.clone());
                                 }
-                                self.attach(&session, &id).await;
+                                self.attach(&session, &id, true);
                             }
                             "rename" => self.rename(&session, &id).await,
                             "destroy" => {
                                 self.positions.remove(&id);
-                                self.unreadable.remove(&id);
+                                self.left_alone.remove(&id);
                                 self.checkpoints.forget(&id);
                             }
                             _ => {}
@@ -206,7 +207,6 @@ impl Watcher {
             .map_err(|e| format!("listing containers: {e}"))?;
         let watermark_secs = self.watermark.load(Ordering::Acquire).div_euclid(1_000_000_000);
         let mut existing = HashSet::with_capacity(all.len());
-        let mut all_attached = true;
         for summary in all {
             let Some(id) = summary.id else { continue };
             let running = summary.state == Some(ContainerSummaryStateEnum::RUNNING);
@@ -214,47 +214,27 @@ impl Watcher {
                 && !self.positions.contains_key(&id)
                 && (self.checkpoints.saved(&id).is_some() || summary.created.is_some_and(|c| c >= watermark_secs - 1));
             if running || unread_tail {
-                all_attached &= self.attach(session, &id).await;
+                self.attach(session, &id, running);
             }
             existing.insert(id);
         }
         self.positions.retain(|id, _| existing.contains(id));
-        self.unreadable.retain(|id| existing.contains(id));
+        self.left_alone.retain(|id| existing.contains(id));
         self.checkpoints.retain(&existing);
-        if all_attached {
-            self.watermark.fetch_max(listed_at, Ordering::AcqRel);
-        }
+        // Every container listed has a reader now (one that cannot inspect its container yet
+        // keeps trying, from a position its checkpoint already holds).
+        self.watermark.fetch_max(listed_at, Ordering::AcqRel);
         Ok(())
     }
 
-    /// Starts a reader for `id` unless it has one or should not be read. False when it could not
-    /// be inspected (and so is retried at the next reconcile).
-    async fn attach(&mut self, session: &Session, id: &str) -> bool {
-        if id.is_empty() || self.readers.contains_key(id) || self.unreadable.contains(id) {
-            return true;
-        }
-        let resp = match session.docker.inspect_container(id, None).await {
-            Ok(resp) => resp,
-            Err(e) if classify(&e) == ErrorClass::Gone => return true,
-            Err(e) => {
-                warn!(container = %id, error = %e, "cannot inspect container; trying again at the next list");
-                return false;
-            }
-        };
-        let found = inspected(resp, &session.host, self.config.own_id.as_deref());
-        match found.skip {
-            None => {}
-            Some(Skip::Unreadable(driver)) => {
-                if self.unreadable.insert(id.to_owned()) {
-                    warn!(container = %id, name = %found.container.name, driver = %driver,
-                          "container's log driver keeps nothing the Docker API can return; its logs are not shipped");
-                }
-                return true;
-            }
-            Some(skip) => {
-                debug!(container = %id, name = %found.container.name, reason = ?skip, "not reading container");
-                return true;
-            }
+    /// Starts a reader for `id` unless it has one or is left alone. The reader inspects the
+    /// container itself, while its first stream opens: waiting for the inspect here would delay
+    /// every container behind this one, and the daemon answers it only once it is done with a
+    /// container that exited (about 80 ms), when a `--rm` container may already be gone.
+    /// `running` is what the caller last saw.
+    fn attach(&mut self, session: &Session, id: &str, running: bool) {
+        if id.is_empty() || self.readers.contains_key(id) || self.left_alone.contains(id) {
+            return;
         }
         // Where this process left it, else where an earlier spout left it; else everything since
         // an earlier spout was last alive (it started while spout was stopped), or since this
@@ -265,20 +245,22 @@ impl Watcher {
             None => Position::from_time(self.checkpoints.previous_run().unwrap_or(self.started_ns)),
         };
         let progress = self.checkpoints.progress(id, self.router.len(), from);
-        debug!(container = %id, name = %found.container.name, ?from, "attaching");
-        let running = found.running;
-        let (meta_tx, meta_rx) = watch::channel(Arc::new(found.container));
-        self.readers.insert(id.to_owned(), meta_tx);
+        debug!(container = %id, ?from, "attaching");
+        // Until the reader's inspect answers, the container is known by its id alone.
+        let placeholder = Container { host: Arc::clone(&session.host), id: id.to_owned(), ..Container::default() };
+        let (meta, _) = watch::channel(Arc::new(placeholder));
+        self.readers.insert(id.to_owned(), meta.clone());
         let ctx = ReaderContext {
             docker: session.docker.clone(),
+            host: Arc::clone(&session.host),
+            own_id: self.config.own_id.as_deref().map(Arc::from),
             router: self.router.clone(),
             stats: Arc::clone(&self.stats),
             max_line_bytes: self.config.max_line_bytes,
             cancel: self.cancel.child_token(),
             exits: self.exits_tx.clone(),
         };
-        self.tracker.spawn(reader::run(ctx, meta_rx, progress, from, running));
-        true
+        self.tracker.spawn(reader::run(ctx, id.to_owned(), meta, progress, from, running));
     }
 
     async fn rename(&mut self, session: &Session, id: &str) {
@@ -299,14 +281,15 @@ impl Watcher {
                 if restarted {
                     // It started again while its reader was finishing: read what that run
                     // wrote, even if (a short run) it has already stopped again.
-                    self.attach(session, &exit.id).await;
+                    self.attach(session, &exit.id, true);
                 } else {
                     // It may have started again with its start event still on the way.
                     self.attach_if_running(session, &exit.id).await;
                 }
             }
-            ExitReason::Unreadable => {
-                self.unreadable.insert(exit.id);
+            ExitReason::Unreadable | ExitReason::Skipped => {
+                self.checkpoints.forget(&exit.id);
+                self.left_alone.insert(exit.id);
             }
             ExitReason::Gone | ExitReason::Shutdown => {
                 self.positions.remove(&exit.id);
@@ -317,7 +300,7 @@ impl Watcher {
     async fn attach_if_running(&mut self, session: &Session, id: &str) {
         match session.docker.inspect_container(id, None).await {
             Ok(resp) if resp.state.as_ref().and_then(|s| s.running).unwrap_or(false) => {
-                self.attach(session, id).await;
+                self.attach(session, id, true);
             }
             Ok(_) => {}
             Err(e) if classify(&e) == ErrorClass::Gone => {

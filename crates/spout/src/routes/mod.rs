@@ -8,14 +8,14 @@ pub mod uri;
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::checkpoint::Ack;
 use crate::message::Message;
-use crate::router::{channel_batches, Messages, RouteQueue, Router};
+use crate::router::{Messages, RouteQueue, Router};
 use crate::stats::RouteStats;
 use uri::{RouteKind, RouteSpec};
 
@@ -32,13 +32,16 @@ pub fn spawn(specs: &[RouteSpec], abort: &CancellationToken) -> (Router, Vec<Rou
     let mut queues = Vec::new();
     let mut handles = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
-        let (tx, rx) = mpsc::channel(channel_batches(spec.queue));
+        // Every batch holds a message at least: `room` bounds the queue before the channel does.
+        let (tx, rx) = mpsc::channel(spec.queue);
+        let room = Arc::new(Semaphore::new(spec.queue));
         let stats = Arc::new(RouteStats::default());
         let name: Arc<str> = spec.uri.as_str().into();
         let ctx = RouteContext {
             name: Arc::clone(&name),
             index,
             rx,
+            room: Arc::clone(&room),
             held: None,
             stats: Arc::clone(&stats),
             abort: abort.clone(),
@@ -55,6 +58,7 @@ pub fn spawn(specs: &[RouteSpec], abort: &CancellationToken) -> (Router, Vec<Rou
             name: Arc::clone(&name),
             index,
             tx,
+            room,
             queue: spec.queue,
             when_full: spec.when_full,
             stats: Arc::clone(&stats),
@@ -72,6 +76,8 @@ pub struct RouteContext {
     /// How this route retries its destination.
     pub backoff: Backoff,
     rx: mpsc::Receiver<Messages>,
+    /// The queue's room in messages, given back as batches are taken out.
+    room: Arc<Semaphore>,
     /// A batch taken from the queue, and how many of its messages were handled.
     held: Option<(Messages, usize)>,
     pub stats: Arc<RouteStats>,
@@ -99,7 +105,9 @@ impl RouteContext {
             // The rest of a batch that was cut: what fill_batch did not take.
             return Some(batch[done..].to_vec().into());
         }
-        self.rx.recv().await
+        let batch = self.rx.recv().await?;
+        self.room.add_permits(batch.len());
+        Some(batch)
     }
 
     /// Waits for a message, then takes whatever else is queued, encoding each into `out` until it
@@ -119,6 +127,7 @@ impl RouteContext {
                     () = self.abort.cancelled() => return Batch::Aborted,
                 };
                 let Some(batch) = first else { return Batch::Closed };
+                self.room.add_permits(batch.len());
                 (batch, 0)
             }
         };
@@ -137,7 +146,10 @@ impl RouteContext {
                 }
             }
             match self.rx.try_recv() {
-                Ok(next) => (batch, done) = (next, 0),
+                Ok(next) => {
+                    self.room.add_permits(next.len());
+                    (batch, done) = (next, 0);
+                }
                 Err(_) => return Batch::Filled(count),
             }
         }
@@ -153,6 +165,7 @@ impl RouteContext {
     /// Counts what is still queued as undelivered; for a route that is giving up.
     pub fn abandon(&mut self, held: usize) {
         self.rx.close();
+        self.room.close();
         let mut left = held as u64;
         if let Some((batch, done)) = self.held.take() {
             left += (batch.len() - done) as u64;
@@ -164,6 +177,13 @@ impl RouteContext {
             self.stats.undelivered.add(left);
             tracing::error!(route = %self.name, messages = left, "shutdown grace period over, messages not delivered");
         }
+    }
+}
+
+impl Drop for RouteContext {
+    /// A route that ended takes nothing more: readers waiting for room learn it is closed.
+    fn drop(&mut self) {
+        self.room.close();
     }
 }
 

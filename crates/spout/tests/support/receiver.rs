@@ -84,6 +84,10 @@ pub struct UdpReceiver {
 impl UdpReceiver {
     pub fn start() -> UdpReceiver {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        // spout sends a batch of lines back to back, as any sender under load does; the default
+        // buffer (about 90 small datagrams) would lose some before this thread reads them. Like a
+        // real GELF input, the receiver sizes its buffer (capped by net.core.rmem_max).
+        socket2::SockRef::from(&socket).set_recv_buffer_size(8 << 20).expect("SO_RCVBUF");
         let port = socket.local_addr().expect("addr").port();
         let inbox = Inbox::default();
         let sink = inbox.clone();
