@@ -134,7 +134,16 @@ impl Reader {
             let before = self.cursor.position();
             let (running, end) = match first.take() {
                 Some(follow) => match self.first_read(id, meta, follow).await {
-                    Ok(read) => read,
+                    Ok(Some(read)) => read,
+                    Ok(None) => {
+                        // Not inspected: nothing may be shipped yet. Start over from the same
+                        // position.
+                        first = Some(follow);
+                        if self.pause(&mut backoff).await {
+                            return ExitReason::Shutdown;
+                        }
+                        continue;
+                    }
                     Err(reason) => return reason,
                 },
                 None => {
@@ -189,13 +198,14 @@ impl Reader {
 
     /// The first read: opens the stream (following it if `follow`) and inspects the container
     /// meanwhile, holding what the stream brings until the inspect says whether and how to read
-    /// it. Returns whether the container runs (or may: read again) and how the stream ended.
+    /// it. Returns whether the container runs (or may: read again) and how the stream ended;
+    /// `None` when the inspect failed and nothing was consumed.
     async fn first_read(
         &mut self,
         id: &str,
         meta: &watch::Sender<Arc<Container>>,
         follow: bool,
-    ) -> Result<(bool, StreamEnd), ExitReason> {
+    ) -> Result<Option<(bool, StreamEnd)>, ExitReason> {
         let mut stream = self.open_stream(id, follow);
         let mut early: Vec<LogItem> = Vec::new();
         let resp = {
@@ -243,12 +253,13 @@ impl Reader {
                 return Err(ExitReason::Gone);
             }
             Err(e) => {
-                debug!(container = %id, error = %e, "inspect failed; reading on, and inspecting again later");
-                true
+                debug!(container = %id, error = %e, "inspect failed, retrying");
+                return Ok(None);
             }
         };
-        Ok((running, self.pump(&mut stream, early).await))
+        Ok(Some((running, self.pump(&mut stream, early).await)))
     }
+
     /// Sleeps for the next backoff delay; true when shutdown came first.
     async fn pause(&self, backoff: &mut Backoff) -> bool {
         tokio::select! {
