@@ -196,3 +196,76 @@ pub fn note_ack(acks: &mut Vec<Ack>, msg: &Message) {
         _ => acks.push(ack.clone()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::message::{Container, Stream};
+
+    fn context(queue: usize) -> (RouteContext, mpsc::Sender<Messages>) {
+        let (tx, rx) = mpsc::channel(queue);
+        let ctx = RouteContext {
+            name: "r".into(),
+            index: 0,
+            backoff: Backoff::new(Duration::from_millis(1), Duration::from_millis(1)),
+            rx,
+            room: Arc::new(Semaphore::new(queue)),
+            held: None,
+            stats: Arc::default(),
+            abort: CancellationToken::new(),
+        };
+        (ctx, tx)
+    }
+
+    fn batch(lines: &[&str]) -> Messages {
+        let container = Arc::new(Container::default());
+        lines
+            .iter()
+            .map(|line| Message {
+                container: Arc::clone(&container),
+                stream: Stream::Stdout,
+                ts_ns: 1,
+                line: (*line).into(),
+                truncated: false,
+                ack: None,
+            })
+            .collect::<Vec<_>>()
+            .into()
+    }
+
+    fn encode(out: &mut Vec<u8>, msg: &Message) {
+        out.extend_from_slice(msg.line.as_bytes());
+        out.push(b'|');
+    }
+
+    #[tokio::test]
+    async fn a_full_batch_is_cut_and_its_rest_comes_next() {
+        let (mut ctx, tx) = context(10);
+        ctx.room.forget_permits(5);
+        tx.send(batch(&["aa", "bb", "cc"])).await.expect("open");
+        tx.send(batch(&["dd", "ee"])).await.expect("open");
+        let (mut out, mut acks) = (Vec::new(), Vec::new());
+        assert!(matches!(ctx.fill_batch(&mut out, &mut acks, 5, encode).await, Batch::Filled(2)));
+        assert_eq!(out, b"aa|bb|");
+        out.clear();
+        assert!(matches!(ctx.fill_batch(&mut out, &mut acks, 100, encode).await, Batch::Filled(3)));
+        assert_eq!(out, b"cc|dd|ee|", "the rest of the cut batch, then the next one");
+        assert_eq!(ctx.room.available_permits(), 10, "taking batches out gives their room back");
+        drop(tx);
+        assert!(matches!(ctx.fill_batch(&mut out, &mut acks, 100, encode).await, Batch::Closed));
+    }
+
+    #[tokio::test]
+    async fn abandoning_counts_every_message_left_and_closes_the_room() {
+        let (mut ctx, tx) = context(10);
+        tx.send(batch(&["aa", "bb", "cc"])).await.expect("open");
+        tx.send(batch(&["dd"])).await.expect("open");
+        let (mut out, mut acks) = (Vec::new(), Vec::new());
+        assert!(matches!(ctx.fill_batch(&mut out, &mut acks, 1, encode).await, Batch::Filled(1)));
+        ctx.abandon(1);
+        assert_eq!(ctx.stats.undelivered.get(), 4, "one held, two left of the cut batch, one queued");
+        assert!(ctx.room.is_closed(), "readers waiting for room learn the route is gone");
+    }
+}
