@@ -77,12 +77,6 @@ const SHIP_BYTES: usize = 256 * 1024;
 /// output, few enough (at most 16 KiB each) that a flood waits in the daemon, not here.
 const EARLY_ITEMS: usize = 256;
 
-/// A follow stream opened in the instant a container first writes can miss that write until the
-/// daemon's next look at the file, 200 ms later (seen with Docker 20.10: 1 in 30 streams opened
-/// at the start event; none of 30 opened 5 ms later). A first stream that brought nothing within
-/// this is opened again.
-const FIRST_WRITE_SETTLE: Duration = Duration::from_millis(20);
-
 type LogItem = Option<Result<LogOutput, bollard::errors::Error>>;
 
 /// A container's log stream, as bollard returns it.
@@ -212,7 +206,6 @@ impl Reader {
         meta: &watch::Sender<Arc<Container>>,
         follow: bool,
     ) -> Result<Option<(bool, StreamEnd)>, ExitReason> {
-        let opened = tokio::time::Instant::now();
         let mut stream = self.open_stream(id, follow);
         let mut early: Vec<LogItem> = Vec::new();
         let resp = {
@@ -245,15 +238,6 @@ impl Reader {
                 }
                 self.assembler = Assembler::new(found.container.tty, self.ctx.max_line_bytes);
                 meta.send_replace(Arc::new(found.container));
-                if follow && found.running && early.is_empty() {
-                    // Opened in the instant of the container's first write, a follow stream can
-                    // miss it until the daemon's next look at the file, 200 ms later. Give it a
-                    // moment; if nothing came, a fresh stream reads the file as it is now.
-                    match tokio::time::timeout_at(opened + FIRST_WRITE_SETTLE, stream.next()).await {
-                        Ok(item) => early.push(item),
-                        Err(_) => stream = self.open_stream(id, true),
-                    }
-                }
                 // A stream that followed must be read again once it ends, whatever the inspect
                 // saw when it answered.
                 found.running || follow
@@ -320,10 +304,8 @@ impl Reader {
     /// Takes `early` (items already read), then the rest of `stream`, shipping as it goes.
     async fn pump(&mut self, stream: &mut impl LogStream, early: Vec<LogItem>) -> StreamEnd {
         let mut tty = TtySplitter::default();
-        for item in early {
-            if let Some(end) = self.take(item, &mut tty) {
-                return if self.ship().await { end } else { StreamEnd::Shutdown };
-            }
+        if let Some(end) = self.take_all(early, &mut tty).await {
+            return end;
         }
         loop {
             if !self.lines.is_empty() && !self.ship().await {
@@ -358,6 +340,20 @@ impl Reader {
                 return if self.ship().await { end } else { StreamEnd::Shutdown };
             }
         }
+    }
+
+    /// Takes items already read and ships their lines; `Some` when they include the stream's end
+    /// (or shutdown came).
+    async fn take_all(&mut self, items: Vec<LogItem>, tty: &mut TtySplitter) -> Option<StreamEnd> {
+        for item in items {
+            if let Some(end) = self.take(item, tty) {
+                return Some(if self.ship().await { end } else { StreamEnd::Shutdown });
+            }
+        }
+        if !self.lines.is_empty() && !self.ship().await {
+            return Some(StreamEnd::Shutdown);
+        }
+        None
     }
 
     /// Takes one item of the log stream; `Some` when it was the stream's last.
