@@ -193,6 +193,35 @@ fn a_container_removed_while_being_read_loses_nothing_before_and_harms_nothing_a
 }
 
 #[test]
+fn short_rm_jobs_are_shipped_whole_or_reported() {
+    require_docker!();
+    let r = TcpReceiver::start();
+    let spout = Spout::start_healthy(&[&r.route()]);
+    // Each job writes and exits at once, and the daemon removes it right after. A reader that
+    // waited for its inspect (answered only once the daemon is done with the exited container)
+    // found nothing left and said nothing; one that reads while the inspect is on its way ships
+    // the job's lines, unless the job was removed before the daemon answered, which it reports.
+    let script = "i=0; while [ $i -lt 20 ]; do i=$((i+1)); echo \"$HOSTNAME job line $i\"; done";
+    let jobs: Vec<Container> = std::thread::scope(|s| {
+        let starting: Vec<_> = (0..10).map(|_| s.spawn(|| Container::run(&["--rm"], script))).collect();
+        starting.into_iter().map(|t| t.join().expect("docker run")).collect()
+    });
+    let whole = |job: &Container| r.inbox.lines_of(&job.id).len() == 20;
+    let reported = |job: &Container, stderr: &str| stderr.contains(&job.id) && stderr.contains("removed before");
+    assert!(wait_until(PATIENCE, || jobs.iter().all(|job| whole(job) || reported(job, &spout.stderr()))));
+    let mut shipped = 0;
+    for job in &jobs {
+        if whole(job) {
+            let host = &job.id[..12];
+            let expected: Vec<String> = (1..=20).map(|i| format!("{host} job line {i}")).collect();
+            assert_eq!(r.inbox.settle_lines(&job.id, 20), expected, "job {}", job.name);
+            shipped += 1;
+        }
+    }
+    eprintln!("{shipped} of {} --rm jobs shipped, the rest reported", jobs.len());
+}
+
+#[test]
 fn twenty_containers_started_together_lose_no_line() {
     require_docker!();
     let r = TcpReceiver::start();

@@ -238,6 +238,17 @@ impl Reader {
                 }
                 self.assembler = Assembler::new(found.container.tty, self.ctx.max_line_bytes);
                 meta.send_replace(Arc::new(found.container));
+                if follow && !found.running {
+                    // A job that has already exited: its follow stream may end before its last
+                    // lines, and a `--rm` job is about to be removed. Read it again at once,
+                    // without follow, rather than after another inspect.
+                    let end = self.pump(&mut stream, early).await;
+                    if !matches!(end, StreamEnd::Ended) {
+                        return Ok(Some((true, end)));
+                    }
+                    drop(stream);
+                    return Ok(Some((false, self.read_stream(id, false).await)));
+                }
                 // A stream that followed must be read again once it ends, whatever the inspect
                 // saw when it answered.
                 found.running || follow
@@ -246,10 +257,8 @@ impl Reader {
             // it wrote is not shipped.
             Err(e) if classify(&e) == ErrorClass::Gone => {
                 let entries = early.iter().filter(|item| matches!(item, Some(Ok(_)))).count();
-                if entries > 0 {
-                    self.ctx.stats.unshipped_entries.add(entries as u64);
-                    warn!(container = %id, entries, "container removed before the daemon answered its inspect; without knowing whether it opted out, its log entries are not shipped");
-                }
+                self.ctx.stats.unshipped_entries.add(entries as u64);
+                warn!(container = %id, entries_read = entries, "container removed before the daemon answered its inspect; without knowing whether it opted out, its log is not shipped");
                 return Err(ExitReason::Gone);
             }
             Err(e) => {
@@ -268,8 +277,12 @@ impl Reader {
         }
     }
 
-    /// The log is read to its end: ship the unterminated last line.
+    /// The log is read to its end, or the container is gone: ship the unterminated last line.
     async fn finish(&mut self, reason: ExitReason) -> ExitReason {
+        if reason == ExitReason::Gone {
+            warn!(container = %self.meta.borrow().id, name = %self.meta.borrow().name,
+                  "container removed before its log was read to the end; what it wrote after the last line read is lost");
+        }
         self.assembler.flush(self.cursor.position(), &mut self.lines);
         if !self.ship().await {
             return ExitReason::Shutdown;
