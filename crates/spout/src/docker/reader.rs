@@ -317,8 +317,10 @@ impl Reader {
     /// Takes `early` (items already read), then the rest of `stream`, shipping as it goes.
     async fn pump(&mut self, stream: &mut impl LogStream, early: Vec<LogItem>) -> StreamEnd {
         let mut tty = TtySplitter::default();
-        if let Some(end) = self.take_all(early, &mut tty).await {
-            return end;
+        for item in early {
+            if let Some(end) = self.take(item, &mut tty) {
+                return if self.ship().await { end } else { StreamEnd::Shutdown };
+            }
         }
         loop {
             if !self.lines.is_empty() && !self.ship().await {
@@ -355,26 +357,8 @@ impl Reader {
         }
     }
 
-    /// Takes items already read and ships their lines; `Some` when they include the stream's end
-    /// (or shutdown came).
-    async fn take_all(&mut self, items: Vec<LogItem>, tty: &mut TtySplitter) -> Option<StreamEnd> {
-        for item in items {
-            if let Some(end) = self.take(item, tty) {
-                return Some(if self.ship().await { end } else { StreamEnd::Shutdown });
-            }
-        }
-        if !self.lines.is_empty() && !self.ship().await {
-            return Some(StreamEnd::Shutdown);
-        }
-        None
-    }
-
     /// Takes one item of the log stream; `Some` when it was the stream's last.
-    fn take(
-        &mut self,
-        item: Option<Result<LogOutput, bollard::errors::Error>>,
-        tty: &mut TtySplitter,
-    ) -> Option<StreamEnd> {
+    fn take(&mut self, item: LogItem, tty: &mut TtySplitter) -> Option<StreamEnd> {
         match item {
             Some(Ok(LogOutput::StdOut { message })) => self.entry_frame(Stream::Stdout, &message),
             Some(Ok(LogOutput::StdErr { message })) => self.entry_frame(Stream::Stderr, &message),

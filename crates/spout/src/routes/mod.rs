@@ -96,15 +96,10 @@ pub enum Batch {
 }
 
 impl RouteContext {
-    /// Waits for the next batch of messages; `None` when the queue is closed and empty.
+    /// Waits for the next whole batch of messages; `None` when the queue is closed and empty.
+    /// For routes that handle messages one by one (UDP); a route uses this or
+    /// [`RouteContext::fill_batch`], which may hold the rest of a batch it cut, not both.
     pub async fn recv(&mut self) -> Option<Messages> {
-        if let Some((batch, done)) = self.held.take() {
-            if done == 0 {
-                return Some(batch);
-            }
-            // The rest of a batch that was cut: what fill_batch did not take.
-            return Some(batch[done..].to_vec().into());
-        }
         let batch = self.rx.recv().await?;
         self.room.add_permits(batch.len());
         Some(batch)
