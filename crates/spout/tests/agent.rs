@@ -202,10 +202,7 @@ fn short_rm_jobs_are_shipped_whole_or_reported() {
     // found nothing left and said nothing; one that reads while the inspect is on its way ships
     // the job's lines, unless the job was removed before the daemon answered, which it reports.
     let script = "i=0; while [ $i -lt 20 ]; do i=$((i+1)); echo \"$HOSTNAME job line $i\"; done";
-    let jobs: Vec<Container> = std::thread::scope(|s| {
-        let starting: Vec<_> = (0..10).map(|_| s.spawn(|| Container::run(&["--rm"], script))).collect();
-        starting.into_iter().map(|t| t.join().expect("docker run")).collect()
-    });
+    let jobs = Container::run_together(10, &["--rm"], script);
     let whole = |job: &Container| r.inbox.lines_of(&job.id).len() == 20;
     let reported = |job: &Container, stderr: &str| stderr.contains(&job.id) && stderr.contains("removed before");
     assert!(wait_until(PATIENCE, || jobs.iter().all(|job| whole(job) || reported(job, &spout.stderr()))));
@@ -227,11 +224,7 @@ fn twenty_containers_started_together_lose_no_line() {
     let r = TcpReceiver::start();
     let _spout = Spout::start_healthy(&[&r.route()]);
     let script = "i=0; while [ $i -lt 2000 ]; do i=$((i+1)); echo \"$HOSTNAME line $i\"; done";
-    // Started at once, from 20 threads, as a deploy or a host reboot does.
-    let containers: Vec<Container> = std::thread::scope(|s| {
-        let starting: Vec<_> = (0..20).map(|_| s.spawn(|| Container::run(&[], script))).collect();
-        starting.into_iter().map(|t| t.join().expect("docker run")).collect()
-    });
+    let containers = Container::run_together(20, &[], script);
     for c in &containers {
         c.wait();
     }

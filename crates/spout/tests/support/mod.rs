@@ -101,6 +101,15 @@ impl Container {
         Container { id, name }
     }
 
+    /// `count` containers running the same script, started at once from as many threads, as a
+    /// deploy or a host reboot does.
+    pub fn run_together(count: usize, options: &[&str], script: &str) -> Vec<Container> {
+        std::thread::scope(|s| {
+            let starting: Vec<_> = (0..count).map(|_| s.spawn(|| Container::run(options, script))).collect();
+            starting.into_iter().map(|t| t.join().expect("docker run")).collect()
+        })
+    }
+
     /// Blocks until the container has exited.
     pub fn wait(&self) {
         docker(&["wait", &self.id]);
