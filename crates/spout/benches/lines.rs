@@ -1,7 +1,8 @@
 //! The reader's hot path, from Docker's frames to whole lines: `cargo bench -p spout`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use spout::line::{split_timestamp, Assembler, Line, Repeats, Span};
+use spout::docker::frames::split_timestamp;
+use spout::line::{Assembler, Line, Repeats, Span};
 use spout::message::Stream;
 use spout::position::{Cursor, Position};
 

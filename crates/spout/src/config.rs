@@ -30,6 +30,15 @@ pub enum DockerHost {
     Tcp(String),
 }
 
+impl std::fmt::Display for DockerHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DockerHost::Unix(path) => write!(f, "unix://{}", path.display()),
+            DockerHost::Tcp(addr) => write!(f, "tcp://{addr}"),
+        }
+    }
+}
+
 impl Config {
     /// Validates `cli` (with ROUTE_URIS from `env_routes`); on failure, every error found.
     pub fn from_cli(cli: &Cli, env_routes: Option<&str>) -> Result<Config, Vec<String>> {

@@ -28,7 +28,8 @@ use tracing::{error, info, warn};
 
 use checkpoint::Checkpoints;
 use config::Config;
-use docker::watcher::{Health, Watcher, WatcherConfig};
+use docker::api::DockerConnector;
+use docker::watcher::{Health, Watcher, WatcherConfig, WatcherParts};
 use stats::ReaderStats;
 
 /// Writes the checkpoints that moved, off the async threads (each write is fsynced).
@@ -81,18 +82,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     let watermark = Arc::new(AtomicI64::new(checkpoints.previous_run().unwrap_or_else(timestamp::now_ns)));
     let watcher = Watcher::new(
         WatcherConfig {
-            docker_host: config.docker_host.clone(),
             hostname: config.hostname.clone(),
             backlog: config.backlog,
             max_line_bytes: config.max_line_bytes,
             own_id: docker::own_container_id(),
         },
-        router,
-        Arc::clone(&checkpoints),
-        Arc::clone(&watermark),
-        Arc::clone(&reader_stats),
-        health_tx,
-        shutdown.clone(),
+        WatcherParts {
+            connector: Arc::new(DockerConnector { host: config.docker_host.clone() }),
+            router,
+            checkpoints: Arc::clone(&checkpoints),
+            watermark: Arc::clone(&watermark),
+            stats: Arc::clone(&reader_stats),
+            health: health_tx,
+            cancel: shutdown.clone(),
+        },
     );
     // The watcher owns the only router handle besides the readers'; once it and its readers are
     // done, the routes see their queues close and finish what they hold.
@@ -129,7 +132,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
         empty_lines = reader_stats.empty_lines.get(),
         truncated = reader_stats.truncated_lines.get(),
         repeated = reader_stats.repeated_entries.get(),
-        unshipped = reader_stats.unshipped_entries.get(),
+        unshipped_bytes = reader_stats.unshipped_bytes.get(),
+        lost_logs = reader_stats.lost_logs.get(),
+        unconfirmed_ends = reader_stats.unconfirmed_ends.get(),
         "stopped"
     );
     Ok(())

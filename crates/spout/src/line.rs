@@ -1,5 +1,5 @@
-//! From Docker's log stream to whole lines: timestamps split off, TTY output cut into entries,
-//! split pieces merged, terminators stripped, text made valid UTF-8.
+//! From log entries to whole lines: split pieces merged, terminators stripped, text made valid
+//! UTF-8, and the daemon's re-sends spotted. ([`crate::docker::frames`] cuts the stream into entries.)
 //!
 //! The daemon writes every log entry as `TIMESTAMP SP BYTES`. A line longer than 16 KiB is stored
 //! as several entries of exactly 16 KiB, all with the line's timestamp and only the last ending
@@ -11,110 +11,9 @@ use std::collections::VecDeque;
 use crate::fnv::fnv1a;
 use crate::message::Stream;
 use crate::position::Position;
-use crate::timestamp::parse_rfc3339_ns;
 
 /// Largest entry the daemon writes without a newline, and so the size of every non-final piece.
 pub const PIECE_SIZE: usize = 16 * 1024;
-
-/// A timestamp, up to 9 fraction digits and a `+HH:MM` offset, is at most this long.
-const MAX_TIMESTAMP_LEN: usize = 35;
-
-/// Splits one non-TTY frame into its timestamp and bytes.
-pub fn split_timestamp(frame: &[u8]) -> Option<(i64, &[u8])> {
-    let space = frame.iter().take(MAX_TIMESTAMP_LEN + 1).position(|&b| b == b' ')?;
-    let ts = parse_rfc3339_ns(&frame[..space])?;
-    Some((ts, &frame[space + 1..]))
-}
-
-/// What [`TtySplitter::next_entry`] found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum TtyEntry<'a> {
-    Entry {
-        ts_ns: i64,
-        bytes: &'a [u8],
-    },
-    /// Bytes that did not start with a timestamp, skipped up to the next newline.
-    Garbage(usize),
-}
-
-/// A TTY container's log stream is raw: entries follow each other with no framing but their
-/// timestamps. This cuts it back into entries: up to and including the first `\n`, or exactly
-/// [`PIECE_SIZE`] bytes when no `\n` comes that soon.
-#[derive(Debug, Default)]
-pub struct TtySplitter {
-    buf: Vec<u8>,
-    start: usize,
-}
-
-impl TtySplitter {
-    pub fn push(&mut self, bytes: &[u8]) {
-        if self.start > 0 && self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        } else if self.start > PIECE_SIZE {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-        self.buf.extend_from_slice(bytes);
-    }
-
-    /// Bytes held back, waiting for the rest of their entry.
-    pub fn buffered(&self) -> usize {
-        self.buf.len() - self.start
-    }
-
-    /// The next whole entry. At the end of the stream (`eof`), what is left is the last entry.
-    /// `not_after_ns` is now, give or take: no entry is stamped later.
-    pub fn next_entry(&mut self, eof: bool, not_after_ns: i64) -> Option<TtyEntry<'_>> {
-        let rest = &self.buf[self.start..];
-        if rest.is_empty() {
-            return None;
-        }
-        let Some((ts_ns, body)) = split_timestamp(rest) else {
-            if rest.len() <= MAX_TIMESTAMP_LEN && !eof && !rest.contains(&b'\n') {
-                return None; // a timestamp still arriving
-            }
-            let skip = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |i| i + 1);
-            self.start += skip;
-            return Some(TtyEntry::Garbage(skip));
-        };
-        let header = rest.len() - body.len();
-        let window = &body[..body.len().min(PIECE_SIZE)];
-        let len = match window.iter().position(|&b| b == b'\n') {
-            Some(nl) => nl + 1,
-            None if body.len() >= PIECE_SIZE => PIECE_SIZE,
-            None if eof => body.len(),
-            None => return None,
-        };
-        // An unterminated last entry of one run is followed straight away by the next run's
-        // first entry; if this entry holds what looks like the next one, cut it there.
-        let len = next_entry_within(&body[..len], ts_ns, not_after_ns).unwrap_or(len);
-        let start = self.start + header;
-        self.start = start + len;
-        Some(TtyEntry::Entry { ts_ns, bytes: &self.buf[start..start + len] })
-    }
-}
-
-/// Where, within an entry, the next one seems to begin: a timestamp in exactly the daemon's
-/// format (nine fraction digits, `Z`, then a space), no earlier than this entry's and not in the
-/// future. Only an unterminated entry (the last output of one run, followed by the next run's
-/// first entry) can run into the next one; an application's own ISO timestamps have other
-/// shapes, and a time from the future cannot be a later run.
-fn next_entry_within(entry: &[u8], ts_ns: i64, not_after_ns: i64) -> Option<usize> {
-    const DOCKER_TS: &[u8] = b"2006-01-02T15:04:05.000000000Z ";
-    let body = entry.strip_suffix(b"\n").unwrap_or(entry);
-    let shaped = |c: &[u8]| {
-        c.iter()
-            .zip(DOCKER_TS)
-            .all(|(&b, &pattern)| if pattern.is_ascii_digit() { b.is_ascii_digit() } else { b == pattern })
-    };
-    (1..body.len().saturating_sub(DOCKER_TS.len())).find(|&i| {
-        let candidate = &body[i..i + DOCKER_TS.len()];
-        body[i + 10] == b'T'
-            && shaped(candidate)
-            && parse_rfc3339_ns(&candidate[..DOCKER_TS.len() - 1]).is_some_and(|t| (ts_ns..=not_after_ns).contains(&t))
-    })
-}
 
 /// Spots the daemon sending entries again. When a json-file log rotates under a follow stream,
 /// Docker 20.10 sends entries again: the last line before the rotation, or, under load, every line
@@ -305,9 +204,6 @@ impl Assembler {
 mod tests {
     use super::*;
 
-    const TS: &str = "2026-11-29T20:30:25.804920384Z";
-    const TS_NS: i64 = 1_795_984_225_804_920_384;
-
     fn push(a: &mut Assembler, stream: Stream, ts_ns: i64, bytes: &[u8], out: &mut Vec<Line>) {
         let here = Position::from_time(ts_ns);
         a.push(stream, ts_ns, bytes, Span { before: here, after: here }, out);
@@ -315,14 +211,6 @@ mod tests {
 
     fn texts(lines: &[Line]) -> Vec<&str> {
         lines.iter().map(|l| l.text.as_str()).collect()
-    }
-
-    #[test]
-    fn splits_the_timestamp_off_a_frame() {
-        assert_eq!(split_timestamp(format!("{TS} hello world\n").as_bytes()), Some((TS_NS, &b"hello world\n"[..])));
-        assert_eq!(split_timestamp(format!("{TS} ").as_bytes()), Some((TS_NS, &b""[..])));
-        assert_eq!(split_timestamp(b"hello world"), None);
-        assert_eq!(split_timestamp(b""), None);
     }
 
     #[test]
@@ -441,90 +329,5 @@ mod tests {
         // The clock set back: earlier timestamps, but nothing seen before: kept.
         assert!(!r.is_repeat(Stream::Stdout, 5, b"after the clock went back\n"));
         assert!(!r.is_repeat(Stream::Stdout, 6, b"and more\n"));
-    }
-
-    fn entries(s: &mut TtySplitter, eof: bool) -> Vec<(i64, Vec<u8>)> {
-        let mut v = Vec::new();
-        while let Some(e) = s.next_entry(eof, i64::MAX) {
-            match e {
-                TtyEntry::Entry { ts_ns, bytes } => v.push((ts_ns, bytes.to_vec())),
-                TtyEntry::Garbage(n) => v.push((-1, vec![b'?'; n])),
-            }
-        }
-        v
-    }
-
-    #[test]
-    fn tty_stream_is_cut_into_entries_across_fragments() {
-        let ts2 = "2026-11-29T20:30:26.000000001Z";
-        let stream = format!("{TS} first\r\n{ts2} second\r\n{ts2} tail");
-        // Fed one byte at a time, the result is the same as all at once.
-        let mut s = TtySplitter::default();
-        let mut got = Vec::new();
-        for b in stream.as_bytes() {
-            s.push(std::slice::from_ref(b));
-            got.extend(entries(&mut s, false));
-        }
-        got.extend(entries(&mut s, true));
-        let ns2 = TS_NS + 195_079_617;
-        assert_eq!(got, vec![(TS_NS, b"first\r\n".to_vec()), (ns2, b"second\r\n".to_vec()), (ns2, b"tail".to_vec())]);
-        assert_eq!(s.buffered(), 0);
-    }
-
-    #[test]
-    fn tty_pieces_are_exactly_16k() {
-        let body = "b".repeat(40_000);
-        let stream = format!(
-            "{TS} {}{TS} {}{TS} {}\r\n",
-            &body[..PIECE_SIZE],
-            &body[PIECE_SIZE..2 * PIECE_SIZE],
-            &body[2 * PIECE_SIZE..]
-        );
-        let mut s = TtySplitter::default();
-        s.push(stream.as_bytes());
-        let got = entries(&mut s, false);
-        assert_eq!(
-            got.iter().map(|e| e.1.len()).collect::<Vec<_>>(),
-            vec![PIECE_SIZE, PIECE_SIZE, 40_000 - 2 * PIECE_SIZE + 2]
-        );
-        let mut a = Assembler::new(true, 1 << 20);
-        let mut out = Vec::new();
-        for (ts, bytes) in &got {
-            push(&mut a, Stream::Stdout, *ts, bytes, &mut out);
-        }
-        assert_eq!(texts(&out), vec![body.as_str()]);
-    }
-
-    #[test]
-    fn tty_unterminated_entry_followed_by_a_restart() {
-        let ts2 = "2026-11-29T20:31:00.000000000Z";
-        let stream = format!("{TS} prompt> {ts2} restarted\r\n");
-        let mut s = TtySplitter::default();
-        s.push(stream.as_bytes());
-        let got = entries(&mut s, false);
-        assert_eq!(got.iter().map(|e| e.1.as_slice()).collect::<Vec<_>>(), vec![&b"prompt> "[..], b"restarted\r\n"]);
-    }
-
-    #[test]
-    fn tty_lines_quoting_timestamps_stay_whole() {
-        let iso = format!("{TS} token expires 2026-11-30T20:30:25.123456+00:00 user=x\r\n");
-        let docker_format_in_the_future = format!("{TS} until 2099-01-01T00:00:00.000000000Z now\r\n");
-        for line in [iso, docker_format_in_the_future] {
-            let mut s = TtySplitter::default();
-            s.push(line.as_bytes());
-            let mut got = Vec::new();
-            while let Some(e) = s.next_entry(false, TS_NS + 1_000_000_000) {
-                got.push(format!("{e:?}"));
-            }
-            assert_eq!(got.len(), 1, "{line}: {got:?}");
-        }
-    }
-
-    #[test]
-    fn tty_garbage_is_skipped_to_the_next_line() {
-        let mut s = TtySplitter::default();
-        s.push(format!("not a timestamp\n{TS} ok\n").as_bytes());
-        let got = entries(&mut s, false);
-        assert_eq!(got, vec![(-1, vec![b'?'; 16]), (TS_NS, b"ok\n".to_vec())]);
     }
 }

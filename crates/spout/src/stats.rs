@@ -28,8 +28,13 @@ pub struct ReaderStats {
     pub stream_errors: Counter,
     /// Entries the daemon sent twice (at json-file rotation), skipped.
     pub repeated_entries: Counter,
-    /// Entries of containers removed before they could be inspected, not shipped.
-    pub unshipped_entries: Counter,
+    /// Bytes of log read from containers removed before they could be inspected, not shipped.
+    pub unshipped_bytes: Counter,
+    /// Containers removed with lines known or likely unread (each warned about).
+    pub lost_logs: Counter,
+    /// Containers removed after their log stream ended, before a second read could confirm that
+    /// nothing came after (the usual end of a `--rm` job; not warned about).
+    pub unconfirmed_ends: Counter,
 }
 
 /// What one route did.

@@ -315,7 +315,7 @@ fn health_is_503_with_a_reason_when_docker_cannot_be_reached_and_200_when_it_can
         .expect("curl");
     let out = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.ends_with("\n503"), "{out}");
-    assert!(out.contains("cannot connect to Docker"), "{out}");
+    assert!(out.contains("cannot connect to the Docker daemon at unix:///nonexistent/docker.sock"), "{out}");
     let up = Spout::start_healthy(&[]);
     assert_eq!(up.health(), (200, "ok\n".to_owned()));
 }

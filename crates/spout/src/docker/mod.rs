@@ -1,53 +1,40 @@
-//! A thin layer over bollard: connecting, what spout needs from an inspect, and which daemon
-//! errors mean what.
+//! Docker as spout reads it: where containers and their logs come from ([`source`], [`api`]),
+//! how their log streams are cut into entries ([`frames`]), which containers to read and how
+//! ([`watcher`], [`reader`]), and what an inspect says about a container.
 
+pub mod api;
+pub mod frames;
+mod logs_http;
 pub mod reader;
+#[cfg(test)]
+pub(crate) mod scripted;
+pub mod source;
 pub mod watcher;
 
 use std::sync::Arc;
 
-use bollard::errors::Error as DockerError;
-use bollard::models::ContainerInspectResponse;
-use bollard::Docker;
-
-use crate::config::DockerHost;
+pub use crate::config::DockerHost;
 use crate::message::Container;
+use source::{ContainerInfo, ErrorClass};
 
-/// Seconds to wait for the daemon's answer to a request (not for the end of a stream).
-const REQUEST_TIMEOUT_SECS: u64 = 30;
-
-/// Connects and agrees on an API version the daemon speaks (Docker 20.10 stops at 1.41).
-pub async fn connect(host: &DockerHost) -> Result<Docker, DockerError> {
-    let docker = match host {
-        DockerHost::Unix(path) => {
-            Docker::connect_with_unix(&path.to_string_lossy(), REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)?
-        }
-        DockerHost::Tcp(addr) => Docker::connect_with_http(addr, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)?,
-    };
-    docker.negotiate_version().await
-}
-
-/// How the daemon answered, in the terms spout acts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// The container no longer exists.
-    Gone,
-    /// The container's log driver cannot be read back through the API.
-    Unreadable,
-    /// Anything else: try again later.
-    Transient,
-}
-
-pub fn classify(err: &DockerError) -> ErrorClass {
-    match err {
-        DockerError::DockerResponseServerError { status_code: 404, .. } => ErrorClass::Gone,
-        DockerError::DockerResponseServerError { status_code, message }
-            if *status_code == 501 || message.contains("does not support reading") =>
-        {
-            ErrorClass::Unreadable
-        }
+/// How the daemon's answer with `status` and `message` is to be taken.
+pub fn classify_status(status: u16, message: &str) -> ErrorClass {
+    match status {
+        404 => ErrorClass::Gone,
+        501 => ErrorClass::Unreadable,
+        _ if message.contains("does not support reading") => ErrorClass::Unreadable,
         _ => ErrorClass::Transient,
     }
+}
+
+/// The innermost cause of an error, which says what went wrong in plain words ("Connection
+/// refused"), where the outer ones say only which layer noticed ("client error (Connect)").
+pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
 }
 
 /// Why a container is not read at all.
@@ -61,47 +48,33 @@ pub enum Skip {
     Unreadable(String),
 }
 
-/// What spout learns from one inspect.
-#[derive(Debug, Clone)]
-pub struct Inspected {
-    pub container: Container,
-    pub running: bool,
-    pub skip: Option<Skip>,
-}
-
-/// Reads an inspect answer; `own_id` is spout's own container, if it runs in one.
-pub fn inspected(resp: ContainerInspectResponse, host: &Arc<str>, own_id: Option<&str>) -> Inspected {
-    let id = resp.id.unwrap_or_default();
-    let config = resp.config.unwrap_or_default();
-    let running = resp.state.as_ref().and_then(|s| s.running).unwrap_or(false);
-    let env_ignored = config.env.iter().flatten().any(|e| e == "LOGSPOUT=ignore");
-    let label_excluded = config.labels.as_ref().and_then(|l| l.get("spout.exclude")).is_some_and(|v| v == "true");
-    let driver = resp.host_config.as_ref().and_then(|h| h.log_config.as_ref()).and_then(|l| l.typ.clone());
-    let skip = if env_ignored || label_excluded {
+/// Whether to leave a container alone; `own_id` is spout's own container, if it runs in one.
+pub fn skip(info: &ContainerInfo, own_id: Option<&str>) -> Option<Skip> {
+    let env_ignored = info.env.iter().any(|e| e == "LOGSPOUT=ignore");
+    let label_excluded = info.labels.get("spout.exclude").is_some_and(|v| v == "true");
+    if env_ignored || label_excluded {
         Some(Skip::OptedOut)
-    } else if own_id == Some(id.as_str()) {
+    } else if own_id == Some(info.id.as_str()) {
         Some(Skip::Spout)
-    } else if driver.as_deref() == Some("none") {
+    } else if info.log_driver.as_deref() == Some("none") {
         Some(Skip::Unreadable("none".to_owned()))
     } else {
         None
-    };
-    let mut command = resp.path.unwrap_or_default();
-    for arg in resp.args.iter().flatten() {
-        command.push(' ');
-        command.push_str(arg);
     }
-    let container = Container {
+}
+
+/// The metadata every message of the container carries.
+pub fn container(info: &ContainerInfo, host: &Arc<str>) -> Container {
+    Container {
         host: Arc::clone(host),
-        name: resp.name.unwrap_or_default().trim_start_matches('/').to_owned(),
-        image_id: resp.image.unwrap_or_default(),
-        image_name: config.image.unwrap_or_default(),
-        command,
-        created: resp.created.unwrap_or_default(),
-        tty: config.tty.unwrap_or(false),
-        id,
-    };
-    Inspected { container, running, skip }
+        id: info.id.clone(),
+        name: info.name.clone(),
+        image_id: info.image_id.clone(),
+        image_name: info.image_name.clone(),
+        command: info.command.clone(),
+        created: info.created.clone(),
+        tty: info.tty,
+    }
 }
 
 /// spout's own container id, when it runs in one: Docker bind-mounts the container's own
@@ -141,57 +114,45 @@ fn hex_id_after(text: &str, marker: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bollard::models::{ContainerConfig, ContainerState, HostConfig, HostConfigLogConfig};
-
-    fn host() -> Arc<str> {
-        Arc::from("docker-1")
-    }
 
     const ID: &str = "28b8e9df64d0d021bf3589f3bbddd0b8b0da96234517d51821931d3e1c55ab26";
 
-    fn response() -> ContainerInspectResponse {
-        ContainerInspectResponse {
-            id: Some(ID.into()),
-            name: Some("/web-1".into()),
-            image: Some("sha256:15c5".into()),
-            path: Some("sh".into()),
-            args: Some(vec!["-c".into(), "echo hi".into()]),
-            created: Some("2026-11-29T20:30:25.1Z".into()),
-            state: Some(ContainerState { running: Some(true), ..Default::default() }),
-            config: Some(ContainerConfig {
-                image: Some("busybox:latest".into()),
-                tty: Some(true),
-                ..Default::default()
-            }),
+    fn info() -> ContainerInfo {
+        ContainerInfo {
+            id: ID.into(),
+            name: "web-1".into(),
+            image_id: "sha256:15c5".into(),
+            image_name: "busybox:latest".into(),
+            command: "sh -c echo hi".into(),
+            created: "2026-11-29T20:30:25.1Z".into(),
+            tty: true,
+            running: true,
             ..Default::default()
         }
     }
 
     #[test]
     fn metadata_matches_dockers_gelf_driver() {
-        let i = inspected(response(), &host(), None);
-        assert_eq!(i.container.name, "web-1");
-        assert_eq!(i.container.command, "sh -c echo hi");
-        assert_eq!(i.container.image_name, "busybox:latest");
-        assert_eq!(i.container.image_id, "sha256:15c5");
-        assert!(i.container.tty && i.running && i.skip.is_none());
+        let c = container(&info(), &Arc::from("docker-1"));
+        assert_eq!((c.name.as_str(), c.command.as_str()), ("web-1", "sh -c echo hi"));
+        assert_eq!((c.image_name.as_str(), c.image_id.as_str()), ("busybox:latest", "sha256:15c5"));
+        assert_eq!(&*c.host, "docker-1");
+        assert!(c.tty);
+        assert_eq!(skip(&info(), None), None);
     }
 
     #[test]
     fn opt_outs_and_own_container_are_skipped() {
-        let mut r = response();
-        r.config.as_mut().expect("config").env = Some(vec!["A=1".into(), "LOGSPOUT=ignore".into()]);
-        assert_eq!(inspected(r, &host(), None).skip, Some(Skip::OptedOut));
-        let mut r = response();
-        r.config.as_mut().expect("config").labels = Some([("spout.exclude".to_owned(), "true".to_owned())].into());
-        assert_eq!(inspected(r, &host(), None).skip, Some(Skip::OptedOut));
-        assert_eq!(inspected(response(), &host(), Some(ID)).skip, Some(Skip::Spout));
-        let mut r = response();
-        r.host_config = Some(HostConfig {
-            log_config: Some(HostConfigLogConfig { typ: Some("none".into()), config: None }),
-            ..Default::default()
-        });
-        assert_eq!(inspected(r, &host(), None).skip, Some(Skip::Unreadable("none".into())));
+        let mut i = info();
+        i.env = vec!["A=1".into(), "LOGSPOUT=ignore".into()];
+        assert_eq!(skip(&i, None), Some(Skip::OptedOut));
+        let mut i = info();
+        i.labels = [("spout.exclude".to_owned(), "true".to_owned())].into();
+        assert_eq!(skip(&i, None), Some(Skip::OptedOut));
+        assert_eq!(skip(&info(), Some(ID)), Some(Skip::Spout));
+        let mut i = info();
+        i.log_driver = Some("none".into());
+        assert_eq!(skip(&i, None), Some(Skip::Unreadable("none".into())));
     }
 
     #[test]
@@ -211,15 +172,25 @@ mod tests {
         assert_eq!(id_from_mountinfo(&host), None);
     }
 
+    /// An error that says only which layer noticed, caused by one that says what happened.
+    #[derive(Debug)]
+    struct Layered(std::io::Error);
+
+    impl std::fmt::Display for Layered {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("client error (Connect)")
+        }
+    }
+
+    impl std::error::Error for Layered {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
     #[test]
-    fn classifies_daemon_errors() {
-        let err = |status_code, message: &str| DockerError::DockerResponseServerError {
-            status_code,
-            message: message.into(),
-        };
-        assert_eq!(classify(&err(404, "No such container")), ErrorClass::Gone);
-        assert_eq!(classify(&err(501, "configured logging driver does not support reading")), ErrorClass::Unreadable);
-        assert_eq!(classify(&err(500, "configured logging driver does not support reading")), ErrorClass::Unreadable);
-        assert_eq!(classify(&err(500, "oops")), ErrorClass::Transient);
+    fn the_root_cause_is_the_innermost_error() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        assert_eq!(root_cause(&Layered(refused)), "Connection refused");
     }
 }

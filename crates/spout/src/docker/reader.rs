@@ -8,18 +8,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bollard::container::LogOutput;
-use bollard::query_parameters::LogsOptions;
-use bollard::Docker;
+use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::{classify, inspected, ErrorClass, Skip};
+use super::frames::{Decoded, Decoder};
+use super::source::{BoxStream, ErrorClass, LogsRequest, Source, SourceError};
+use super::{container, skip, Skip};
 use crate::backoff::Backoff;
 use crate::checkpoint::{Ack, Progress};
-use crate::line::{split_timestamp, Assembler, Line, Repeats, Span, TtyEntry, TtySplitter};
+use crate::line::{Assembler, Line, Repeats, Span};
 use crate::message::{Container, Message, Stream};
 use crate::position::{Cursor, Position};
 use crate::router::Router;
@@ -29,7 +29,7 @@ use crate::timestamp::now_ns;
 /// What every reader shares.
 #[derive(Clone)]
 pub struct ReaderContext {
-    pub docker: Docker,
+    pub source: Arc<dyn Source>,
     /// The host name messages carry.
     pub host: Arc<str>,
     /// spout's own container, never read.
@@ -47,6 +47,9 @@ pub struct ReaderExit {
     pub id: String,
     pub position: Position,
     pub reason: ExitReason,
+    /// When the last run the reader saw started (the daemon's clock): a later start means the
+    /// container ran again.
+    pub started_ns: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,22 +69,45 @@ pub enum ExitReason {
 enum StreamEnd {
     /// The daemon ended the stream.
     Ended,
-    Failed(bollard::errors::Error),
+    Failed(SourceError),
     Shutdown,
 }
 
-/// A batch is shipped once its lines hold this many bytes, so long lines do not pile up.
-const SHIP_BYTES: usize = 256 * 1024;
+/// A reader ships what it has and yields the thread after taking this many bytes from the daemon,
+/// so that neither long lines nor a flood hold up the other containers (spout has one thread).
+const TURN_BYTES: usize = 256 * 1024;
 
-/// Items taken from the first stream before the inspect answers: enough for a short job's whole
-/// output, few enough (at most 16 KiB each) that a flood waits in the daemon, not here.
-const EARLY_ITEMS: usize = 256;
+/// Bytes taken from the first stream before the inspect answers: a short job's whole output
+/// usually, little enough that a burst of containers starting together stays small.
+const EARLY_BYTES: usize = 256 * 1024;
 
-type LogItem = Option<Result<LogOutput, bollard::errors::Error>>;
+type LogItem = Option<Result<Bytes, SourceError>>;
+type LogStream = BoxStream<Result<Bytes, SourceError>>;
 
-/// A container's log stream, as bollard returns it.
-trait LogStream: futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin {}
-impl<S: futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin> LogStream for S {}
+/// How far a stream has been seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Open,
+    Ended,
+    Failed,
+}
+
+impl Seen {
+    fn of(item: &LogItem) -> Seen {
+        match item {
+            Some(Ok(_)) => Seen::Open,
+            None => Seen::Ended,
+            Some(Err(_)) => Seen::Failed,
+        }
+    }
+}
+
+fn item_len(item: &LogItem) -> usize {
+    match item {
+        Some(Ok(bytes)) => bytes.len(),
+        _ => 0,
+    }
+}
 
 /// Reads container `id` from `from` until it stops for good, then reports. Its first stream
 /// opens at once, while the inspect that says what the container is (and whether to read it at
@@ -97,16 +123,19 @@ pub async fn run(
     running: bool,
 ) {
     let mut reader = Reader {
+        tty: false,
         assembler: Assembler::new(false, ctx.max_line_bytes),
         cursor: Cursor::new(from),
         lines: Vec::new(),
         progress,
         repeats: Repeats::default(),
         meta: meta.subscribe(),
+        started_ns: None,
+        clean_end: false,
         ctx: ctx.clone(),
     };
     let reason = reader.run(&id, &meta, running).await;
-    let exit = ReaderExit { id, position: reader.cursor.position(), reason };
+    let exit = ReaderExit { id, position: reader.cursor.position(), reason, started_ns: reader.started_ns };
     tokio::select! {
         _ = ctx.exits.send(exit) => {}
         () = ctx.cancel.cancelled() => {}
@@ -116,11 +145,17 @@ pub async fn run(
 struct Reader {
     ctx: ReaderContext,
     meta: watch::Receiver<Arc<Container>>,
+    tty: bool,
     cursor: Cursor,
     assembler: Assembler,
     lines: Vec<Line>,
     progress: Arc<Progress>,
     repeats: Repeats,
+    /// When the run last inspected started.
+    started_ns: Option<i64>,
+    /// The last stream ended as the daemon ended it, not with an error: if the container is gone
+    /// now, what it wrote may all have been read (there is no confirming it).
+    clean_end: bool,
 }
 
 impl Reader {
@@ -147,14 +182,17 @@ impl Reader {
                     Err(reason) => return reason,
                 },
                 None => {
-                    let inspect = self.ctx.docker.inspect_container(id, None);
-                    let resp = tokio::select! {
-                        resp = inspect => resp,
+                    let inspect = self.ctx.source.inspect(id);
+                    let answer = tokio::select! {
+                        answer = inspect => answer,
                         () = self.ctx.cancel.cancelled() => return ExitReason::Shutdown,
                     };
-                    match resp.map(|r| r.state.and_then(|s| s.running).unwrap_or(false)) {
-                        Ok(running) => (running, self.read_stream(id, running).await),
-                        Err(e) if classify(&e) == ErrorClass::Gone => return self.finish(ExitReason::Gone).await,
+                    match answer {
+                        Ok(info) => {
+                            self.started_ns = info.started_ns;
+                            (info.running, self.read_stream(id, info.running).await)
+                        }
+                        Err(e) if e.class == ErrorClass::Gone => return self.finish(ExitReason::Gone).await,
                         Err(e) => {
                             debug!(container = %id, error = %e, "inspect failed, retrying");
                             if self.pause(&mut backoff).await {
@@ -177,7 +215,7 @@ impl Reader {
                         return ExitReason::Shutdown;
                     }
                 }
-                StreamEnd::Failed(e) => match classify(&e) {
+                StreamEnd::Failed(e) => match e.class {
                     ErrorClass::Gone => return self.finish(ExitReason::Gone).await,
                     ErrorClass::Unreadable => {
                         warn!(container = %id, name = %self.meta.borrow().name, error = %e,
@@ -208,65 +246,89 @@ impl Reader {
     ) -> Result<Option<(bool, StreamEnd)>, ExitReason> {
         let mut stream = self.open_stream(id, follow);
         let mut early: Vec<LogItem> = Vec::new();
-        let resp = {
-            let docker = self.ctx.docker.clone();
-            let inspect = docker.inspect_container(id, None);
+        let mut early_bytes = 0;
+        let answer = {
+            let inspect = self.ctx.source.inspect(id);
             tokio::pin!(inspect);
             loop {
-                let more = early.len() < EARLY_ITEMS && !matches!(early.last(), Some(None | Some(Err(_))));
+                let more = early_bytes < EARLY_BYTES && !matches!(early.last(), Some(None | Some(Err(_))));
                 tokio::select! {
-                    resp = &mut inspect => break resp,
-                    item = stream.next(), if more => early.push(item),
+                    answer = &mut inspect => break answer,
+                    item = stream.next(), if more => {
+                        early_bytes += item_len(&item);
+                        early.push(item);
+                    }
                     () = self.ctx.cancel.cancelled() => return Err(ExitReason::Shutdown),
                 }
             }
         };
-        let running = match resp {
-            Ok(resp) => {
-                let found = inspected(resp, &self.ctx.host, self.ctx.own_id.as_deref());
-                match found.skip {
-                    None => {}
-                    Some(Skip::Unreadable(driver)) => {
-                        warn!(container = %id, name = %found.container.name, driver = %driver,
-                              "container's log driver keeps nothing the Docker API can return; its logs are not shipped");
-                        return Err(ExitReason::Unreadable);
-                    }
-                    Some(skip) => {
-                        debug!(container = %id, name = %found.container.name, reason = ?skip, "not reading container");
-                        return Err(ExitReason::Skipped);
-                    }
-                }
-                self.assembler = Assembler::new(found.container.tty, self.ctx.max_line_bytes);
-                meta.send_replace(Arc::new(found.container));
-                if follow && !found.running {
-                    // A job that has already exited: its follow stream may end before its last
-                    // lines, and a `--rm` job is about to be removed. Read it again at once,
-                    // without follow, rather than after another inspect.
-                    let end = self.pump(&mut stream, early).await;
-                    if !matches!(end, StreamEnd::Ended) {
-                        return Ok(Some((true, end)));
-                    }
-                    drop(stream);
-                    return Ok(Some((false, self.read_stream(id, false).await)));
-                }
-                // A stream that followed must be read again once it ends, whatever the inspect
-                // saw when it answered.
-                found.running || follow
-            }
-            // Removed before it could be inspected: nothing says whether it opted out, so what
-            // it wrote is not shipped.
-            Err(e) if classify(&e) == ErrorClass::Gone => {
-                let entries = early.iter().filter(|item| matches!(item, Some(Ok(_)))).count();
-                self.ctx.stats.unshipped_entries.add(entries as u64);
-                warn!(container = %id, entries_read = entries, "container removed before the daemon answered its inspect; without knowing whether it opted out, its log is not shipped");
-                return Err(ExitReason::Gone);
-            }
+        let info = match answer {
+            Ok(info) => info,
+            Err(e) if e.class == ErrorClass::Gone => return Err(self.removed_before_inspect(id, stream, early).await),
             Err(e) => {
                 debug!(container = %id, error = %e, "inspect failed, retrying");
                 return Ok(None);
             }
         };
-        Ok(Some((running, self.pump(&mut stream, early).await)))
+        match skip(&info, self.ctx.own_id.as_deref()) {
+            None => {}
+            Some(Skip::Unreadable(driver)) => {
+                warn!(container = %id, name = %info.name, driver = %driver,
+                      "container's log driver keeps nothing the Docker API can return; its logs are not shipped");
+                return Err(ExitReason::Unreadable);
+            }
+            Some(skip) => {
+                debug!(container = %id, name = %info.name, reason = ?skip, "not reading container");
+                return Err(ExitReason::Skipped);
+            }
+        }
+        self.started_ns = info.started_ns;
+        self.tty = info.tty;
+        self.assembler = Assembler::new(info.tty, self.ctx.max_line_bytes);
+        meta.send_replace(Arc::new(container(&info, &self.ctx.host)));
+        if follow && !info.running {
+            // A job that has already exited: its follow stream may end before its last lines,
+            // and a `--rm` job is about to be removed. Read it again at once, without follow,
+            // rather than after another inspect.
+            let end = self.pump(&mut stream, early).await;
+            if !matches!(end, StreamEnd::Ended) {
+                return Ok(Some((true, end)));
+            }
+            drop(stream);
+            return Ok(Some((false, self.read_stream(id, false).await)));
+        }
+        // A stream that followed must be read again once it ends, whatever the inspect saw when
+        // it answered.
+        Ok(Some((info.running || follow, self.pump(&mut stream, early).await)))
+    }
+
+    /// The container was removed before the daemon answered its inspect: nothing says whether it
+    /// opted out, so none of its log is shipped. Reads on (shipping nothing) just far enough to
+    /// tell whether it wrote anything, so that only what is known to be lost is reported as lost.
+    async fn removed_before_inspect(&mut self, id: &str, mut stream: LogStream, early: Vec<LogItem>) -> ExitReason {
+        let mut bytes: usize = early.iter().map(item_len).sum();
+        let mut seen = early.last().map_or(Seen::Open, Seen::of);
+        while bytes == 0 && seen == Seen::Open {
+            let item = tokio::select! {
+                item = stream.next() => item,
+                () = self.ctx.cancel.cancelled() => return ExitReason::Shutdown,
+            };
+            bytes += item_len(&item);
+            seen = Seen::of(&item);
+        }
+        if bytes > 0 {
+            self.ctx.stats.unshipped_bytes.add(bytes as u64);
+            self.ctx.stats.lost_logs.add(1);
+            warn!(container = %id, bytes_read = bytes, "container removed before the daemon answered its inspect; without knowing whether it opted out, its log is not shipped");
+        } else if seen == Seen::Ended {
+            // Its stream ended, empty: it wrote nothing, or the daemon ended the stream early.
+            self.ctx.stats.unconfirmed_ends.add(1);
+            debug!(container = %id, "container removed before its inspect answered; its log was empty as far as it was read");
+        } else {
+            self.ctx.stats.lost_logs.add(1);
+            warn!(container = %id, "container removed before its log could be read; whatever it wrote is lost");
+        }
+        ExitReason::Gone
     }
 
     /// Sleeps for the next backoff delay; true when shutdown came first.
@@ -280,8 +342,20 @@ impl Reader {
     /// The log is read to its end, or the container is gone: ship the unterminated last line.
     async fn finish(&mut self, reason: ExitReason) -> ExitReason {
         if reason == ExitReason::Gone {
-            warn!(container = %self.meta.borrow().id, name = %self.meta.borrow().name,
-                  "container removed before its log was read to the end; what it wrote after the last line read is lost");
+            let (id, name) = {
+                let meta = self.meta.borrow();
+                (meta.id.clone(), meta.name.clone())
+            };
+            if self.clean_end {
+                // The usual end of a `--rm` job: its stream ended, and it was removed before a
+                // second read could confirm that nothing came after.
+                self.ctx.stats.unconfirmed_ends.add(1);
+                debug!(container = %id, name = %name, "container removed after its log stream ended; its end could not be confirmed");
+            } else {
+                self.ctx.stats.lost_logs.add(1);
+                warn!(container = %id, name = %name,
+                      "container removed before its log was read to the end; what it wrote after the last line read is lost");
+            }
         }
         self.assembler.flush(self.cursor.position(), &mut self.lines);
         if !self.ship().await {
@@ -297,16 +371,9 @@ impl Reader {
         self.pump(&mut stream, Vec::new()).await
     }
 
-    fn open_stream(&mut self, id: &str, follow: bool) -> impl LogStream {
-        let options = LogsOptions {
-            follow,
-            stdout: true,
-            stderr: true,
-            timestamps: true,
-            since: self.cursor.since_secs(self.assembler.held_since_ts()),
-            ..Default::default()
-        };
-        let stream = self.ctx.docker.logs(id, Some(options));
+    fn open_stream(&mut self, id: &str, follow: bool) -> LogStream {
+        let since_secs = self.cursor.since_secs(self.assembler.held_since_ts());
+        let stream = self.ctx.source.logs(id, LogsRequest { follow, since_secs });
         self.cursor.restart_stream();
         // A new stream's overlap with the last one is the cursor's business; repeats are looked
         // for within one stream only.
@@ -315,11 +382,11 @@ impl Reader {
     }
 
     /// Takes `early` (items already read), then the rest of `stream`, shipping as it goes.
-    async fn pump(&mut self, stream: &mut impl LogStream, early: Vec<LogItem>) -> StreamEnd {
-        let mut tty = TtySplitter::default();
+    async fn pump(&mut self, stream: &mut LogStream, early: Vec<LogItem>) -> StreamEnd {
+        let mut decoder = Decoder::new(self.tty);
         for item in early {
-            if let Some(end) = self.take(item, &mut tty) {
-                return if self.ship().await { end } else { StreamEnd::Shutdown };
+            if let Some(end) = self.take(item, &mut decoder) {
+                return self.end_stream(end).await;
             }
         }
         loop {
@@ -330,18 +397,17 @@ impl Reader {
                 item = stream.next() => item,
                 () = self.ctx.cancel.cancelled() => return StreamEnd::Shutdown,
             };
-            let mut ended = self.take(item, &mut tty);
-            // Lines arrive one HTTP chunk at a time, each handed over by the connection's own
-            // task. Before deciding the stream has nothing more, give that task a turn: lines
-            // then go on in batches, one per read from the daemon, not one at a time.
+            let mut taken = item_len(&item);
+            let mut ended = self.take(item, &mut decoder);
+            // The daemon sends each log entry as an HTTP chunk of its own, handed over by the
+            // connection's own task. Before deciding the stream has nothing more, give that task
+            // a turn: lines then go on in batches, one per read from the daemon, not one at a time.
             let mut yielded = false;
-            let mut bytes: usize = self.lines.iter().map(|l| l.text.len()).sum();
-            while ended.is_none() && self.lines.len() < self.ctx.router.batch_max() && bytes < SHIP_BYTES {
+            while ended.is_none() && self.lines.len() < self.ctx.router.batch_max() && taken < TURN_BYTES {
                 match stream.next().now_or_never() {
                     Some(item) => {
-                        let had = self.lines.len();
-                        ended = self.take(item, &mut tty);
-                        bytes += self.lines[had..].iter().map(|l| l.text.len()).sum::<usize>();
+                        taken += item_len(&item);
+                        ended = self.take(item, &mut decoder);
                         yielded = false;
                     }
                     None if yielded => break,
@@ -352,45 +418,56 @@ impl Reader {
                 }
             }
             if let Some(end) = ended {
-                return if self.ship().await { end } else { StreamEnd::Shutdown };
+                return self.end_stream(end).await;
             }
+            if taken >= TURN_BYTES {
+                // A turn's worth of work: ship it and let the other tasks run, even if the
+                // daemon has more ready (a flood, or a long line that makes no lines at all).
+                if !self.ship().await {
+                    return StreamEnd::Shutdown;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    /// Ships what the stream's end completed and notes how it ended.
+    async fn end_stream(&mut self, end: StreamEnd) -> StreamEnd {
+        match &end {
+            StreamEnd::Ended => self.clean_end = true,
+            StreamEnd::Failed(_) => self.clean_end = false,
+            StreamEnd::Shutdown => {}
+        }
+        if self.ship().await {
+            end
+        } else {
+            StreamEnd::Shutdown
         }
     }
 
     /// Takes one item of the log stream; `Some` when it was the stream's last.
-    fn take(&mut self, item: LogItem, tty: &mut TtySplitter) -> Option<StreamEnd> {
+    fn take(&mut self, item: LogItem, decoder: &mut Decoder) -> Option<StreamEnd> {
         match item {
-            Some(Ok(LogOutput::StdOut { message })) => self.entry_frame(Stream::Stdout, &message),
-            Some(Ok(LogOutput::StdErr { message })) => self.entry_frame(Stream::Stderr, &message),
-            Some(Ok(LogOutput::Console { message })) => {
-                tty.push(&message);
-                self.tty_entries(tty, false);
+            Some(Ok(bytes)) => {
+                decoder.push(&bytes);
+                self.decode(decoder, false);
+                None
             }
-            Some(Ok(LogOutput::StdIn { .. })) => {}
-            Some(Err(e)) => return Some(StreamEnd::Failed(e)),
+            Some(Err(e)) => Some(StreamEnd::Failed(e)),
             None => {
-                self.tty_entries(tty, true);
-                return Some(StreamEnd::Ended);
-            }
-        }
-        None
-    }
-
-    fn entry_frame(&mut self, stream: Stream, frame: &[u8]) {
-        match split_timestamp(frame) {
-            Some((ts_ns, bytes)) => self.entry(stream, ts_ns, bytes),
-            None => {
-                self.ctx.stats.garbage_bytes.add(frame.len() as u64);
+                self.decode(decoder, true);
+                Some(StreamEnd::Ended)
             }
         }
     }
 
-    fn tty_entries(&mut self, tty: &mut TtySplitter, eof: bool) {
+    fn decode(&mut self, decoder: &mut Decoder, eof: bool) {
+        // No entry of a TTY stream can be stamped later than now, give or take a clock step.
         let not_after_ns = now_ns() + 60_000_000_000;
-        while let Some(entry) = tty.next_entry(eof, not_after_ns) {
-            match entry {
-                TtyEntry::Entry { ts_ns, bytes } => self.entry(Stream::Stdout, ts_ns, bytes),
-                TtyEntry::Garbage(n) => {
+        while let Some(decoded) = decoder.next_entry(eof, not_after_ns) {
+            match decoded {
+                Decoded::Entry { stream, ts_ns, bytes } => self.entry(stream, ts_ns, bytes),
+                Decoded::Garbage(n) => {
                     self.ctx.stats.garbage_bytes.add(n as u64);
                 }
             }

@@ -1,39 +1,49 @@
 //! Discovery: which containers exist and run, and one reader for each that should be read.
 //!
-//! Subscribes to the daemon's events (from a second before the list is taken, so nothing that
+//! Subscribes to the source's events (from a second before the list is taken, so nothing that
 //! starts in between is missed), then lists the containers, and lists them again every 30 s to
-//! catch whatever an event or a failed inspect missed. When the daemon goes away it reconnects
+//! catch whatever an event or a failed inspect missed. When the source goes away it reconnects
 //! with backoff and lists again; it never gives up and never exits for the daemon.
+//!
+//! The loop itself never waits on the daemon: every request it needs (the lists, an inspect
+//! after a rename or after a reader ended, the catch-up inspects) runs as a task of its own whose
+//! answer comes back as a message. A slow daemon delays what needs its answer, never the start
+//! events behind it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bollard::models::{ContainerSummaryStateEnum, EventMessage};
-use bollard::query_parameters::{EventsOptions, ListContainersOptions};
-use bollard::Docker;
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::{AbortOnDropHandle, TaskTracker};
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use super::container;
 use super::reader::{self, ExitReason, ReaderContext, ReaderExit};
-use super::{classify, connect, inspected, ErrorClass};
+use super::source::{Connect, Connected, ContainerInfo, ErrorClass, Event, EventKind, Listed, Source, SourceError};
 use crate::backoff::Backoff;
 use crate::checkpoint::Checkpoints;
-use crate::config::DockerHost;
 use crate::message::Container;
 use crate::position::Position;
 use crate::router::Router;
 use crate::stats::ReaderStats;
 use crate::timestamp::now_ns;
 
-/// Events held between the task reading them and the watcher.
-const EVENT_QUEUE: usize = 4096;
+/// Answers and events held for the watcher.
+const ANSWER_QUEUE: usize = 4096;
 /// How often every container is listed again, to catch what events and inspects missed.
 const RELIST_EVERY: Duration = Duration::from_secs(30);
+/// Inspects the watcher has under way at once; more wait for a turn in their own tasks.
+const INSPECTS_AT_ONCE: usize = 16;
+/// A container whose last run ended this long before the watermark, or later, may have written
+/// what spout did not read: the two clocks (spout's, the daemon's) need not agree to the
+/// millisecond.
+const CLOCK_MARGIN_NS: i64 = 2_000_000_000;
+/// Tries of an inspect that asks whether a container ran again.
+const INSPECT_TRIES: u32 = 3;
 
 /// Whether spout is connected to the daemon's events, as /health reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +53,6 @@ pub enum Health {
 }
 
 pub struct WatcherConfig {
-    pub docker_host: DockerHost,
     /// `None`: the daemon's own host name.
     pub hostname: Option<String>,
     pub backlog: bool,
@@ -52,83 +61,147 @@ pub struct WatcherConfig {
     pub own_id: Option<String>,
 }
 
+/// What the watcher needs besides its configuration.
+pub struct WatcherParts {
+    pub connector: Arc<dyn Connect>,
+    pub router: Router,
+    pub checkpoints: Arc<Checkpoints>,
+    /// Every container started before this time (ns) has been attached: saved as the time the
+    /// next run reads containers without a checkpoint from.
+    pub watermark: Arc<AtomicI64>,
+    pub stats: Arc<ReaderStats>,
+    pub health: watch::Sender<Health>,
+    pub cancel: CancellationToken,
+}
+
+/// Where a stopped container's reader got to, for when it runs again (checkpoints lag behind
+/// this: they wait for the routes).
+struct Stopped {
+    position: Position,
+    /// When the run it read started.
+    started_ns: Option<i64>,
+}
+
+/// Why the watcher inspects a container.
+#[derive(Debug, Clone, Copy)]
+enum Why {
+    /// It was renamed: its messages carry the new name from now on.
+    Rename,
+    /// Its reader read a run that started at `since` to the end: did it run again since?
+    RanAgain { since: Option<i64> },
+    /// It is stopped, and spout has no position for it: did it run while spout was not watching?
+    RanUnseen,
+}
+
+enum Answer {
+    Event(Option<Result<Event, SourceError>>),
+    Listed {
+        listed_at: i64,
+        catch_up: bool,
+        result: Result<Vec<Listed>, SourceError>,
+    },
+    /// `catch_up`: one of the inspects the watermark waits for.
+    Inspected {
+        id: String,
+        why: Why,
+        catch_up: bool,
+        result: Result<Box<ContainerInfo>, SourceError>,
+    },
+}
+
+/// An answer, and the connection it belongs to: answers from a connection since lost are dropped.
+struct Tagged {
+    session: u64,
+    answer: Answer,
+}
+
+struct Session {
+    n: u64,
+    source: Arc<dyn Source>,
+    host: Arc<str>,
+    /// Cancels the connection's own tasks when it is over.
+    cancel: CancellationToken,
+}
+
+/// The list taken on (re)connecting, until each of its stopped containers has been judged.
+struct CatchUp {
+    listed_at: i64,
+    pending: usize,
+}
+
 pub struct Watcher {
     config: WatcherConfig,
-    router: Router,
-    checkpoints: Arc<Checkpoints>,
-    stats: Arc<ReaderStats>,
-    health: watch::Sender<Health>,
-    cancel: CancellationToken,
+    parts: WatcherParts,
     /// Containers already running when spout started are read from this moment on (unless
     /// backlog), and so is every container spout has no position for.
     started_ns: i64,
-    /// Every container started before this time (ns) has been attached: saved as the time the
-    /// next run reads containers without a checkpoint from.
-    watermark: Arc<AtomicI64>,
     readers: HashMap<String, watch::Sender<Arc<Container>>>,
-    /// Where stopped containers' readers got to, for when they start again (checkpoints lag
-    /// behind this: they wait for the routes).
-    positions: HashMap<String, Position>,
-    /// Containers that started again while their reader was still running.
-    restarted: HashSet<String>,
+    stopped: HashMap<String, Stopped>,
     /// Containers not to be read, as their readers found: opted out, spout's own, or with logs
     /// the daemon cannot return (warned about once). Left alone until they are removed.
     left_alone: HashSet<String>,
     tracker: TaskTracker,
     exits_tx: mpsc::Sender<ReaderExit>,
     exits_rx: mpsc::Receiver<ReaderExit>,
-}
-
-struct Session {
-    docker: Docker,
-    host: Arc<str>,
+    answers_tx: mpsc::Sender<Tagged>,
+    answers_rx: mpsc::Receiver<Tagged>,
+    sessions: u64,
+    catch_up: Option<CatchUp>,
+    inspect_slots: Arc<Semaphore>,
 }
 
 impl Watcher {
-    pub fn new(
-        config: WatcherConfig,
-        router: Router,
-        checkpoints: Arc<Checkpoints>,
-        watermark: Arc<AtomicI64>,
-        stats: Arc<ReaderStats>,
-        health: watch::Sender<Health>,
-        cancel: CancellationToken,
-    ) -> Self {
+    pub fn new(config: WatcherConfig, parts: WatcherParts) -> Self {
         let (exits_tx, exits_rx) = mpsc::channel(1024);
+        let (answers_tx, answers_rx) = mpsc::channel(ANSWER_QUEUE);
         Watcher {
             config,
-            router,
-            checkpoints,
-            stats,
-            health,
-            cancel,
+            parts,
             started_ns: now_ns(),
-            watermark,
             readers: HashMap::new(),
-            positions: HashMap::new(),
+            stopped: HashMap::new(),
             left_alone: HashSet::new(),
-            restarted: HashSet::new(),
             tracker: TaskTracker::new(),
             exits_tx,
             exits_rx,
+            answers_tx,
+            answers_rx,
+            sessions: 0,
+            catch_up: None,
+            inspect_slots: Arc::new(Semaphore::new(INSPECTS_AT_ONCE)),
         }
     }
 
     /// Runs until cancelled, then waits for every reader to stop.
     pub async fn run(mut self) {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-        let cancel = self.cancel.clone();
+        let cancel = self.parts.cancel.clone();
+        let address = self.parts.connector.address();
+        let mut failures: u64 = 0;
         while !cancel.is_cancelled() {
-            let session = tokio::select! {
-                ended = self.session() => ended,
-                () = cancel.cancelled() => Ok(()),
+            let connected = tokio::select! {
+                connected = self.parts.connector.connect() => connected,
+                () = cancel.cancelled() => break,
             };
-            if let Err(reason) = session {
-                warn!(error = %reason, "lost the Docker daemon, reconnecting");
-                if self.health.send_replace(Health::Disconnected(reason)) == Health::Connected {
-                    backoff.reset();
+            let reason = match connected {
+                Ok(connected) => match self.serve(connected).await {
+                    Ok(()) => break,
+                    Err(reason) => {
+                        warn!(docker = %address, error = %reason, "lost the Docker daemon, reconnecting");
+                        backoff.reset();
+                        failures = 0;
+                        reason
+                    }
+                },
+                Err(e) => {
+                    failures += 1;
+                    if failures.is_power_of_two() {
+                        warn!(docker = %address, error = %e, attempts = failures, "cannot reach the Docker daemon, retrying");
+                    }
+                    e.message
                 }
-            }
+            };
+            self.parts.health.send_replace(Health::Disconnected(reason));
             tokio::select! {
                 () = tokio::time::sleep(backoff.next_delay()) => {}
                 () = cancel.cancelled() => break,
@@ -144,87 +217,156 @@ impl Watcher {
         }
     }
 
-    /// One connection to the daemon, until it is lost (`Err` with the reason).
-    async fn session(&mut self) -> Result<(), String> {
-        let docker = connect(&self.config.docker_host).await.map_err(|e| format!("cannot connect to Docker: {e}"))?;
+    /// One connection to the source, until it is lost (`Err` with the reason) or spout stops.
+    async fn serve(&mut self, connected: Connected) -> Result<(), String> {
+        self.sessions += 1;
         let host: Arc<str> = match &self.config.hostname {
             Some(name) => name.as_str().into(),
-            None => docker.info().await.map_err(|e| format!("docker info: {e}"))?.name.unwrap_or_default().into(),
+            None => connected.host_name.into(),
         };
-        let session = Session { docker, host };
-        // Events are taken from a second before the list, so a container that starts in between
-        // is seen either way; a task of their own reads them, so the daemon never finds spout too
-        // slow a subscriber while it inspects containers.
-        let (events_tx, mut events) = mpsc::channel(EVENT_QUEUE);
-        let since = now_ns() / 1_000_000_000 - 1;
-        let _pump = AbortOnDropHandle::new(tokio::spawn(pump_events(session.docker.clone(), since, events_tx)));
-        self.reconcile(&session, true).await?;
-        info!(readers = self.readers.len(), "connected to Docker");
-        self.health.send_replace(Health::Connected);
+        let session =
+            Session { n: self.sessions, source: connected.source, host, cancel: self.parts.cancel.child_token() };
+        let _stop_tasks = session.cancel.clone().drop_guard();
+        self.catch_up = None;
+        self.spawn_events(&session);
+        self.spawn_list(&session, true);
         let mut relist = tokio::time::interval_at(tokio::time::Instant::now() + RELIST_EVERY, RELIST_EVERY);
         loop {
             tokio::select! {
-                event = events.recv() => match event {
-                    Some(Ok(event)) => {
-                        let id = event.actor.and_then(|a| a.id).unwrap_or_default();
-                        match event.action.as_deref().unwrap_or("") {
-                            "start" | "restart" => {
-                                if self.readers.contains_key(&id) {
-                                    // Its reader may be on its way out, having seen it stop.
-                                    self.restarted.insert(id.clone());
-                                }
-                                self.attach(&session, &id, true);
-                            }
-                            "rename" => self.rename(&session, &id).await,
-                            "destroy" => {
-                                self.positions.remove(&id);
-                                self.left_alone.remove(&id);
-                                self.checkpoints.forget(&id);
-                            }
-                            _ => {}
-                        }
+                Some(tagged) = self.answers_rx.recv() => {
+                    if tagged.session == session.n {
+                        self.answer(&session, tagged.answer)?;
                     }
-                    Some(Err(reason)) => return Err(reason),
-                    None => return Err("events stream ended".to_owned()),
-                },
-                Some(exit) = self.exits_rx.recv() => self.reader_exited(&session, exit).await,
-                _ = relist.tick() => self.reconcile(&session, false).await?,
+                }
+                Some(exit) = self.exits_rx.recv() => self.reader_exited(&session, exit),
+                _ = relist.tick() => self.spawn_list(&session, false),
+                () = self.parts.cancel.cancelled() => return Ok(()),
             }
         }
     }
 
-    /// Lists every container: attaches to running ones that have no reader (whatever an event or
-    /// a failed inspect missed), and forgets what is kept for containers that no longer exist.
-    /// Right after (re)connecting (`catch_up`) it also attaches stopped containers that may have
-    /// written what was not read: those with a checkpoint from an earlier run, and those created
-    /// since the watermark. Once every attach succeeded, the watermark moves to the list's time.
-    async fn reconcile(&mut self, session: &Session, catch_up: bool) -> Result<(), String> {
-        let listed_at = now_ns();
-        let all = session
-            .docker
-            .list_containers(Some(ListContainersOptions { all: true, ..Default::default() }))
-            .await
-            .map_err(|e| format!("listing containers: {e}"))?;
-        let watermark_secs = self.watermark.load(Ordering::Acquire).div_euclid(1_000_000_000);
+    fn answer(&mut self, session: &Session, answer: Answer) -> Result<(), String> {
+        match answer {
+            Answer::Event(Some(Ok(event))) => self.event(session, event),
+            Answer::Event(Some(Err(e))) => return Err(e.message),
+            Answer::Event(None) => return Err("the events stream ended".to_owned()),
+            Answer::Listed { result: Err(e), .. } => return Err(e.message),
+            Answer::Listed { listed_at, catch_up, result: Ok(all) } => {
+                self.listed(session, all, listed_at, catch_up);
+                if catch_up {
+                    info!(readers = self.readers.len(), "connected to Docker");
+                    self.parts.health.send_replace(Health::Connected);
+                }
+            }
+            Answer::Inspected { id, why, catch_up, result } => {
+                self.inspected(session, &id, why, result);
+                if catch_up {
+                    self.judged_one();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, session: &Session, event: Event) {
+        let id = event.id;
+        match event.kind {
+            // A container with a reader that starts again is read again once its reader is done
+            // with the run before (see `reader_exited`).
+            EventKind::Start => self.attach(session, &id, true),
+            EventKind::Rename => {
+                if self.readers.contains_key(&id) {
+                    self.spawn_inspect(session, &id, Why::Rename, false);
+                }
+            }
+            EventKind::Destroy => {
+                self.stopped.remove(&id);
+                self.left_alone.remove(&id);
+                self.parts.checkpoints.forget(&id);
+            }
+        }
+    }
+
+    /// Attaches to running containers that have no reader (whatever an event or a failed inspect
+    /// missed), and forgets what is kept for containers that no longer exist. Right after
+    /// (re)connecting (`catch_up`) it also looks at every stopped container for what ran while
+    /// spout was not watching. The watermark moves to the list's time once every container in it
+    /// has been attached or judged.
+    fn listed(&mut self, session: &Session, all: Vec<Listed>, listed_at: i64, catch_up: bool) {
         let mut existing = HashSet::with_capacity(all.len());
-        for summary in all {
-            let Some(id) = summary.id else { continue };
-            let running = summary.state == Some(ContainerSummaryStateEnum::RUNNING);
-            let unread_tail = catch_up
-                && !self.positions.contains_key(&id)
-                && (self.checkpoints.saved(&id).is_some() || summary.created.is_some_and(|c| c >= watermark_secs - 1));
-            if running || unread_tail {
-                self.attach(session, &id, running);
+        let mut pending = 0;
+        for Listed { id, running } in all {
+            let known = self.readers.contains_key(&id) || self.left_alone.contains(&id);
+            if running {
+                self.attach(session, &id, true);
+            } else if catch_up && !known {
+                if let Some(stopped) = self.stopped.get(&id) {
+                    // Read by this process before the connection was lost: did it run since?
+                    let why = Why::RanAgain { since: stopped.started_ns };
+                    self.spawn_inspect(session, &id, why, true);
+                    pending += 1;
+                } else if self.parts.checkpoints.saved(&id).is_some() {
+                    // Read by an earlier spout: whatever it wrote after the checkpoint is unread.
+                    self.attach(session, &id, false);
+                } else {
+                    self.spawn_inspect(session, &id, Why::RanUnseen, true);
+                    pending += 1;
+                }
             }
             existing.insert(id);
         }
-        self.positions.retain(|id, _| existing.contains(id));
+        self.stopped.retain(|id, _| existing.contains(id));
         self.left_alone.retain(|id| existing.contains(id));
-        self.checkpoints.retain(&existing);
-        // Every container listed has a reader now (one that cannot inspect its container yet
-        // keeps trying, from a position its checkpoint already holds).
-        self.watermark.fetch_max(listed_at, Ordering::AcqRel);
-        Ok(())
+        self.parts.checkpoints.retain(&existing);
+        if catch_up && pending > 0 {
+            self.catch_up = Some(CatchUp { listed_at, pending });
+        }
+        if self.catch_up.is_none() {
+            self.parts.watermark.fetch_max(listed_at, Ordering::AcqRel);
+        }
+    }
+
+    fn inspected(&mut self, session: &Session, id: &str, why: Why, result: Result<Box<ContainerInfo>, SourceError>) {
+        match (why, result) {
+            (Why::Rename, Ok(info)) => {
+                if let Some(meta) = self.readers.get(id) {
+                    info!(container = %id, name = %info.name, "container renamed");
+                    meta.send_replace(Arc::new(container(&info, &session.host)));
+                }
+            }
+            (Why::Rename, Err(e)) => debug!(container = %id, error = %e, "cannot inspect a renamed container"),
+            (Why::RanAgain { since }, Ok(info)) => {
+                if info.running || info.started_ns > since {
+                    self.attach(session, id, info.running);
+                }
+            }
+            (Why::RanUnseen, Ok(info)) => {
+                let watermark = self.parts.watermark.load(Ordering::Acquire);
+                if info.running || info.finished_ns.is_some_and(|f| f >= watermark - CLOCK_MARGIN_NS) {
+                    self.attach(session, id, info.running);
+                }
+            }
+            (_, Err(e)) if e.class == ErrorClass::Gone => {
+                self.stopped.remove(id);
+                self.parts.checkpoints.forget(id);
+            }
+            // Cannot tell whether it ran: read it, which costs a request and ships only what is
+            // new after its position.
+            (Why::RanUnseen, Err(_)) => self.attach(session, id, false),
+            // Running after all? The next list attaches it.
+            (Why::RanAgain { .. }, Err(e)) => debug!(container = %id, error = %e, "cannot inspect a stopped container"),
+        }
+    }
+
+    /// One more stopped container of the catch-up list judged.
+    fn judged_one(&mut self) {
+        if let Some(catch_up) = &mut self.catch_up {
+            catch_up.pending = catch_up.pending.saturating_sub(1);
+            if catch_up.pending == 0 {
+                self.parts.watermark.fetch_max(catch_up.listed_at, Ordering::AcqRel);
+                self.catch_up = None;
+            }
+        }
     }
 
     /// Starts a reader for `id` unless it has one or is left alone. The reader inspects the
@@ -236,100 +378,118 @@ impl Watcher {
         if id.is_empty() || self.readers.contains_key(id) || self.left_alone.contains(id) {
             return;
         }
+        let checkpoints = &self.parts.checkpoints;
         // Where this process left it, else where an earlier spout left it; else everything since
         // an earlier spout was last alive (it started while spout was stopped), or since this
         // one started, or (backlog) its whole history.
-        let from = match self.positions.remove(id).or_else(|| self.checkpoints.saved(id)) {
+        let from = match self.stopped.remove(id).map(|s| s.position).or_else(|| checkpoints.saved(id)) {
             Some(pos) => pos,
             None if self.config.backlog => Position::START,
-            None => Position::from_time(self.checkpoints.previous_run().unwrap_or(self.started_ns)),
+            None => Position::from_time(checkpoints.previous_run().unwrap_or(self.started_ns)),
         };
-        let progress = self.checkpoints.progress(id, self.router.len(), from);
+        let progress = checkpoints.progress(id, self.parts.router.len(), from);
         debug!(container = %id, ?from, "attaching");
         // Until the reader's inspect answers, the container is known by its id alone.
         let placeholder = Container { host: Arc::clone(&session.host), id: id.to_owned(), ..Container::default() };
         let (meta, _) = watch::channel(Arc::new(placeholder));
         self.readers.insert(id.to_owned(), meta.clone());
         let ctx = ReaderContext {
-            docker: session.docker.clone(),
+            source: Arc::clone(&session.source),
             host: Arc::clone(&session.host),
             own_id: self.config.own_id.as_deref().map(Arc::from),
-            router: self.router.clone(),
-            stats: Arc::clone(&self.stats),
+            router: self.parts.router.clone(),
+            stats: Arc::clone(&self.parts.stats),
             max_line_bytes: self.config.max_line_bytes,
-            cancel: self.cancel.child_token(),
+            cancel: self.parts.cancel.child_token(),
             exits: self.exits_tx.clone(),
         };
         self.tracker.spawn(reader::run(ctx, id.to_owned(), meta, progress, from, running));
     }
 
-    async fn rename(&mut self, session: &Session, id: &str) {
-        let Some(meta) = self.readers.get(id) else { return };
-        if let Ok(resp) = session.docker.inspect_container(id, None).await {
-            let found = inspected(resp, &session.host, self.config.own_id.as_deref());
-            info!(container = %id, name = %found.container.name, "container renamed");
-            meta.send_replace(Arc::new(found.container));
-        }
-    }
-
-    async fn reader_exited(&mut self, session: &Session, exit: ReaderExit) {
-        let restarted = self.restarted.remove(&exit.id);
+    fn reader_exited(&mut self, session: &Session, exit: ReaderExit) {
         self.readers.remove(&exit.id);
         match exit.reason {
             ExitReason::Stopped => {
-                self.positions.insert(exit.id.clone(), exit.position);
-                if restarted {
-                    // It started again while its reader was finishing: read what that run
-                    // wrote, even if (a short run) it has already stopped again.
-                    self.attach(session, &exit.id, true);
-                } else {
-                    // It may have started again with its start event still on the way.
-                    self.attach_if_running(session, &exit.id).await;
-                }
+                // It may have run again meanwhile, even briefly: its start event found the reader
+                // still busy with the run before. The daemon's own start time says.
+                let since = exit.started_ns;
+                self.stopped.insert(exit.id.clone(), Stopped { position: exit.position, started_ns: since });
+                self.spawn_inspect(session, &exit.id, Why::RanAgain { since }, false);
             }
             ExitReason::Unreadable | ExitReason::Skipped => {
-                self.checkpoints.forget(&exit.id);
+                self.parts.checkpoints.forget(&exit.id);
                 self.left_alone.insert(exit.id);
             }
             ExitReason::Gone | ExitReason::Shutdown => {
-                self.positions.remove(&exit.id);
+                self.stopped.remove(&exit.id);
             }
         }
     }
 
-    async fn attach_if_running(&mut self, session: &Session, id: &str) {
-        match session.docker.inspect_container(id, None).await {
-            Ok(resp) if resp.state.as_ref().and_then(|s| s.running).unwrap_or(false) => {
-                self.attach(session, id, true);
+    /// Reads the source's events into the answers until the stream fails or ends.
+    fn spawn_events(&self, session: &Session) {
+        // From a second before the list, so that a container starting in between is seen either
+        // way; a task of its own reads them, so the daemon never finds spout a slow subscriber.
+        let mut events = session.source.events(now_ns() / 1_000_000_000 - 1);
+        let (tx, n, cancel) = (self.answers_tx.clone(), session.n, session.cancel.clone());
+        tokio::spawn(async move {
+            loop {
+                let item = tokio::select! {
+                    item = events.next() => item,
+                    () = cancel.cancelled() => return,
+                };
+                let last = !matches!(item, Some(Ok(_)));
+                let sent = tokio::select! {
+                    sent = tx.send(Tagged { session: n, answer: Answer::Event(item) }) => sent.is_ok(),
+                    () = cancel.cancelled() => false,
+                };
+                if !sent || last {
+                    return;
+                }
             }
-            Ok(_) => {}
-            Err(e) if classify(&e) == ErrorClass::Gone => {
-                self.positions.remove(id);
-                self.checkpoints.forget(id);
-            }
-            // Running after all? The next reconcile attaches it.
-            Err(_) => {}
-        }
+        });
     }
-}
 
-/// Reads the daemon's container events into `tx` until the stream fails or ends.
-async fn pump_events(docker: Docker, since_secs: i64, tx: mpsc::Sender<Result<EventMessage, String>>) {
-    let since = since_secs.to_string();
-    let filters = HashMap::from([
-        ("type".to_owned(), vec!["container".to_owned()]),
-        ("event".to_owned(), ["start", "restart", "rename", "destroy"].map(str::to_owned).to_vec()),
-    ]);
-    let mut events = docker.events(Some(EventsOptions { since: Some(since), until: None, filters: Some(filters) }));
-    loop {
-        let item = match events.next().await {
-            Some(Ok(event)) => Ok(event),
-            Some(Err(e)) => Err(format!("events stream: {e}")),
-            None => Err("events stream ended".to_owned()),
-        };
-        let last = item.is_err();
-        if tx.send(item).await.is_err() || last {
-            return;
-        }
+    fn spawn_list(&self, session: &Session, catch_up: bool) {
+        let listed_at = now_ns();
+        let list = session.source.list();
+        let (tx, n, cancel) = (self.answers_tx.clone(), session.n, session.cancel.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                result = list => {
+                    let _ = tx.send(Tagged { session: n, answer: Answer::Listed { listed_at, catch_up, result } }).await;
+                }
+                () = cancel.cancelled() => {}
+            }
+        });
+    }
+
+    fn spawn_inspect(&self, session: &Session, id: &str, why: Why, catch_up: bool) {
+        let (source, slots) = (Arc::clone(&session.source), Arc::clone(&self.inspect_slots));
+        let (tx, n, cancel, id) = (self.answers_tx.clone(), session.n, session.cancel.clone(), id.to_owned());
+        tokio::spawn(async move {
+            let ask = async {
+                let _slot = slots.acquire().await;
+                let mut tries = 0;
+                loop {
+                    tries += 1;
+                    let result = source.inspect(&id).await.map(Box::new);
+                    let retry = matches!(why, Why::RanAgain { .. })
+                        && tries < INSPECT_TRIES
+                        && result.as_ref().is_err_and(|e| e.class == ErrorClass::Transient);
+                    if !retry {
+                        return result;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            };
+            tokio::select! {
+                result = ask => {
+                    let answer = Answer::Inspected { id, why, catch_up, result };
+                    let _ = tx.send(Tagged { session: n, answer }).await;
+                }
+                () = cancel.cancelled() => {}
+            }
+        });
     }
 }

@@ -1,0 +1,140 @@
+//! The seam between where a container's log entries come from and shipping them.
+//!
+//! The watcher and the readers speak to a [`Source`]: list the containers, follow the events,
+//! inspect one container, stream one container's log as raw bytes. [`super::api`] implements it
+//! over the Docker Engine API; the tests implement it with scripted answers, so the readers'
+//! protocol (streams that end early, re-sends, containers that vanish) is tested without a
+//! daemon. Numbering, merging and positions stay with the reader, whatever the source.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub type BoxStream<T> = Pin<Box<dyn Stream<Item = T> + Send + 'static>>;
+
+/// How a failed request is to be taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The container no longer exists.
+    Gone,
+    /// The container's log driver cannot be read back through the API.
+    Unreadable,
+    /// Anything else: try again later.
+    Transient,
+}
+
+/// A request that failed, in plain words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceError {
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+impl SourceError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        SourceError { class: ErrorClass::Transient, message: message.into() }
+    }
+
+    pub fn gone(message: impl Into<String>) -> Self {
+        SourceError { class: ErrorClass::Gone, message: message.into() }
+    }
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SourceError {}
+
+/// A container as a list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub id: String,
+    pub running: bool,
+}
+
+/// What one inspect says about a container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// 64 hex digits.
+    pub id: String,
+    /// Without Docker's leading '/'.
+    pub name: String,
+    pub image_id: String,
+    /// The image as the container was started with it.
+    pub image_name: String,
+    /// Entrypoint and arguments joined by spaces.
+    pub command: String,
+    /// Creation time as the daemon reports it (RFC 3339).
+    pub created: String,
+    pub tty: bool,
+    pub running: bool,
+    /// When its latest run started and ended (ns since the epoch), if it ever did.
+    pub started_ns: Option<i64>,
+    pub finished_ns: Option<i64>,
+    /// `KEY=VALUE`, as the container was started.
+    pub env: Vec<String>,
+    pub labels: HashMap<String, String>,
+    pub log_driver: Option<String>,
+}
+
+/// The container events the watcher acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Started, or restarted.
+    Start,
+    Rename,
+    Destroy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub id: String,
+}
+
+/// Which part of a container's log to stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogsRequest {
+    /// Keep the stream open for what the container writes next.
+    pub follow: bool,
+    /// Entries stamped at or after this second (0: the whole log).
+    pub since_secs: i32,
+}
+
+/// Where containers and their logs come from.
+pub trait Source: Send + Sync {
+    /// Every container, running or not.
+    fn list(&self) -> BoxFuture<Result<Vec<Listed>, SourceError>>;
+
+    /// Container events from `since_secs` on, until the stream fails or ends.
+    fn events(&self, since_secs: i64) -> BoxStream<Result<Event, SourceError>>;
+
+    fn inspect(&self, id: &str) -> BoxFuture<Result<ContainerInfo, SourceError>>;
+
+    /// A container's log with timestamps, as the daemon sends it: multiplexed frames for an
+    /// ordinary container, the raw stream for a TTY one ([`super::frames`] reads both).
+    fn logs(&self, id: &str, request: LogsRequest) -> BoxStream<Result<Bytes, SourceError>>;
+}
+
+/// A source reached, and the host name it reports.
+pub struct Connected {
+    pub source: Arc<dyn Source>,
+    pub host_name: String,
+}
+
+/// Reaches a source: once at start, and again whenever it was lost.
+pub trait Connect: Send + Sync {
+    /// Where it connects, for messages about it.
+    fn address(&self) -> String;
+
+    fn connect(&self) -> BoxFuture<Result<Connected, SourceError>>;
+}
