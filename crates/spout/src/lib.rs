@@ -117,13 +117,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     }
     for route in routes {
         let mut task = route.task;
-        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
-            abort.cancel();
-            let _ = task.await;
+        let ended = match tokio::time::timeout_at(deadline, &mut task).await {
+            Ok(ended) => ended,
+            Err(_) => {
+                abort.cancel();
+                task.await
+            }
+        };
+        if let Err(e) = ended {
+            error!(route = %route.name, error = %e, "route supervisor failed; what it held is read again at the next start");
         }
         let s = &route.stats;
         info!(route = %route.name, sent = s.sent.get(), dropped_full = s.dropped_full.get(),
-              dropped_failed = s.dropped_failed.get(), undelivered = s.undelivered.get(), "route closed");
+              dropped_failed = s.dropped_failed.get(), undelivered = s.undelivered.get(),
+              reconnects = s.reconnects.get(), crashes = s.crashes.get(), "route closed");
     }
     // Everything the routes accepted, and only that, is where the next start resumes.
     persist(&checkpoints, &watermark).await;

@@ -43,8 +43,12 @@ pub struct RouteStats {
     pub sent: Counter,
     /// Dropped because the route's queue was full (when_full=drop).
     pub dropped_full: Counter,
-    /// Dropped because they could not be encoded or sent.
+    /// Dropped because they could not be encoded or sent (UDP).
     pub dropped_failed: Counter,
+    /// Writes that failed and were tried again (stdout).
+    pub write_failures: Counter,
+    /// Times the route's task failed and was restarted.
+    pub crashes: Counter,
     /// Still queued when the shutdown grace period ran out.
     pub undelivered: Counter,
     /// Connections lost.

@@ -1,28 +1,41 @@
-//! Routes: one task per destination, each with its own bounded queue, encoder and transport.
+//! Routes: one task per destination, each with its own bounded queue, encoder and transport,
+//! supervised: a route whose task fails is restarted, and sends again what it held.
 
+mod context;
 mod gelf_fields;
 pub mod stdout;
 pub mod tcp;
 pub mod udp;
 pub mod uri;
 
-use std::sync::Arc;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
+use futures_util::FutureExt;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::error;
 
-use crate::backoff::Backoff;
-use crate::checkpoint::Ack;
-use crate::message::Message;
-use crate::router::{Messages, RouteQueue, Router};
+pub use context::{Batch, RouteContext};
+
+use crate::router::{RouteQueue, Router};
 use crate::stats::RouteStats;
+use crate::timestamp::now_ns;
 use uri::{RouteKind, RouteSpec};
+
+/// A route whose task failed this many times in a row, without delivering anything in between,
+/// cannot be brought back by restarting it: /health says so.
+pub const FAILED_AFTER_CRASHES: u32 = 3;
 
 /// A running route.
 pub struct RouteHandle {
     pub name: Arc<str>,
     pub stats: Arc<RouteStats>,
+    pub status: Arc<RouteStatus>,
     pub task: JoinHandle<()>,
 }
 
@@ -35,25 +48,11 @@ pub fn spawn(specs: &[RouteSpec], abort: &CancellationToken) -> (Router, Vec<Rou
         // Every batch holds a message at least: `room` bounds the queue before the channel does.
         let (tx, rx) = mpsc::channel(spec.queue);
         let room = Arc::new(Semaphore::new(spec.queue));
-        let stats = Arc::new(RouteStats::default());
         let name: Arc<str> = spec.uri.as_str().into();
-        let ctx = RouteContext {
-            name: Arc::clone(&name),
-            index,
-            rx,
-            room: Arc::clone(&room),
-            held: None,
-            stats: Arc::clone(&stats),
-            abort: abort.clone(),
-            backoff: spec.backoff.clone(),
-        };
-        let task = match &spec.kind {
-            RouteKind::GelfUdp { addr, compression, chunk_size } => {
-                tokio::spawn(udp::run(ctx, addr.clone(), *compression, *chunk_size))
-            }
-            RouteKind::GelfTcp { addr } => tokio::spawn(tcp::run(ctx, addr.clone())),
-            RouteKind::Stdout => tokio::spawn(stdout::run(ctx)),
-        };
+        let ctx =
+            RouteContext::new(Arc::clone(&name), index, spec.backoff.clone(), rx, Arc::clone(&room), abort.clone());
+        let (stats, status) = (Arc::clone(&ctx.stats), Arc::clone(&ctx.status));
+        let task = tokio::spawn(supervise(ctx, spec.kind.clone()));
         queues.push(RouteQueue {
             name: Arc::clone(&name),
             index,
@@ -63,163 +62,183 @@ pub fn spawn(specs: &[RouteSpec], abort: &CancellationToken) -> (Router, Vec<Rou
             when_full: spec.when_full,
             stats: Arc::clone(&stats),
         });
-        handles.push(RouteHandle { name, stats, task });
+        handles.push(RouteHandle { name, stats, status, task });
     }
     (Router::new(queues), handles)
 }
 
-/// What a route task owns.
-pub struct RouteContext {
-    pub name: Arc<str>,
-    /// This route's number, as acknowledgements name it.
-    pub index: usize,
-    /// How this route retries its destination.
-    pub backoff: Backoff,
-    rx: mpsc::Receiver<Messages>,
-    /// The queue's room in messages, given back as batches are taken out.
-    room: Arc<Semaphore>,
-    /// A batch taken from the queue, and how many of its messages were handled.
-    held: Option<(Messages, usize)>,
-    pub stats: Arc<RouteStats>,
-    /// Cancelled when the shutdown grace period is over.
-    pub abort: CancellationToken,
+type RouteFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// One run of a route's task, over its context.
+trait RunRoute: Send + Sync {
+    fn run<'a>(&'a self, ctx: &'a mut RouteContext) -> RouteFuture<'a>;
 }
 
-/// What [`RouteContext::fill_batch`] found.
-pub enum Batch {
-    /// This many messages were encoded into the batch.
-    Filled(usize),
-    /// The queue is closed and empty: every reader is done.
-    Closed,
-    /// The grace period is over.
-    Aborted,
-}
-
-impl RouteContext {
-    /// Waits for the next whole batch of messages; `None` when the queue is closed and empty.
-    /// For routes that handle messages one by one (UDP); a route uses this or
-    /// [`RouteContext::fill_batch`], which may hold the rest of a batch it cut, not both.
-    pub async fn recv(&mut self) -> Option<Messages> {
-        let batch = self.rx.recv().await?;
-        self.room.add_permits(batch.len());
-        Some(batch)
+impl RunRoute for RouteKind {
+    fn run<'a>(&'a self, ctx: &'a mut RouteContext) -> RouteFuture<'a> {
+        match self {
+            RouteKind::GelfUdp(udp) => Box::pin(udp::run(ctx, udp)),
+            RouteKind::GelfTcp(tcp) => Box::pin(tcp::run(ctx, tcp)),
+            RouteKind::Stdout => Box::pin(stdout::run(ctx, tokio::io::stdout())),
+        }
     }
+}
 
-    /// Waits for a message, then takes whatever else is queued, encoding each into `out` until it
-    /// holds `max_bytes`: one write for many messages under load, one per message when idle.
-    pub async fn fill_batch(
-        &mut self,
-        out: &mut Vec<u8>,
-        acks: &mut Vec<Ack>,
-        max_bytes: usize,
-        mut encode: impl FnMut(&mut Vec<u8>, &Message),
-    ) -> Batch {
-        let (mut batch, mut done) = match self.held.take() {
-            Some(held) => held,
-            None => {
-                let first = tokio::select! {
-                    batch = self.rx.recv() => batch,
-                    () = self.abort.cancelled() => return Batch::Aborted,
-                };
-                let Some(batch) = first else { return Batch::Closed };
-                self.room.add_permits(batch.len());
-                (batch, 0)
-            }
+/// Runs a route until it is done, restarting it with backoff whenever its task panics or ends
+/// with messages still to deliver: they are handed out again to the new run, nothing is lost.
+async fn supervise(mut ctx: RouteContext, route: impl RunRoute) {
+    let mut restarts = ctx.backoff.clone();
+    loop {
+        let outcome = AssertUnwindSafe(route.run(&mut ctx)).catch_unwind().await;
+        if outcome.is_ok() && ctx.is_done() {
+            return;
+        }
+        let cause = match outcome {
+            Ok(()) => "its task ended with messages still to deliver".to_owned(),
+            Err(panic) => format!("its task panicked: {}", panic_message(panic.as_ref())),
         };
-        let mut count = 0;
-        loop {
-            while let Some(msg) = batch.get(done) {
-                encode(out, msg);
-                note_ack(acks, msg);
-                count += 1;
-                done += 1;
-                if out.len() >= max_bytes {
-                    if done < batch.len() {
-                        self.held = Some((batch, done));
-                    }
-                    return Batch::Filled(count);
-                }
-            }
-            match self.rx.try_recv() {
-                Ok(next) => {
-                    self.room.add_permits(next.len());
-                    (batch, done) = (next, 0);
-                }
-                Err(_) => return Batch::Filled(count),
-            }
+        let crashes = ctx.stats.crashes.add(1);
+        if ctx.status.crashed(&cause) == 1 {
+            restarts.reset();
         }
-    }
-
-    /// Tells the checkpoints that these messages were accepted.
-    pub fn accept(&self, acks: &mut Vec<Ack>) {
-        for ack in acks.drain(..) {
-            ack.accept(self.index);
-        }
-    }
-
-    /// Counts what is still queued as undelivered; for a route that is giving up.
-    pub fn abandon(&mut self, held: usize) {
-        self.rx.close();
-        self.room.close();
-        let mut left = held as u64;
-        if let Some((batch, done)) = self.held.take() {
-            left += (batch.len() - done) as u64;
-        }
-        while let Ok(batch) = self.rx.try_recv() {
-            left += batch.len() as u64;
-        }
-        if left > 0 {
-            self.stats.undelivered.add(left);
-            tracing::error!(route = %self.name, messages = left, "shutdown grace period over, messages not delivered");
+        error!(route = %ctx.name, cause = %cause, crashes, unaccepted = ctx.unaccepted(),
+               "route failed; restarting it to send again what it held");
+        ctx.rewind();
+        tokio::select! {
+            () = tokio::time::sleep(restarts.next_delay()) => {}
+            () = ctx.abort.cancelled() => return ctx.abandon(),
         }
     }
 }
 
-impl Drop for RouteContext {
-    /// A route that ended takes nothing more: readers waiting for room learn it is closed.
-    fn drop(&mut self) {
-        self.room.close();
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_owned()
     }
 }
 
-/// Adds `msg`'s acknowledgement to `acks`. Acceptance is "this message and every earlier one of
-/// its container", so a run of one container's messages needs only its last.
-pub fn note_ack(acks: &mut Vec<Ack>, msg: &Message) {
-    let Some(ack) = &msg.ack else { return };
-    match acks.last_mut() {
-        Some(last) if Arc::ptr_eq(&last.progress, &ack.progress) => last.seq = ack.seq,
-        _ => acks.push(ack.clone()),
+/// Whether a route's destination is reachable, as /health shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Link {
+    /// Not tried yet, or no message sent yet.
+    Starting,
+    Up,
+    /// Unreachable, or failing: the route keeps trying.
+    Down,
+}
+
+/// A route's state for /health: changed on transitions only, never per message.
+#[derive(Debug)]
+pub struct RouteStatus {
+    state: Mutex<LinkState>,
+    /// Task failures since the route last delivered something.
+    crashes_in_a_row: AtomicU32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkState {
+    pub link: Link,
+    /// Since when (ns since the epoch).
+    pub since_ns: i64,
+    pub last_error: Option<String>,
+}
+
+impl Default for RouteStatus {
+    fn default() -> Self {
+        RouteStatus {
+            state: Mutex::new(LinkState { link: Link::Starting, since_ns: now_ns(), last_error: None }),
+            crashes_in_a_row: AtomicU32::new(0),
+        }
+    }
+}
+
+impl RouteStatus {
+    fn set(&self, link: Link, error: Option<&str>) {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if state.link != link {
+            state.link = link;
+            state.since_ns = now_ns();
+        }
+        if let Some(error) = error {
+            state.last_error = Some(error.to_owned());
+        }
+    }
+
+    /// The destination took what was sent.
+    pub fn up(&self) {
+        self.set(Link::Up, None);
+    }
+
+    /// The destination cannot be reached or failed, for `error`.
+    pub fn down(&self, error: &str) {
+        self.set(Link::Down, Some(error));
+    }
+
+    /// The route's task failed; returns how many times in a row.
+    fn crashed(&self, cause: &str) -> u32 {
+        self.set(Link::Down, Some(cause));
+        self.crashes_in_a_row.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The route delivered something: whatever failed before, restarting it helped.
+    pub fn delivered(&self) {
+        if self.crashes_in_a_row.load(Ordering::Relaxed) > 0 {
+            self.crashes_in_a_row.store(0, Ordering::Relaxed);
+        }
+    }
+
+    pub fn crashes_in_a_row(&self) -> u32 {
+        self.crashes_in_a_row.load(Ordering::Relaxed)
+    }
+
+    pub fn snapshot(&self) -> LinkState {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::sync::atomic::AtomicBool;
 
+    use super::context::tests::context;
     use super::*;
-    use crate::message::{Container, Stream};
+    use crate::message::{Container, Message, Stream};
+    use crate::router::Messages;
 
-    fn context(queue: usize) -> (RouteContext, mpsc::Sender<Messages>) {
-        let (tx, rx) = mpsc::channel(queue);
-        let ctx = RouteContext {
-            name: "r".into(),
-            index: 0,
-            backoff: Backoff::new(Duration::from_millis(1), Duration::from_millis(1)),
-            rx,
-            room: Arc::new(Semaphore::new(queue)),
-            held: None,
-            stats: Arc::default(),
-            abort: CancellationToken::new(),
-        };
-        (ctx, tx)
+    /// A route that collects what it sends, and panics once after taking a batch (a bug that
+    /// strikes once), or every time.
+    struct Flaky {
+        sent: Mutex<Vec<String>>,
+        panicked: AtomicBool,
+        always: bool,
+    }
+
+    impl RunRoute for Flaky {
+        fn run<'a>(&'a self, ctx: &'a mut RouteContext) -> RouteFuture<'a> {
+            Box::pin(async move {
+                while let Some((batch, range)) = ctx.next_messages().await {
+                    if self.always || !self.panicked.swap(true, Ordering::Relaxed) {
+                        panic!("bug on {}", batch[range.start].line);
+                    }
+                    let n = range.len();
+                    self.sent.lock().expect("lock").extend(batch[range].iter().map(|m| m.line.clone()));
+                    ctx.accept(n);
+                    ctx.status.delivered();
+                }
+            })
+        }
     }
 
     fn batch(lines: &[&str]) -> Messages {
-        let container = Arc::new(Container::default());
         lines
             .iter()
             .map(|line| Message {
-                container: Arc::clone(&container),
+                container: Arc::new(Container::default()),
                 stream: Stream::Stdout,
                 ts_ns: 1,
                 line: (*line).into(),
@@ -230,37 +249,47 @@ mod tests {
             .into()
     }
 
-    fn encode(out: &mut Vec<u8>, msg: &Message) {
-        out.extend_from_slice(msg.line.as_bytes());
-        out.push(b'|');
-    }
-
     #[tokio::test]
-    async fn a_full_batch_is_cut_and_its_rest_comes_next() {
-        let (mut ctx, tx) = context(10);
-        ctx.room.forget_permits(5);
-        tx.send(batch(&["aa", "bb", "cc"])).await.expect("open");
-        tx.send(batch(&["dd", "ee"])).await.expect("open");
-        let (mut out, mut acks) = (Vec::new(), Vec::new());
-        assert!(matches!(ctx.fill_batch(&mut out, &mut acks, 5, encode).await, Batch::Filled(2)));
-        assert_eq!(out, b"aa|bb|");
-        out.clear();
-        assert!(matches!(ctx.fill_batch(&mut out, &mut acks, 100, encode).await, Batch::Filled(3)));
-        assert_eq!(out, b"cc|dd|ee|", "the rest of the cut batch, then the next one");
-        assert_eq!(ctx.room.available_permits(), 10, "taking batches out gives their room back");
+    async fn a_route_that_panics_is_restarted_and_loses_nothing() {
+        let (ctx, tx, _room) = context(10);
+        let (stats, status) = (Arc::clone(&ctx.stats), Arc::clone(&ctx.status));
+        let route = Arc::new(Flaky { sent: Mutex::default(), panicked: AtomicBool::new(false), always: false });
+        let task = tokio::spawn({
+            let route = Arc::clone(&route);
+            async move { supervise(ctx, ArcRoute(route)).await }
+        });
+        tx.send(batch(&["a", "b"])).await.expect("open");
+        tx.send(batch(&["c"])).await.expect("open");
         drop(tx);
-        assert!(matches!(ctx.fill_batch(&mut out, &mut acks, 100, encode).await, Batch::Closed));
+        task.await.expect("the supervisor itself never panics");
+        assert_eq!(*route.sent.lock().expect("lock"), ["a", "b", "c"], "what the failed run held is sent again");
+        assert_eq!(stats.crashes.get(), 1);
+        assert_eq!(status.crashes_in_a_row(), 0, "it delivered after its restart");
+        assert_eq!(status.snapshot().last_error.as_deref(), Some("its task panicked: bug on a"));
     }
 
-    #[tokio::test]
-    async fn abandoning_counts_every_message_left_and_closes_the_room() {
-        let (mut ctx, tx) = context(10);
-        tx.send(batch(&["aa", "bb", "cc"])).await.expect("open");
-        tx.send(batch(&["dd"])).await.expect("open");
-        let (mut out, mut acks) = (Vec::new(), Vec::new());
-        assert!(matches!(ctx.fill_batch(&mut out, &mut acks, 1, encode).await, Batch::Filled(1)));
-        ctx.abandon(1);
-        assert_eq!(ctx.stats.undelivered.get(), 4, "one held, two left of the cut batch, one queued");
-        assert!(ctx.room.is_closed(), "readers waiting for room learn the route is gone");
+    #[tokio::test(start_paused = true)]
+    async fn a_route_that_keeps_failing_is_counted_and_abandoned_at_the_end_of_the_grace_period() {
+        let (ctx, tx, _room) = context(10);
+        let (stats, status, abort) = (Arc::clone(&ctx.stats), Arc::clone(&ctx.status), ctx.abort.clone());
+        let route = Arc::new(Flaky { sent: Mutex::default(), panicked: AtomicBool::new(false), always: true });
+        let task = tokio::spawn(supervise(ctx, ArcRoute(Arc::clone(&route))));
+        tx.send(batch(&["a", "b"])).await.expect("open");
+        while status.crashes_in_a_row() < FAILED_AFTER_CRASHES {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        abort.cancel();
+        task.await.expect("the supervisor itself never panics");
+        assert!(route.sent.lock().expect("lock").is_empty());
+        assert!(stats.crashes.get() >= u64::from(FAILED_AFTER_CRASHES));
+        assert_eq!(stats.undelivered.get(), 2, "what it held is counted, not taken for delivered");
+    }
+
+    struct ArcRoute(Arc<Flaky>);
+
+    impl RunRoute for ArcRoute {
+        fn run<'a>(&'a self, ctx: &'a mut RouteContext) -> RouteFuture<'a> {
+            self.0.run(ctx)
+        }
     }
 }

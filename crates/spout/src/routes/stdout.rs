@@ -1,8 +1,8 @@
 //! JSON lines on spout's standard output: `spout` alone shows every container's logs.
 
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
-use tracing::error;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tracing::warn;
 
 use super::{Batch, RouteContext};
 use crate::message::Message;
@@ -42,38 +42,52 @@ pub fn write_record(out: &mut Vec<u8>, msg: &Message) {
     }
 }
 
-pub async fn run(mut ctx: RouteContext) {
-    let mut stdout = tokio::io::stdout();
+/// Writes every message to `out`. A write that fails is not accepted, nor is anything after it:
+/// the route backs off and writes again from the first message not accepted, so the queue fills
+/// and the readers wait meanwhile rather than lose what could not be written.
+pub async fn run(ctx: &mut RouteContext, mut out: impl AsyncWrite + Unpin) {
     let mut batch = Vec::with_capacity(BATCH_BYTES);
-    let mut acks = Vec::new();
+    let mut failures: u64 = 0;
     loop {
-        let count = match ctx.fill_batch(&mut batch, &mut acks, BATCH_BYTES, write_record).await {
-            Batch::Filled(n) => n as u64,
+        batch.clear();
+        let count = match ctx.fill_batch(&mut batch, BATCH_BYTES, write_record).await {
+            Batch::Filled(n) => n,
             Batch::Closed => return,
-            Batch::Aborted => return ctx.abandon(0),
+            Batch::Aborted => return ctx.abandon(),
         };
         let written = async {
-            stdout.write_all(&batch).await?;
-            stdout.flush().await
+            out.write_all(&batch).await?;
+            out.flush().await
         };
         let written = tokio::select! {
             written = written => written,
-            () = ctx.abort.cancelled() => return ctx.abandon(count as usize),
+            () = ctx.abort.cancelled() => return ctx.abandon(),
         };
         match written {
             Ok(()) => {
-                ctx.stats.sent.add(count);
-                ctx.accept(&mut acks);
+                ctx.stats.sent.add(count as u64);
+                ctx.accept(count);
+                if failures > 0 {
+                    failures = 0;
+                    ctx.backoff.reset();
+                    ctx.status.up();
+                }
+                ctx.status.delivered();
             }
             Err(e) => {
-                let dropped = ctx.stats.dropped_failed.add(count);
-                if dropped == count {
-                    error!(route = %ctx.name, error = %e, "cannot write to stdout, dropping messages");
+                failures += 1;
+                ctx.stats.write_failures.add(1);
+                ctx.status.down(&e.to_string());
+                if failures.is_power_of_two() {
+                    warn!(route = %ctx.name, error = %e, failures, "cannot write to stdout; writing again from the first message not written");
+                }
+                ctx.rewind();
+                tokio::select! {
+                    () = tokio::time::sleep(ctx.backoff.next_delay()) => {}
+                    () = ctx.abort.cancelled() => return ctx.abandon(),
                 }
             }
         }
-        batch.clear();
-        acks.clear();
     }
 }
 
@@ -109,5 +123,81 @@ mod tests {
             serde_json::json!({"time": "2026-11-29T20:30:25.804920384Z", "host": "h", "container_id": "i",
                 "container_name": "n", "image_name": "img", "stream": "stderr", "message": "a \"b\"\nc", "truncated": true})
         );
+    }
+
+    /// A writer that fails its first `failures` writes, then keeps what it is given.
+    struct Failing {
+        failures: usize,
+        written: Vec<u8>,
+    }
+
+    impl AsyncWrite for Failing {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            if self.failures > 0 {
+                self.failures -= 1;
+                return std::task::Poll::Ready(Err(std::io::Error::other("disk full")));
+            }
+            self.written.extend_from_slice(buf);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_write_stays_unaccepted_with_all_after_it_until_a_write_succeeds() {
+        use crate::checkpoint::{Ack, Progress};
+        use crate::position::Position;
+        let (mut ctx, tx, room) = super::super::context::tests::context(10);
+        let progress = Arc::new(Progress::new(1));
+        let messages: crate::router::Messages = (1..=3)
+            .map(|i| Message {
+                container: Arc::new(Container::default()),
+                stream: Stream::Stdout,
+                ts_ns: 1,
+                line: format!("line{i}"),
+                truncated: false,
+                ack: Some(Ack { progress: Arc::clone(&progress), seq: progress.ship(Position::from_time(i)) }),
+            })
+            .collect::<Vec<_>>()
+            .into();
+        room.forget_permits(3);
+        tx.send(messages).await.expect("open");
+        drop(tx);
+        // The destination fails for a while: nothing is accepted, and the readers find no room.
+        let mut out = Failing { failures: usize::MAX, written: Vec::new() };
+        let failing = tokio::time::timeout(std::time::Duration::from_secs(60), run(&mut ctx, &mut out)).await;
+        assert!(failing.is_err(), "the route keeps trying");
+        assert!(ctx.stats.write_failures.get() > 2);
+        assert_eq!(progress.settle(), None, "a failed write is not accepted");
+        assert_eq!(room.available_permits(), 7);
+        // Then it works again: everything is written once, in order, and accepted.
+        out.failures = 0;
+        run(&mut ctx, &mut out).await;
+        let lines: Vec<String> = String::from_utf8_lossy(&out.written)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).expect("json")["message"].as_str().unwrap_or("").to_owned()
+            })
+            .collect();
+        assert_eq!(lines, ["line1", "line2", "line3"]);
+        assert_eq!(progress.settle(), Some(Position::from_time(3)));
+        assert_eq!(room.available_permits(), 10);
     }
 }

@@ -1,328 +1,402 @@
 //! GELF over TCP: uncompressed JSON messages, each ended by a NUL byte, written in batches.
 //!
-//! A successful write only means the local kernel took the bytes: when the receiver dies, what was
-//! in flight or in its receive buffer is gone, and the sender learns of it only later. So a
-//! written batch is kept for a replay window and counted as accepted only once it has aged past
-//! it (or once a clean close, our FIN answered by the peer's EOF, proves everything was read).
-//! After a reconnect, every batch not yet accepted is written again: a destination restart costs
-//! duplicates, not lines. While the destination is down, the batch in hand waits, and with it,
-//! through the bounded queue, the readers.
+//! A successful write only means the local kernel took the bytes: when the path to the peer
+//! silently drops packets, the kernel's send buffer holds megabytes the peer never saw. So a
+//! message is accepted only once the peer's TCP stack has acknowledged its last byte: the kernel
+//! counts the written bytes not yet acknowledged (`SIOCOUTQ`), and the route compares that with
+//! what it wrote. Until then the message stays in the route's queue, so a destination that stops
+//! acknowledging fills the queue and stops the readers; after a reconnect, everything not
+//! acknowledged is written again. What this cannot cover is data the receiver's kernel
+//! acknowledged and its process never read before it died: GELF TCP has no acknowledgement of
+//! its own.
+//!
+//! A dead peer is noticed in bounded time: data unacknowledged for `timeout` (TCP_USER_TIMEOUT in
+//! the kernel, and the same deadline here for a peer that answers probes but takes nothing),
+//! keepalive probes on an idle connection, and the peer's FIN or reset, which a task reading the
+//! connection sees at once.
 
 use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
+use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::gelf_fields::GelfFields;
-use super::uri::HostPort;
+use super::uri::{HostPort, TcpRoute};
 use super::{Batch, RouteContext};
-use crate::checkpoint::Ack;
 use crate::message::Message;
 
 /// A batch is written once it holds this many bytes, or when the queue is empty.
 const BATCH_BYTES: usize = 256 * 1024;
+/// How long one address may take to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a written batch is kept to be written again should the connection turn out dead.
-const REPLAY_WINDOW: Duration = Duration::from_secs(2);
-/// Most bytes kept for replay; past it the oldest batches are accepted early.
-const REPLAY_MAX_BYTES: usize = 4 << 20;
-/// How long a clean close waits for the peer's EOF.
-const CLOSE_WAIT: Duration = Duration::from_secs(5);
-
-/// A batch written to the connection, not yet accepted.
-struct Written {
-    at: Instant,
-    bytes: Vec<u8>,
-    acks: Vec<Ack>,
-    messages: usize,
-}
+/// How often the peer's acknowledgements are looked at while some are awaited and nothing else
+/// happens (they are also looked at after every write).
+const ACK_POLL: Duration = Duration::from_millis(5);
+/// How often a write that cannot go on (the peer's window is full) checks the deadline.
+const STALL_POLL: Duration = Duration::from_millis(100);
 
 /// How a connection ended, as its watching task saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Ended {
     Open,
-    /// The peer closed its side: it read everything before it (a clean close).
+    /// The peer closed its side.
     Eof,
-    /// Reset or failed: unread data may have been thrown away.
-    Failed,
+    /// Reset, or timed out by the kernel.
+    Failed(String),
 }
 
-/// A connection, and the task that watches it for the peer closing it.
+/// Why a write did not complete.
+enum Fail {
+    Aborted,
+    Lost(String),
+}
+
+/// A connection, and what was written on it.
 struct Conn {
     tx: OwnedWriteHalf,
+    /// The same socket, to ask the kernel what the peer acknowledged.
+    probe: OwnedFd,
     ended: watch::Receiver<Ended>,
     _watch: AbortOnDropHandle<()>,
+    peer: SocketAddr,
+    /// Bytes the kernel took on this connection, and of them, acknowledged by the peer.
+    sent: u64,
+    acked: u64,
+    /// Each batch written and not yet accepted: where it ends (as `sent` counts) and how many
+    /// messages it holds.
+    written: VecDeque<(u64, usize)>,
+    /// When the acknowledgements last moved, or data last became outstanding.
+    progress_at: Instant,
 }
 
 impl Conn {
-    fn new(stream: TcpStream) -> Conn {
+    fn new(stream: TcpStream, peer: SocketAddr) -> io::Result<Conn> {
+        let probe = stream.as_fd().try_clone_to_owned()?;
         let (mut rx, tx) = stream.into_split();
         let (ended_tx, ended) = watch::channel(Ended::Open);
-        // The peer never sends anything: whatever the read returns (EOF or an error) means the
-        // connection is over, usually long before a write would say so.
+        // The peer never sends anything: whatever the read returns (EOF or an error, such as the
+        // kernel giving up after TCP_USER_TIMEOUT) means the connection is over, usually long
+        // before a write would say so.
         let watch = tokio::spawn(async move {
             let mut buf = [0u8; 512];
             let how = loop {
                 match rx.read(&mut buf).await {
                     Ok(0) => break Ended::Eof,
                     Ok(_) => {}
-                    Err(_) => break Ended::Failed,
+                    Err(e) => break Ended::Failed(e.to_string()),
                 }
             };
             let _ = ended_tx.send(how);
         });
-        Conn { tx, ended, _watch: AbortOnDropHandle::new(watch) }
+        Ok(Conn {
+            tx,
+            probe,
+            ended,
+            _watch: AbortOnDropHandle::new(watch),
+            peer,
+            sent: 0,
+            acked: 0,
+            written: VecDeque::new(),
+            progress_at: Instant::now(),
+        })
     }
 
-    fn is_closed(&self) -> bool {
-        *self.ended.borrow() != Ended::Open
-    }
-}
-
-struct Route {
-    ctx: RouteContext,
-    addr: HostPort,
-    conn: Option<Conn>,
-    /// A connection was lost: wait a backoff delay before the next attempt, so a destination
-    /// that accepts and drops connections is not hammered.
-    lost: bool,
-    replay: VecDeque<Written>,
-    replay_bytes: usize,
-}
-
-pub async fn run(ctx: RouteContext, addr: HostPort) {
-    let mut route = Route { ctx, addr, conn: None, lost: false, replay: VecDeque::new(), replay_bytes: 0 };
-    route.run().await;
-}
-
-impl Route {
-    async fn run(&mut self) {
-        let mut encoder = gelf::Encoder::new();
-        let mut fields = GelfFields::default();
-        let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
-        let mut acks = Vec::new();
-        let mut in_batch = 0usize;
-        let mut draining = false;
-        loop {
-            // A connection found closed first: nothing written on it may count as accepted now.
-            if self.conn.as_ref().is_some_and(Conn::is_closed) {
-                self.lost_connection("the destination closed the connection");
-            }
-            if self.conn.is_some() {
-                self.accept_aged(Instant::now());
-            }
-            // Disconnected with unaccepted batches: reconnect and resend them now, not when the
-            // next line comes.
-            let resend_now = self.conn.is_none() && !self.replay.is_empty();
-            if in_batch == 0 && !draining && !resend_now {
-                let encode = |out: &mut Vec<u8>, msg: &Message| {
-                    out.extend_from_slice(encoder.encode(&fields.message(msg)));
-                    out.push(0);
-                };
-                let oldest = self.replay.front().map(|w| w.at + REPLAY_WINDOW);
-                let conn_ended = self.conn.as_mut().map(|c| &mut c.ended);
-                let ended = async move {
-                    match conn_ended {
-                        Some(ended) => {
-                            let _ = ended.changed().await;
-                        }
-                        None => std::future::pending().await,
-                    }
-                };
-                let filled = tokio::select! {
-                    filled = self.ctx.fill_batch(&mut batch, &mut acks, BATCH_BYTES, encode) => filled,
-                    // Idle: age out what was written, and notice a closed connection early.
-                    () = sleep_until(oldest) => continue,
-                    () = ended => continue,
-                };
-                match filled {
-                    Batch::Filled(n) => in_batch = n,
-                    Batch::Aborted => return self.give_up(0),
-                    Batch::Closed => draining = true,
-                }
-            }
-            if draining && in_batch == 0 && self.replay.is_empty() {
-                return;
-            }
-            if !self.ensure_connected().await {
-                return self.give_up(in_batch);
-            }
-            if in_batch == 0 && !draining {
-                continue; // connected only to resend
-            }
-            if draining && in_batch == 0 {
-                // Everything is written; prove it was read before calling it accepted. Without
-                // that proof it stays unaccepted, and a restarted spout reads it again.
-                if self.close_cleanly().await {
-                    self.accept_all();
-                } else {
-                    warn!(route = %self.ctx.name, batches = self.replay.len(), "the destination did not confirm the last writes; they will be sent again after a restart");
-                }
-                return;
-            }
-            match self.write(&batch).await {
-                Ok(()) => {
-                    self.ctx.stats.sent.add(in_batch as u64);
-                    // An exact-size copy: the batch buffer (256 KiB and up) is reused, and a
-                    // second's worth of small batches must not each pin one.
-                    let written = Written {
-                        at: Instant::now(),
-                        bytes: batch.clone(),
-                        acks: std::mem::take(&mut acks),
-                        messages: in_batch,
-                    };
-                    self.replay_bytes += written.bytes.len();
-                    self.replay.push_back(written);
-                    batch.clear();
-                    in_batch = 0;
-                }
-                Err(e) => self.lost_connection(&e.to_string()),
-            }
-            if self.ctx.abort.is_cancelled() {
-                return self.give_up(in_batch);
-            }
-        }
+    fn outstanding(&self) -> bool {
+        self.acked < self.sent
     }
 
-    /// Connects if needed, writing again whatever is waiting for replay. False when aborted.
-    async fn ensure_connected(&mut self) -> bool {
-        while self.conn.is_none() {
-            if std::mem::take(&mut self.lost) {
-                tokio::select! {
-                    () = tokio::time::sleep(self.ctx.backoff.next_delay()) => {}
-                    () = self.ctx.abort.cancelled() => return false,
-                }
-            }
-            match connect(&self.addr).await {
-                Ok(stream) => {
-                    info!(route = %self.ctx.name, peer = %self.addr, replay = self.replay.len(), "connected");
-                    self.conn = Some(Conn::new(stream));
-                    if let Err(e) = self.resend().await {
-                        self.lost_connection(&e.to_string());
-                    }
-                }
-                Err(e) => {
-                    let attempts = self.ctx.stats.connect_failures.add(1);
-                    if attempts.is_power_of_two() {
-                        warn!(route = %self.ctx.name, peer = %self.addr, error = %e, attempts, "cannot connect, retrying");
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep(self.ctx.backoff.next_delay()) => {}
-                        () = self.ctx.abort.cancelled() => return false,
-                    }
-                }
-            }
-        }
-        true
-    }
-
-    /// Writes every batch kept for replay again, oldest first, restarting their windows.
-    async fn resend(&mut self) -> std::io::Result<()> {
+    /// Accepts the batches the peer has acknowledged. Fails when the connection is over, or when
+    /// nothing has been acknowledged for `timeout` while data was outstanding.
+    fn check(&mut self, ctx: &mut RouteContext, timeout: Duration) -> Result<(), String> {
         let now = Instant::now();
-        let Some(conn) = self.conn.as_mut() else { return Ok(()) };
-        for written in self.replay.iter_mut() {
-            tokio::select! {
-                result = conn.tx.write_all(&written.bytes) => result?,
-                () = self.ctx.abort.cancelled() => return Ok(()),
-            }
-            written.at = now;
+        let unacked = unacked_bytes(&self.probe).map_err(|e| format!("cannot read the connection's state: {e}"))?;
+        let acked = self.sent.saturating_sub(unacked);
+        if acked > self.acked {
+            self.acked = acked;
+            self.progress_at = now;
         }
-        if !self.replay.is_empty() {
-            debug!(route = %self.ctx.name, batches = self.replay.len(), "wrote unaccepted batches again");
+        let mut accepted = 0;
+        while let Some(&(end, n)) = self.written.front() {
+            if end > self.acked {
+                break;
+            }
+            self.written.pop_front();
+            accepted += n;
+        }
+        if accepted > 0 {
+            ctx.accept(accepted);
+            ctx.status.delivered();
+            // This connection has proven itself: the next loss starts backing off afresh.
+            ctx.backoff.reset();
+        }
+        match &*self.ended.borrow() {
+            Ended::Open => {}
+            Ended::Eof => return Err("the destination closed the connection".to_owned()),
+            Ended::Failed(e) => return Err(e.clone()),
+        }
+        if self.outstanding() && now.duration_since(self.progress_at) >= timeout {
+            return Err(format!("the destination acknowledged nothing for {}", humantime::format_duration(timeout)));
         }
         Ok(())
     }
 
-    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        let Some(conn) = self.conn.as_mut() else { return Err(std::io::ErrorKind::NotConnected.into()) };
-        tokio::select! {
-            result = conn.tx.write_all(bytes) => result,
-            () = self.ctx.abort.cancelled() => Err(std::io::ErrorKind::Interrupted.into()),
+    /// Writes `bytes`, checking the peer's acknowledgements (and the deadline) while a full
+    /// window holds the write up.
+    async fn write(&mut self, ctx: &mut RouteContext, bytes: &[u8], timeout: Duration) -> Result<(), Fail> {
+        if !self.outstanding() {
+            self.progress_at = Instant::now();
         }
+        let mut at = 0;
+        while at < bytes.len() {
+            let written = tokio::select! {
+                written = self.tx.write(&bytes[at..]) => Some(written),
+                () = tokio::time::sleep(STALL_POLL) => None,
+                () = ctx.abort.cancelled() => return Err(Fail::Aborted),
+            };
+            match written {
+                Some(Ok(0)) => return Err(Fail::Lost("the connection takes no more data".to_owned())),
+                Some(Ok(n)) => {
+                    at += n;
+                    self.sent += n as u64;
+                }
+                Some(Err(e)) => return Err(Fail::Lost(e.to_string())),
+                None => self.check(ctx, timeout).map_err(Fail::Lost)?,
+            }
+        }
+        Ok(())
     }
+}
 
-    /// Shuts our side down and waits for the peer's EOF: then it has read everything. A reset
-    /// proves nothing.
-    async fn close_cleanly(&mut self) -> bool {
-        let Some(mut conn) = self.conn.take() else { return false };
-        if conn.tx.shutdown().await.is_err() {
-            return false;
+pub async fn run(ctx: &mut RouteContext, route: &TcpRoute) {
+    let mut encoder = gelf::Encoder::new();
+    let mut fields = GelfFields::default();
+    let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
+    let mut conn: Option<Conn> = None;
+    // A connection was lost: wait a backoff delay before the next attempt, so a destination that
+    // accepts and drops connections is not hammered.
+    let mut lost = false;
+    loop {
+        if let Some(c) = conn.as_mut() {
+            if let Err(why) = c.check(ctx, route.timeout) {
+                conn = None;
+                lose(ctx, &route.addr, &why);
+                lost = true;
+            }
         }
-        let end = async {
-            loop {
-                let now = *conn.ended.borrow_and_update();
-                if now != Ended::Open || conn.ended.changed().await.is_err() {
-                    return now;
+        if ctx.is_done() {
+            if let Some(mut c) = conn.take() {
+                // Everything was acknowledged: say goodbye.
+                let _ = tokio::time::timeout(CONNECT_TIMEOUT, c.tx.shutdown()).await;
+            }
+            return;
+        }
+        let outstanding = conn.as_ref().is_some_and(Conn::outstanding);
+        let ended = async {
+            match conn.as_mut() {
+                Some(c) => {
+                    let _ = c.ended.changed().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        batch.clear();
+        let encode = |out: &mut Vec<u8>, msg: &Message| {
+            out.extend_from_slice(encoder.encode(&fields.message(msg)));
+            out.push(0);
+        };
+        let filled = tokio::select! {
+            filled = ctx.fill_batch(&mut batch, BATCH_BYTES, encode) => filled,
+            // Idle: look at the acknowledgements awaited, and notice a closed connection early.
+            () = tokio::time::sleep(ACK_POLL), if outstanding => continue,
+            () = ended => continue,
+        };
+        let count = match filled {
+            Batch::Filled(n) => n,
+            Batch::Aborted => return give_up(ctx, conn.as_ref()),
+            Batch::Closed => {
+                // Everything is written: wait for the acknowledgements.
+                tokio::select! {
+                    () = tokio::time::sleep(ACK_POLL) => continue,
+                    () = ctx.abort.cancelled() => return give_up(ctx, conn.as_ref()),
                 }
             }
         };
-        tokio::select! {
-            end = tokio::time::timeout(CLOSE_WAIT, end) => end == Ok(Ended::Eof),
-            () = self.ctx.abort.cancelled() => false,
-        }
-    }
-
-    fn lost_connection(&mut self, why: &str) {
-        if self.conn.take().is_some() {
-            self.lost = true;
-            let losses = self.ctx.stats.reconnects.add(1);
-            if losses.is_power_of_two() {
-                warn!(route = %self.ctx.name, peer = %self.addr, error = %why, replay = self.replay.len(), losses, "connection lost, reconnecting to write again what was not accepted");
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match connect(ctx, route, &mut lost).await {
+                Some(c) => conn.insert(c),
+                None => return give_up(ctx, None),
+            },
+        };
+        match c.write(ctx, &batch, route.timeout).await {
+            Ok(()) => {
+                c.written.push_back((c.sent, count));
+                ctx.stats.sent.add(count as u64);
+            }
+            Err(Fail::Aborted) => return give_up(ctx, conn.as_ref()),
+            Err(Fail::Lost(why)) => {
+                conn = None;
+                lose(ctx, &route.addr, &why);
+                lost = true;
             }
         }
-    }
-
-    /// Accepts batches written longer ago than the replay window, or beyond its byte budget.
-    fn accept_aged(&mut self, now: Instant) {
-        while let Some(oldest) = self.replay.front() {
-            let aged = now.saturating_duration_since(oldest.at) >= REPLAY_WINDOW;
-            if !aged && self.replay_bytes <= REPLAY_MAX_BYTES {
-                break;
-            }
-            if let Some(mut written) = self.replay.pop_front() {
-                self.replay_bytes -= written.bytes.len();
-                self.ctx.accept(&mut written.acks);
-                // This connection has proven itself: the next loss starts backing off afresh.
-                self.ctx.backoff.reset();
-            }
-        }
-    }
-
-    fn accept_all(&mut self) {
-        while let Some(mut written) = self.replay.pop_front() {
-            self.ctx.accept(&mut written.acks);
-        }
-        self.replay_bytes = 0;
-    }
-
-    /// The grace period is over: the batch in hand and the queue are not delivered, and what was
-    /// written but not confirmed stays unaccepted; a restarted spout reads all of it again.
-    fn give_up(&mut self, in_batch: usize) {
-        let unconfirmed: usize = self.replay.iter().map(|w| w.messages).sum();
-        if unconfirmed > 0 {
-            warn!(route = %self.ctx.name, messages = unconfirmed, "written but not confirmed when the grace period ended");
-        }
-        self.ctx.abandon(in_batch);
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+/// The connection is gone: everything it did not get acknowledged is handed out again.
+fn lose(ctx: &mut RouteContext, addr: &HostPort, why: &str) {
+    ctx.rewind();
+    ctx.status.down(why);
+    let losses = ctx.stats.reconnects.add(1);
+    if losses.is_power_of_two() {
+        warn!(route = %ctx.name, peer = %addr, error = %why, unaccepted = ctx.unaccepted(), losses,
+              "connection lost, reconnecting to write again what was not acknowledged");
     }
 }
 
-async fn connect(addr: &HostPort) -> std::io::Result<TcpStream> {
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((addr.host.as_str(), addr.port)))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+/// Connects, backing off first if the last connection was lost. `None` when aborted.
+async fn connect(ctx: &mut RouteContext, route: &TcpRoute, lost: &mut bool) -> Option<Conn> {
+    loop {
+        if std::mem::take(lost) {
+            tokio::select! {
+                () = tokio::time::sleep(ctx.backoff.next_delay()) => {}
+                () = ctx.abort.cancelled() => return None,
+            }
+        }
+        let opened = tokio::select! {
+            opened = open(route) => opened,
+            () = ctx.abort.cancelled() => return None,
+        };
+        match opened.and_then(|(stream, peer)| Conn::new(stream, peer)) {
+            Ok(conn) => {
+                info!(route = %ctx.name, peer = %route.addr, address = %conn.peer, unaccepted = ctx.unaccepted(), "connected");
+                ctx.status.up();
+                return Some(conn);
+            }
+            Err(e) => {
+                ctx.status.down(&e.to_string());
+                let attempts = ctx.stats.connect_failures.add(1);
+                if attempts.is_power_of_two() {
+                    warn!(route = %ctx.name, peer = %route.addr, error = %e, attempts, "cannot connect, retrying");
+                }
+                *lost = true;
+            }
+        }
+    }
+}
+
+/// The grace period is over: what is not accepted stays unaccepted, and a restarted spout reads
+/// it again.
+fn give_up(ctx: &mut RouteContext, conn: Option<&Conn>) {
+    if let Some(c) = conn.filter(|c| c.outstanding()) {
+        warn!(route = %ctx.name, bytes = c.sent - c.acked, "written but not acknowledged when the grace period ended");
+    }
+    ctx.abandon();
+}
+
+/// Looks the destination up again (it may have moved) and tries each address in turn.
+async fn open(route: &TcpRoute) -> io::Result<(TcpStream, SocketAddr)> {
+    let addr = &route.addr;
+    let found = tokio::net::lookup_host((addr.host.as_str(), addr.port)).await?;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{} has no address", addr.host));
+    for peer in found {
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect_to(peer, route)).await {
+            Ok(Ok(stream)) => return Ok((stream, peer)),
+            Ok(Err(e)) => last = io::Error::new(e.kind(), format!("{peer}: {e}")),
+            Err(_) => {
+                let waited = humantime::format_duration(CONNECT_TIMEOUT);
+                last = io::Error::new(io::ErrorKind::TimedOut, format!("{peer}: no answer within {waited}"));
+            }
+        }
+    }
+    Err(last)
+}
+
+async fn connect_to(peer: SocketAddr, route: &TcpRoute) -> io::Result<TcpStream> {
+    let socket = if peer.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    configure(&SockRef::from(&socket), route)?;
+    let stream = socket.connect(peer).await?;
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+/// Bounds how long a dead peer can go unnoticed: keepalive probes when idle (three, a third of
+/// `keepalive` apart, after `keepalive` of silence), and TCP_USER_TIMEOUT when data is
+/// outstanding.
+fn configure(socket: &SockRef<'_>, route: &TcpRoute) -> io::Result<()> {
+    let interval = (route.keepalive / 3).max(Duration::from_secs(1));
+    socket
+        .set_tcp_keepalive(&TcpKeepalive::new().with_time(route.keepalive).with_interval(interval).with_retries(3))?;
+    socket.set_tcp_user_timeout(Some(route.timeout))
+}
+
+/// Bytes written to a TCP socket that its peer has not acknowledged yet, sent or not.
+#[allow(unsafe_code)]
+fn unacked_bytes(socket: impl AsFd) -> io::Result<u64> {
+    // SIOCOUTQ, which Linux numbers as TIOCOUTQ (tcp(7)).
+    const SIOCOUTQ: rustix::ioctl::Opcode = libc::TIOCOUTQ as rustix::ioctl::Opcode;
+    // SAFETY: for a TCP socket, SIOCOUTQ writes the count as an `int` through the pointer it is
+    // given, which is what this getter passes and reads back.
+    let count = unsafe {
+        let getter = rustix::ioctl::Getter::<SIOCOUTQ, libc::c_int>::new();
+        rustix::ioctl::ioctl(socket, getter)
+    }?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn route(port: u16) -> TcpRoute {
+        TcpRoute {
+            addr: HostPort { host: "127.0.0.1".into(), port },
+            timeout: Duration::from_secs(7),
+            keepalive: Duration::from_secs(9),
+        }
+    }
+
+    #[tokio::test]
+    async fn connections_are_set_to_notice_a_dead_peer() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (stream, _) = open(&route(port)).await.expect("connect");
+        let s = SockRef::from(&stream);
+        assert_eq!(s.tcp_user_timeout().expect("get"), Some(Duration::from_secs(7)));
+        assert!(s.keepalive().expect("get"));
+        assert_eq!(s.tcp_keepalive_time().expect("get"), Duration::from_secs(9));
+        assert_eq!(s.tcp_keepalive_interval().expect("get"), Duration::from_secs(3));
+        assert_eq!(s.tcp_keepalive_retries().expect("get"), 3);
+    }
+
+    #[tokio::test]
+    async fn unacknowledged_bytes_are_what_the_peer_has_not_acknowledged() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (mut stream, _) = open(&route(port)).await.expect("connect");
+        let (mut peer, _) = listener.accept().expect("accept");
+        stream.write_all(&[7u8; 1000]).await.expect("write");
+        // Loopback acknowledges at once; a peer that reads nothing still acknowledges what fits
+        // in its receive buffer.
+        let mut waited = 0;
+        while unacked_bytes(&stream).expect("ioctl") > 0 && waited < 1000 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            waited += 1;
+        }
+        assert_eq!(unacked_bytes(&stream).expect("ioctl"), 0);
+        let mut buf = [0u8; 1000];
+        peer.read_exact(&mut buf).expect("read");
+        assert_eq!(buf, [7u8; 1000]);
+    }
 }

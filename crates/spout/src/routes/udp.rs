@@ -1,112 +1,174 @@
 //! GELF over UDP: compressed, chunked datagrams. Fire and forget: what the network loses is lost.
+//!
+//! UDP never says that a destination moved (a receiver redeployed behind service discovery, a
+//! load balancer's addresses rotating): datagrams to the old address just vanish. So the name is
+//! looked up again every `resolve_every` and soon after a failed send, in the background, and the
+//! route follows it when the address changes.
 
+use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use gelf::{Compression, UdpEncoder};
+use gelf::UdpEncoder;
 use tokio::net::UdpSocket;
+use tokio::time::Instant;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, error, info, warn};
 
 use super::gelf_fields::GelfFields;
-use super::uri::HostPort;
+use super::uri::{HostPort, UdpRoute};
 use super::RouteContext;
 
-/// How often the destination's name is looked up again.
-const RESOLVE_EVERY: Duration = Duration::from_secs(60);
+/// After a failed send the name is looked up again this soon (unless a lookup is under way).
+const RESOLVE_AFTER_ERROR: Duration = Duration::from_secs(1);
 
-pub async fn run(mut ctx: RouteContext, addr: HostPort, compression: Compression, chunk_size: usize) {
-    let mut backoff = ctx.backoff.clone();
-    let (socket, mut peer) = loop {
-        match open(&addr).await {
-            Ok(opened) => break opened,
+pub async fn run(ctx: &mut RouteContext, route: &UdpRoute) {
+    let mut link = loop {
+        match Link::open(&route.addr).await {
+            Ok(link) => break link,
             Err(e) => {
+                ctx.status.down(&e.to_string());
                 warn!(route = %ctx.name, error = %e, "cannot open UDP route, retrying");
                 tokio::select! {
-                    () = tokio::time::sleep(backoff.next_delay()) => {}
-                    () = ctx.abort.cancelled() => return ctx.abandon(0),
+                    () = tokio::time::sleep(ctx.backoff.next_delay()) => {}
+                    () = ctx.abort.cancelled() => return ctx.abandon(),
                 }
             }
         }
     };
-    let mut resolved_at = Instant::now();
-    info!(route = %ctx.name, peer = %addr, "UDP route ready");
-    let mut encoder = UdpEncoder::new(compression, chunk_size, rand::random());
+    ctx.backoff.reset();
+    ctx.status.up();
+    info!(route = %ctx.name, peer = %route.addr, address = %link.peer, "UDP route ready");
+    let mut encoder = UdpEncoder::new(route.compression, route.chunk_size, rand::random());
     let mut fields = GelfFields::default();
-    let abort = ctx.abort.clone();
+    let mut resolve_at = Instant::now() + route.resolve_every;
+    let mut lookup: Option<AbortOnDropHandle<io::Result<Vec<SocketAddr>>>> = None;
+    let mut failing = false;
     loop {
-        let batch = tokio::select! {
-            batch = ctx.recv() => match batch {
-                Some(batch) => batch,
+        if lookup.is_none() && Instant::now() >= resolve_at {
+            let addr = route.addr.clone();
+            lookup = Some(AbortOnDropHandle::new(tokio::spawn(async move { resolve(&addr).await })));
+        }
+        let idle = lookup.is_none();
+        let found = async {
+            match lookup.as_mut() {
+                Some(handle) => handle.await,
+                None => std::future::pending().await,
+            }
+        };
+        let (batch, range) = tokio::select! {
+            next = ctx.next_messages() => match next {
+                Some(next) => next,
+                None if ctx.abort.is_cancelled() => return ctx.abandon(),
                 None => return,
             },
-            () = abort.cancelled() => return ctx.abandon(0),
-        };
-        if resolved_at.elapsed() >= RESOLVE_EVERY {
-            // Destinations move (a service's address changes); UDP would never say so.
-            resolved_at = Instant::now();
-            match resolve(&addr).await {
-                Ok(now) if now != peer => match socket.connect(now).await {
-                    Ok(()) => {
-                        info!(route = %ctx.name, from = %peer, to = %now, "destination address changed");
-                        peer = now;
-                    }
-                    Err(e) => warn!(route = %ctx.name, error = %e, "cannot use the destination's new address"),
-                },
-                Ok(_) => {}
-                Err(e) => {
-                    debug!(route = %ctx.name, error = %e, "cannot resolve the destination again, keeping its address")
+            found = found => {
+                lookup = None;
+                resolve_at = Instant::now() + route.resolve_every;
+                match found {
+                    Ok(Ok(addrs)) => link.follow(&addrs, &ctx.name).await,
+                    Ok(Err(e)) => debug!(route = %ctx.name, error = %e, "cannot look up the destination again, keeping its address"),
+                    Err(e) => debug!(route = %ctx.name, error = %e, "lookup task failed"),
                 }
+                continue;
             }
-        }
+            () = tokio::time::sleep_until(resolve_at), if idle => continue,
+        };
         let mut sent = 0;
-        for msg in batch.iter() {
+        let mut error = None;
+        for msg in &batch[range.clone()] {
             match encoder.encode(&fields.message(msg)) {
                 None => {
                     ctx.stats.dropped_failed.add(1);
                     error!(route = %ctx.name, container = %msg.container.name, "message fields alone exceed 128 chunks, dropped");
                 }
-                Some(datagrams) => match send_all(&socket, datagrams).await {
+                Some(datagrams) => match send_all(&link.socket, datagrams).await {
                     Ok(()) => sent += 1,
                     Err(e) => {
                         // Connection refused (an ICMP answer to an earlier datagram) and the
                         // like: the datagram is gone, the socket still works.
                         let dropped = ctx.stats.dropped_failed.add(1);
                         if dropped.is_power_of_two() {
-                            warn!(route = %ctx.name, error = %e, dropped, "UDP send failed, message dropped");
+                            warn!(route = %ctx.name, address = %link.peer, error = %e, dropped, "UDP send failed, message dropped");
                         }
+                        error = Some(e);
                     }
                 },
             }
-            // UDP promises nothing more than the send: the message is done with either way, and
-            // the checkpoint need not wait for it.
-            msg.accept(ctx.index);
         }
+        // UDP promises nothing more than the send: the messages are done with either way, and
+        // the checkpoint need not wait for them.
+        ctx.accept(range.len());
         ctx.stats.sent.add(sent);
+        ctx.status.delivered();
+        match error {
+            Some(e) => {
+                // Perhaps the destination moved: look again soon.
+                resolve_at = resolve_at.min(Instant::now() + RESOLVE_AFTER_ERROR);
+                ctx.status.down(&format!("sending to {}: {e}", link.peer));
+                failing = true;
+            }
+            None if failing => {
+                failing = false;
+                ctx.status.up();
+            }
+            None => {}
+        }
     }
 }
 
-async fn send_all(socket: &UdpSocket, datagrams: gelf::Datagrams<'_>) -> std::io::Result<()> {
+async fn send_all(socket: &UdpSocket, datagrams: gelf::Datagrams<'_>) -> io::Result<()> {
     for datagram in datagrams {
         socket.send(datagram).await?;
     }
     Ok(())
 }
 
-async fn resolve(addr: &HostPort) -> std::io::Result<SocketAddr> {
-    tokio::net::lookup_host((addr.host.as_str(), addr.port))
-        .await?
-        .next()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} has no address", addr.host)))
+async fn resolve(addr: &HostPort) -> io::Result<Vec<SocketAddr>> {
+    let found: Vec<SocketAddr> = tokio::net::lookup_host((addr.host.as_str(), addr.port)).await?.collect();
+    if found.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} has no address", addr.host)));
+    }
+    Ok(found)
 }
 
-async fn open(addr: &HostPort) -> std::io::Result<(UdpSocket, SocketAddr)> {
-    let peer = resolve(addr).await?;
-    let local = if peer.is_ipv4() {
-        SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
-    } else {
-        SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))
-    };
-    let socket = UdpSocket::bind(local).await?;
-    socket.connect(peer).await?;
-    Ok((socket, peer))
+/// A socket connected to one of the destination's addresses.
+struct Link {
+    socket: UdpSocket,
+    peer: SocketAddr,
+}
+
+impl Link {
+    async fn open(addr: &HostPort) -> io::Result<Link> {
+        let found = resolve(addr).await?;
+        Link::to(found[0]).await
+    }
+
+    async fn to(peer: SocketAddr) -> io::Result<Link> {
+        let local = if peer.is_ipv4() {
+            SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
+        } else {
+            SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))
+        };
+        let socket = UdpSocket::bind(local).await?;
+        socket.connect(peer).await?;
+        Ok(Link { socket, peer })
+    }
+
+    /// Keeps the address while the name still has it; otherwise moves to the first one found.
+    async fn follow(&mut self, found: &[SocketAddr], route: &str) {
+        let Some(&next) = found.first() else { return };
+        if found.contains(&self.peer) {
+            return;
+        }
+        let moved = if next.is_ipv4() == self.peer.is_ipv4() {
+            self.socket.connect(next).await.map(|()| self.peer = next)
+        } else {
+            Link::to(next).await.map(|link| *self = link)
+        };
+        match moved {
+            Ok(()) => info!(route = %route, to = %next, "the destination's address changed; sending there"),
+            Err(e) => warn!(route = %route, to = %next, error = %e, "cannot use the destination's new address"),
+        }
+    }
 }

@@ -16,6 +16,9 @@ const MAX_QUEUE: usize = 1_000_000;
 const DEFAULT_QUEUE: usize = 10_000;
 const DEFAULT_BACKOFF: Duration = Duration::from_millis(100);
 const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
+const DEFAULT_RESOLVE_EVERY: Duration = Duration::from_secs(30);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// Where a route sends, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,9 +35,31 @@ pub struct RouteSpec {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteKind {
-    GelfUdp { addr: HostPort, compression: Compression, chunk_size: usize },
-    GelfTcp { addr: HostPort },
+    GelfUdp(UdpRoute),
+    GelfTcp(TcpRoute),
     Stdout,
+}
+
+/// GELF over UDP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpRoute {
+    pub addr: HostPort,
+    pub compression: Compression,
+    /// Largest datagram, chunk header included.
+    pub chunk_size: usize,
+    /// How often the destination's name is looked up again (it may move; UDP would never say).
+    pub resolve_every: Duration,
+}
+
+/// GELF over TCP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpRoute {
+    pub addr: HostPort,
+    /// How long written data may go unacknowledged by the peer before the connection is taken
+    /// for dead (TCP_USER_TIMEOUT, and spout's own deadline).
+    pub timeout: Duration,
+    /// Idle time before keepalive probes; three probes a third of it apart.
+    pub keepalive: Duration,
 }
 
 /// What a route does with a message when its queue is full.
@@ -103,7 +128,7 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
     }
     let mut options = parse_query(query)?;
     let kind = match scheme {
-        "gelf" | "gelf+udp" => RouteKind::GelfUdp {
+        "gelf" | "gelf+udp" => RouteKind::GelfUdp(UdpRoute {
             addr: parse_host_port(authority)?,
             compression: match options.remove("compress") {
                 Some(v) => v.parse().map_err(|e| format!("option compress: {e}"))?,
@@ -113,8 +138,18 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
                 Some(v) => parse_number(&v, "chunk_size", MIN_CHUNK_SIZE, MAX_DATAGRAM)?,
                 None => 1420,
             },
-        },
-        "gelf+tcp" => RouteKind::GelfTcp { addr: parse_host_port(authority)? },
+            resolve_every: duration_option(
+                &mut options,
+                "resolve_every",
+                DEFAULT_RESOLVE_EVERY,
+                Duration::from_secs(1),
+            )?,
+        }),
+        "gelf+tcp" => RouteKind::GelfTcp(TcpRoute {
+            addr: parse_host_port(authority)?,
+            timeout: duration_option(&mut options, "timeout", DEFAULT_TIMEOUT, Duration::from_secs(1))?,
+            keepalive: duration_option(&mut options, "keepalive", DEFAULT_KEEPALIVE, Duration::from_secs(1))?,
+        }),
         "stdout" => {
             if !authority.is_empty() {
                 return Err(format!("stdout:// takes no host, got '{authority}'"));
@@ -136,14 +171,8 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
         // and waiting then costs nothing, since the lines wait in Docker's log file.
         None => WhenFull::Block,
     };
-    let backoff_base = match options.remove("backoff") {
-        Some(v) => parse_duration(&v, "backoff")?,
-        None => DEFAULT_BACKOFF,
-    };
-    let backoff_max = match options.remove("backoff_max") {
-        Some(v) => parse_duration(&v, "backoff_max")?,
-        None => DEFAULT_BACKOFF_MAX,
-    };
+    let backoff_base = duration_option(&mut options, "backoff", DEFAULT_BACKOFF, Duration::from_millis(1))?;
+    let backoff_max = duration_option(&mut options, "backoff_max", DEFAULT_BACKOFF_MAX, Duration::from_millis(1))?;
     if backoff_max < backoff_base {
         return Err(format!("option backoff_max: {backoff_max:?} is below backoff {backoff_base:?}"));
     }
@@ -165,10 +194,20 @@ fn parse_query(query: Option<&str>) -> Result<BTreeMap<String, String>, String> 
     Ok(options)
 }
 
-fn parse_duration(value: &str, name: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(value) {
-        Ok(d) if d >= Duration::from_millis(1) && d <= Duration::from_secs(3600) => Ok(d),
-        _ => Err(format!("option {name}: '{value}' is not a duration from 1ms to 1h (e.g. 250ms, 30s)")),
+/// The duration option `name`, from `min` to an hour, or `default` when not given.
+fn duration_option(
+    options: &mut BTreeMap<String, String>,
+    name: &str,
+    default: Duration,
+    min: Duration,
+) -> Result<Duration, String> {
+    let Some(value) = options.remove(name) else { return Ok(default) };
+    match humantime::parse_duration(&value) {
+        Ok(d) if d >= min && d <= Duration::from_secs(3600) => Ok(d),
+        _ => Err(format!(
+            "option {name}: '{value}' is not a duration from {} to 1h (e.g. 250ms, 30s)",
+            humantime::format_duration(min)
+        )),
     }
 }
 
@@ -228,27 +267,45 @@ mod tests {
         for uri in ["gelf://graylog:12201", "gelf+udp://graylog:12201"] {
             let spec = ok(uri);
             let addr = HostPort { host: "graylog".into(), port: 12201 };
-            assert_eq!(spec.kind, RouteKind::GelfUdp { addr, compression: Compression::Gzip, chunk_size: 1420 });
+            let udp = UdpRoute {
+                addr,
+                compression: Compression::Gzip,
+                chunk_size: 1420,
+                resolve_every: Duration::from_secs(30),
+            };
+            assert_eq!(spec.kind, RouteKind::GelfUdp(udp));
             assert_eq!((spec.queue, spec.when_full), (10_000, WhenFull::Block));
         }
     }
 
     #[test]
     fn gelf_udp_options() {
-        let spec = ok("gelf+udp://10.0.0.1:514?compress=zlib&chunk_size=8192&queue=5&when_full=block");
+        let spec = ok("gelf+udp://10.0.0.1:514?compress=zlib&chunk_size=8192&queue=5&when_full=block&resolve_every=5s");
         let addr = HostPort { host: "10.0.0.1".into(), port: 514 };
-        assert_eq!(spec.kind, RouteKind::GelfUdp { addr, compression: Compression::Zlib, chunk_size: 8192 });
+        let udp =
+            UdpRoute { addr, compression: Compression::Zlib, chunk_size: 8192, resolve_every: Duration::from_secs(5) };
+        assert_eq!(spec.kind, RouteKind::GelfUdp(udp));
         assert_eq!((spec.queue, spec.when_full), (5, WhenFull::Block));
         assert!(matches!(
             ok("gelf://h:1?compress=none").kind,
-            RouteKind::GelfUdp { compression: Compression::None, .. }
+            RouteKind::GelfUdp(UdpRoute { compression: Compression::None, .. })
         ));
     }
 
     #[test]
     fn gelf_tcp_and_stdout() {
         let spec = ok("gelf+tcp://[::1]:12201");
-        assert_eq!(spec.kind, RouteKind::GelfTcp { addr: HostPort { host: "::1".into(), port: 12201 } });
+        let tcp = TcpRoute {
+            addr: HostPort { host: "::1".into(), port: 12201 },
+            timeout: Duration::from_secs(30),
+            keepalive: Duration::from_secs(15),
+        };
+        assert_eq!(spec.kind, RouteKind::GelfTcp(tcp));
+        assert!(matches!(
+            ok("gelf+tcp://h:1?timeout=5s&keepalive=2s").kind,
+            RouteKind::GelfTcp(TcpRoute { timeout, keepalive, .. })
+                if timeout == Duration::from_secs(5) && keepalive == Duration::from_secs(2)
+        ));
         assert_eq!(spec.when_full, WhenFull::Block);
         assert_eq!(ok("gelf+tcp://[::1]:12201").kind.to_owned(), spec.kind);
         assert_eq!(ok("stdout://").kind, RouteKind::Stdout);
@@ -286,6 +343,10 @@ mod tests {
             ("gelf+tcp://h:1?backoff=soon", "option backoff: 'soon'"),
             ("gelf+tcp://h:1?backoff_max=2h", "option backoff_max: '2h'"),
             ("gelf+tcp://h:1?backoff=10s&backoff_max=1s", "option backoff_max: 1s is below backoff 10s"),
+            ("gelf+tcp://h:1?timeout=10ms", "option timeout: '10ms' is not a duration from 1s to 1h"),
+            ("gelf+tcp://h:1?keepalive=forever", "option keepalive: 'forever'"),
+            ("gelf://h:1?resolve_every=0s", "option resolve_every: '0s'"),
+            ("gelf://h:1?timeout=5s", "unknown option 'timeout' for gelf://"),
         ];
         for (uri, expected) in cases {
             let got = problem(uri);

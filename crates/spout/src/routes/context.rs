@@ -1,0 +1,398 @@
+//! A route's end of its queue: what it has taken, what it has handed to its transport, and what
+//! the transport has made sure of.
+//!
+//! A message stays in memory, and counted against the route's `queue`, until the route *accepts*
+//! it: UDP and stdout once written, GELF TCP once the peer acknowledged its last byte. Until then
+//! it can be handed out again ([`RouteContext::rewind`]): after a lost connection, or when a
+//! route that failed is restarted. A destination that does not acknowledge therefore fills the
+//! queue and stops the readers; nothing is read that could not be delivered, and nothing is taken
+//! for delivered that was not.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::RouteStatus;
+use crate::backoff::Backoff;
+use crate::checkpoint::Ack;
+use crate::message::Message;
+use crate::router::Messages;
+use crate::stats::RouteStats;
+
+/// What a route owns, across restarts of its task.
+pub struct RouteContext {
+    pub name: Arc<str>,
+    /// This route's number, as acknowledgements name it.
+    pub index: usize,
+    /// How this route retries its destination.
+    pub backoff: Backoff,
+    pub stats: Arc<RouteStats>,
+    pub status: Arc<RouteStatus>,
+    /// Cancelled when the shutdown grace period is over.
+    pub abort: CancellationToken,
+    rx: mpsc::Receiver<Messages>,
+    /// The queue's room in messages, given back as messages are accepted.
+    room: Arc<Semaphore>,
+    /// Batches taken from the queue with messages not yet accepted, oldest first.
+    inflight: VecDeque<Messages>,
+    /// Messages of the front batch already accepted.
+    accepted: usize,
+    /// The next message to hand out: a batch of `inflight` and a message in it.
+    next: (usize, usize),
+    /// The queue is closed and empty: every reader is done.
+    closed: bool,
+    /// The grace period ran out and what was left is counted as undelivered.
+    abandoned: bool,
+    /// Scratch space for acknowledgements.
+    acks: Vec<Ack>,
+}
+
+/// What [`RouteContext::fill_batch`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Batch {
+    /// This many messages were encoded into the batch.
+    Filled(usize),
+    /// Nothing more will come: the queue is closed, and every message was handed out.
+    Closed,
+    /// The grace period is over.
+    Aborted,
+}
+
+impl RouteContext {
+    pub fn new(
+        name: Arc<str>,
+        index: usize,
+        backoff: Backoff,
+        rx: mpsc::Receiver<Messages>,
+        room: Arc<Semaphore>,
+        abort: CancellationToken,
+    ) -> Self {
+        RouteContext {
+            name,
+            index,
+            backoff,
+            stats: Arc::default(),
+            status: Arc::default(),
+            abort,
+            rx,
+            room,
+            inflight: VecDeque::new(),
+            accepted: 0,
+            next: (0, 0),
+            closed: false,
+            abandoned: false,
+            acks: Vec::new(),
+        }
+    }
+
+    /// The next message not yet handed out, if one was taken.
+    fn peek(&self) -> Option<&Message> {
+        self.inflight.get(self.next.0).and_then(|batch| batch.get(self.next.1))
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.next.1 += n;
+        if self.inflight.get(self.next.0).is_some_and(|batch| self.next.1 >= batch.len()) {
+            self.next = (self.next.0 + 1, 0);
+        }
+    }
+
+    /// Takes the next batch from the queue; false when it is closed and empty.
+    async fn take(&mut self) -> Result<bool, ()> {
+        let batch = tokio::select! {
+            batch = self.rx.recv() => batch,
+            () = self.abort.cancelled() => return Err(()),
+        };
+        match batch {
+            Some(batch) => {
+                self.inflight.push_back(batch);
+                Ok(true)
+            }
+            None => {
+                self.closed = true;
+                Ok(false)
+            }
+        }
+    }
+
+    /// The next messages to send, one batch at a time, for routes that send message by message
+    /// (UDP); `None` once the queue is closed and everything was handed out, or on abort. A
+    /// route uses this or [`RouteContext::fill_batch`].
+    pub async fn next_messages(&mut self) -> Option<(Messages, std::ops::Range<usize>)> {
+        if self.peek().is_none() && !matches!(self.take().await, Ok(true)) {
+            return None;
+        }
+        let (b, i) = self.next;
+        let batch = Arc::clone(&self.inflight[b]);
+        let range = i..batch.len();
+        self.advance(range.len());
+        Some((batch, range))
+    }
+
+    /// Waits for a message, then hands out whatever else is ready, encoding each into `out`
+    /// until it holds `max_bytes`: one write for many messages under load, one per message when
+    /// idle. Messages handed out before and not accepted since a rewind come first.
+    pub async fn fill_batch(
+        &mut self,
+        out: &mut Vec<u8>,
+        max_bytes: usize,
+        mut encode: impl FnMut(&mut Vec<u8>, &Message),
+    ) -> Batch {
+        if self.peek().is_none() {
+            match self.take().await {
+                Ok(true) => {}
+                Ok(false) => return Batch::Closed,
+                Err(()) => return Batch::Aborted,
+            }
+        }
+        let mut count = 0;
+        loop {
+            while let Some(msg) = self.peek() {
+                encode(out, msg);
+                self.advance(1);
+                count += 1;
+                if out.len() >= max_bytes {
+                    return Batch::Filled(count);
+                }
+            }
+            match self.rx.try_recv() {
+                Ok(batch) => self.inflight.push_back(batch),
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    self.closed = true;
+                    return Batch::Filled(count);
+                }
+                Err(mpsc::error::TryRecvError::Empty) => return Batch::Filled(count),
+            }
+        }
+    }
+
+    /// The `n` oldest messages handed out and not yet accepted are accepted: the checkpoints
+    /// need not wait for them, and their room in the queue is given back.
+    pub fn accept(&mut self, mut n: usize) {
+        let mut acks = std::mem::take(&mut self.acks);
+        let mut given_back = 0;
+        while n > 0 {
+            let Some(front) = self.inflight.front() else { break };
+            let take = n.min(front.len() - self.accepted);
+            for msg in &front[self.accepted..self.accepted + take] {
+                note_ack(&mut acks, msg);
+            }
+            self.accepted += take;
+            given_back += take;
+            n -= take;
+            if self.accepted == front.len() {
+                self.inflight.pop_front();
+                self.accepted = 0;
+                self.next = match self.next {
+                    (0, _) => (0, 0),
+                    (b, i) => (b - 1, i),
+                };
+            }
+        }
+        for ack in acks.drain(..) {
+            ack.accept(self.index);
+        }
+        self.acks = acks;
+        self.room.add_permits(given_back);
+    }
+
+    /// Hands out again, from the oldest one not accepted, every message handed out before: what
+    /// a lost connection or a failed task held is sent again.
+    pub fn rewind(&mut self) {
+        // A batch is dropped from the front as soon as all of it is accepted.
+        self.next = (0, self.accepted);
+    }
+
+    /// Messages taken from the queue and not yet accepted.
+    pub fn unaccepted(&self) -> usize {
+        self.inflight.iter().map(|b| b.len()).sum::<usize>() - self.accepted
+    }
+
+    /// The route has nothing left to do: every reader is done and everything was accepted, or it
+    /// gave up at the end of the grace period.
+    pub fn is_done(&self) -> bool {
+        self.abandoned || (self.closed && self.inflight.is_empty())
+    }
+
+    /// Counts what is not accepted as undelivered; for a route that is giving up. It stays
+    /// unaccepted, so a restarted spout reads it again.
+    pub fn abandon(&mut self) {
+        self.abandoned = true;
+        self.rx.close();
+        self.room.close();
+        let mut left = self.unaccepted() as u64;
+        self.inflight.clear();
+        self.accepted = 0;
+        self.next = (0, 0);
+        while let Ok(batch) = self.rx.try_recv() {
+            left += batch.len() as u64;
+        }
+        if left > 0 {
+            self.stats.undelivered.add(left);
+            tracing::error!(route = %self.name, messages = left, "shutdown grace period over, messages not delivered");
+        }
+    }
+}
+
+impl Drop for RouteContext {
+    /// A route that ended takes nothing more: readers waiting for room learn it is closed.
+    fn drop(&mut self) {
+        self.room.close();
+    }
+}
+
+/// Adds `msg`'s acknowledgement to `acks`. Acceptance is "this message and every earlier one of
+/// its container", so a run of one container's messages needs only its last.
+fn note_ack(acks: &mut Vec<Ack>, msg: &Message) {
+    let Some(ack) = &msg.ack else { return };
+    match acks.last_mut() {
+        Some(last) if Arc::ptr_eq(&last.progress, &ack.progress) => last.seq = ack.seq,
+        _ => acks.push(ack.clone()),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::checkpoint::Progress;
+    use crate::message::{Container, Stream};
+    use crate::position::Position;
+
+    /// A context over a queue of `queue` messages, its sender, and the queue's room.
+    pub(crate) fn context(queue: usize) -> (RouteContext, mpsc::Sender<Messages>, Arc<Semaphore>) {
+        let (tx, rx) = mpsc::channel(queue);
+        let room = Arc::new(Semaphore::new(queue));
+        let backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(1));
+        let ctx = RouteContext::new("r".into(), 0, backoff, rx, Arc::clone(&room), CancellationToken::new());
+        (ctx, tx, room)
+    }
+
+    fn batch(lines: &[&str]) -> Messages {
+        lines
+            .iter()
+            .map(|line| Message {
+                container: Arc::new(Container::default()),
+                stream: Stream::Stdout,
+                ts_ns: 1,
+                line: (*line).into(),
+                truncated: false,
+                ack: None,
+            })
+            .collect::<Vec<_>>()
+            .into()
+    }
+
+    fn encode(out: &mut Vec<u8>, msg: &Message) {
+        out.extend_from_slice(msg.line.as_bytes());
+        out.push(b'|');
+    }
+
+    async fn fill(ctx: &mut RouteContext, max: usize) -> (Batch, String) {
+        let mut out = Vec::new();
+        let got = ctx.fill_batch(&mut out, max, encode).await;
+        (got, String::from_utf8_lossy(&out).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_full_batch_is_cut_and_its_rest_comes_next() {
+        let (mut ctx, tx, _room) = context(10);
+        tx.send(batch(&["aa", "bb", "cc"])).await.expect("open");
+        tx.send(batch(&["dd", "ee"])).await.expect("open");
+        assert_eq!(fill(&mut ctx, 5).await, (Batch::Filled(2), "aa|bb|".into()));
+        assert_eq!(fill(&mut ctx, 100).await, (Batch::Filled(3), "cc|dd|ee|".into()), "the rest, then the next batch");
+        drop(tx);
+        assert_eq!(fill(&mut ctx, 100).await, (Batch::Closed, String::new()));
+        assert!(!ctx.is_done(), "closed, but nothing accepted yet");
+        ctx.accept(5);
+        assert!(ctx.is_done());
+    }
+
+    #[tokio::test]
+    async fn room_comes_back_only_as_messages_are_accepted() {
+        let (mut ctx, tx, room) = context(10);
+        room.forget_permits(5);
+        tx.send(batch(&["aa", "bb", "cc"])).await.expect("open");
+        tx.send(batch(&["dd", "ee"])).await.expect("open");
+        assert_eq!(fill(&mut ctx, 100).await.0, Batch::Filled(5));
+        assert_eq!(room.available_permits(), 5, "handed out is not accepted");
+        ctx.accept(4);
+        assert_eq!(room.available_permits(), 9);
+        assert_eq!(ctx.unaccepted(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_rewind_hands_out_again_from_the_oldest_unaccepted() {
+        let (mut ctx, tx, _room) = context(10);
+        tx.send(batch(&["aa", "bb", "cc"])).await.expect("open");
+        tx.send(batch(&["dd"])).await.expect("open");
+        assert_eq!(fill(&mut ctx, 100).await.1, "aa|bb|cc|dd|");
+        ctx.accept(1);
+        ctx.rewind();
+        assert_eq!(fill(&mut ctx, 100).await.1, "bb|cc|dd|", "everything after the accepted one");
+        ctx.accept(2);
+        ctx.rewind();
+        assert_eq!(fill(&mut ctx, 100).await.1, "dd|", "a rewind onto a batch boundary");
+        tx.send(batch(&["ee"])).await.expect("open");
+        assert_eq!(fill(&mut ctx, 100).await.1, "ee|", "then what is new");
+        ctx.accept(2);
+        assert_eq!(ctx.unaccepted(), 0);
+    }
+
+    #[tokio::test]
+    async fn messages_handed_out_one_batch_at_a_time() {
+        let (mut ctx, tx, _room) = context(10);
+        tx.send(batch(&["aa", "bb"])).await.expect("open");
+        let (b, range) = ctx.next_messages().await.expect("a batch");
+        assert_eq!((b.len(), range), (2, 0..2));
+        ctx.accept(1);
+        ctx.rewind();
+        let (_, range) = ctx.next_messages().await.expect("the rest again");
+        assert_eq!(range, 1..2);
+        drop(tx);
+        ctx.accept(1);
+        assert!(ctx.next_messages().await.is_none());
+        assert!(ctx.is_done());
+    }
+
+    #[tokio::test]
+    async fn accepting_tells_each_containers_progress() {
+        let (mut ctx, tx, _room) = context(10);
+        let (p, q) = (Arc::new(Progress::new(1)), Arc::new(Progress::new(1)));
+        let numbered = |progress: &Arc<Progress>, line: &str| {
+            let seq = progress.ship(Position::from_time(i64::try_from(line.len()).unwrap_or(0)));
+            Message {
+                container: Arc::new(Container::default()),
+                stream: Stream::Stdout,
+                ts_ns: 1,
+                line: line.into(),
+                truncated: false,
+                ack: Some(Ack { progress: Arc::clone(progress), seq }),
+            }
+        };
+        let messages: Messages = vec![numbered(&p, "a"), numbered(&p, "bb"), numbered(&q, "ccc")].into();
+        tx.send(messages).await.expect("open");
+        assert_eq!(fill(&mut ctx, 100).await.0, Batch::Filled(3));
+        ctx.accept(2);
+        assert_eq!(p.settle(), Some(Position::from_time(2)), "both of p's messages");
+        assert_eq!(q.settle(), None, "q's message is not accepted yet");
+        ctx.accept(1);
+        assert_eq!(q.settle(), Some(Position::from_time(3)));
+    }
+
+    #[tokio::test]
+    async fn abandoning_counts_every_message_left_and_closes_the_room() {
+        let (mut ctx, tx, room) = context(10);
+        tx.send(batch(&["aa", "bb", "cc"])).await.expect("open");
+        tx.send(batch(&["dd"])).await.expect("open");
+        assert_eq!(fill(&mut ctx, 1).await.0, Batch::Filled(1));
+        ctx.accept(1);
+        ctx.abandon();
+        assert_eq!(ctx.stats.undelivered.get(), 3, "two left of the first batch, one queued");
+        assert!(room.is_closed(), "readers waiting for room learn the route is gone");
+        assert!(ctx.is_done());
+    }
+}
