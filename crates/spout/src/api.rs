@@ -3,29 +3,23 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::Router;
+use axum::{Json, Router};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::docker::watcher::Health;
+use crate::health::{HealthSources, Report};
 
-pub fn router(health: watch::Receiver<Health>) -> Router {
+pub fn router(health: HealthSources) -> Router {
     Router::new().route("/health", get(health_handler)).with_state(health)
 }
 
-/// 200 while connected to the Docker events stream, 503 with the reason otherwise.
-async fn health_handler(State(health): State<watch::Receiver<Health>>) -> (StatusCode, String) {
-    match &*health.borrow() {
-        Health::Connected => (StatusCode::OK, "ok\n".to_owned()),
-        Health::Disconnected(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
-    }
+/// A JSON report; 200 while spout can do its job, 503 otherwise (see [`crate::health`]).
+async fn health_handler(State(health): State<HealthSources>) -> (StatusCode, Json<Report>) {
+    let report = health.report();
+    let code = if report.problems.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(report))
 }
 
-pub async fn serve(
-    listener: TcpListener,
-    health: watch::Receiver<Health>,
-    cancel: CancellationToken,
-) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, health: HealthSources, cancel: CancellationToken) -> std::io::Result<()> {
     axum::serve(listener, router(health)).with_graceful_shutdown(async move { cancel.cancelled().await }).await
 }

@@ -174,6 +174,9 @@ struct Store {
     alive_saved: Option<i64>,
     /// Containers read by this process.
     live: HashMap<String, Arc<Progress>>,
+    /// Containers removed since the last save: their files are deleted by the next save, after
+    /// any write of theirs it makes, so a save under way cannot bring a file back.
+    removed: HashSet<String>,
 }
 
 impl Checkpoints {
@@ -261,10 +264,16 @@ impl Checkpoints {
         let mut first_error = None;
         let mut written = 0;
         for (id, pos) in &moved {
+            if self.lock().removed.contains(id) {
+                continue;
+            }
             match write_atomically(&self.dir, id, &encode(*pos)) {
                 Ok(()) => {
                     written += 1;
                     let mut store = self.lock();
+                    if store.removed.contains(id) {
+                        continue;
+                    }
                     store.saved.insert(id.clone(), *pos);
                     // Unless it moved on meanwhile, it is saved.
                     if store.unsaved.get(id) == Some(pos) {
@@ -272,6 +281,18 @@ impl Checkpoints {
                     }
                 }
                 Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let removed = std::mem::take(&mut self.lock().removed);
+        for id in &removed {
+            match std::fs::remove_file(self.dir.join(id)) {
+                Ok(()) => written += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    // Tried again next time.
+                    self.lock().removed.insert(id.clone());
                     first_error.get_or_insert(e);
                 }
             }
@@ -288,7 +309,7 @@ impl Checkpoints {
             }
         }
         if written > 0 {
-            // The renames themselves are durable once the directory is.
+            // The renames and removals themselves are durable once the directory is.
             if let Err(e) = std::fs::File::open(&self.dir).and_then(|d| d.sync_all()) {
                 first_error.get_or_insert(e);
             }
@@ -299,15 +320,15 @@ impl Checkpoints {
         }
     }
 
-    /// Forgets a container that no longer exists.
+    /// Forgets a container that no longer exists; the next save deletes its file (this runs on
+    /// the runtime's thread, which does no file I/O).
     pub fn forget(&self, id: &str) {
         let mut store = self.lock();
         store.saved.remove(id);
         store.unsaved.remove(id);
         store.live.remove(id);
-        drop(store);
         if is_container_id(id) {
-            let _ = std::fs::remove_file(self.dir.join(id));
+            store.removed.insert(id.to_owned());
         }
     }
 
@@ -411,6 +432,30 @@ mod tests {
         assert!(!dir.path().join("checkpoints").join(format!("{a}.tmp")).exists());
         cps.retain(&HashSet::from([b.clone()]));
         assert_eq!(cps.saved(&a), None);
+        assert!(
+            dir.path().join("checkpoints").join(&a).exists(),
+            "deleted by the next save, not on the caller's thread"
+        );
+        cps.persist(3_000).expect("persist");
         assert!(!dir.path().join("checkpoints").join(&a).exists());
+    }
+
+    #[test]
+    fn a_removed_container_that_moved_since_the_last_save_is_deleted_not_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = "a".repeat(64);
+        let cps = Checkpoints::open(dir.path()).expect("open");
+        let pa = cps.progress(&a, 1, pos(1));
+        let seq = pa.ship(pos(42));
+        pa.accept(0, seq);
+        cps.persist(1_000).expect("persist");
+        assert!(dir.path().join("checkpoints").join(&a).exists());
+        // Moved again, then removed before the next save.
+        let seq = pa.ship(pos(43));
+        pa.accept(0, seq);
+        cps.forget(&a);
+        cps.persist(2_000).expect("persist");
+        assert!(!dir.path().join("checkpoints").join(&a).exists());
+        assert_eq!(cps.saved(&a), None);
     }
 }

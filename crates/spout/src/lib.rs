@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod docker;
 mod fnv;
+pub mod health;
 pub mod line;
 pub mod message;
 pub mod position;
@@ -29,17 +30,29 @@ use tracing::{error, info, warn};
 use checkpoint::Checkpoints;
 use config::Config;
 use docker::api::DockerConnector;
-use docker::watcher::{Health, Watcher, WatcherConfig, WatcherParts};
+use docker::watcher::{Watcher, WatcherConfig, WatcherParts};
+use health::{CheckpointHealth, DockerHealth, HealthSources};
 use stats::ReaderStats;
 
 /// Writes the checkpoints that moved, off the async threads (each write is fsynced).
-async fn persist(checkpoints: &Arc<Checkpoints>, watermark: &AtomicI64) {
+async fn persist(checkpoints: &Arc<Checkpoints>, watermark: &AtomicI64, health: &CheckpointHealth) {
     let checkpoints = Arc::clone(checkpoints);
     let watermark = watermark.load(Ordering::Acquire);
-    match tokio::task::spawn_blocking(move || checkpoints.persist(watermark)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => warn!(error = %e, "cannot save checkpoints; they are tried again next time"),
-        Err(e) => warn!(error = %e, "checkpoint task failed"),
+    let error = match tokio::task::spawn_blocking(move || checkpoints.persist(watermark)).await {
+        Ok(Ok(_)) => {
+            if health.failing() {
+                info!("checkpoints are saved again");
+            }
+            health.saved();
+            return;
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    // Every second while the disk is full would bury everything else: often at first, then rarely.
+    let failures = health.failed(&error);
+    if failures.is_power_of_two() {
+        warn!(error = %error, failures, "cannot save checkpoints; shipping goes on, and they are tried again; a restart meanwhile sends lines again");
     }
 }
 
@@ -67,12 +80,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
 
     let abort = CancellationToken::new();
     let (router, routes) = routes::spawn(&config.routes, &abort);
-    let (health_tx, health_rx) = watch::channel(Health::Disconnected("starting".to_owned()));
+    let (health_tx, health_rx) = watch::channel(DockerHealth::starting());
+    let checkpoint_health = Arc::new(CheckpointHealth::default());
+    let health = HealthSources {
+        docker_address: config.docker_host.to_string(),
+        docker: health_rx,
+        routes: routes.iter().map(|r| (Arc::clone(&r.name), Arc::clone(&r.status))).collect(),
+        checkpoints: Arc::clone(&checkpoint_health),
+    };
     if let Some(listener) = listener {
         info!(addr = %config.http.map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
         let cancel = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(e) = api::serve(listener, health_rx, cancel).await {
+            if let Err(e) = api::serve(listener, health, cancel).await {
                 warn!(error = %e, "HTTP API stopped");
             }
         });
@@ -104,7 +124,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = every.tick() => persist(&checkpoints, &watermark).await,
+            _ = every.tick() => persist(&checkpoints, &watermark, &checkpoint_health).await,
             () = shutdown.cancelled() => break,
         }
     }
@@ -133,7 +153,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
               reconnects = s.reconnects.get(), crashes = s.crashes.get(), "route closed");
     }
     // Everything the routes accepted, and only that, is where the next start resumes.
-    persist(&checkpoints, &watermark).await;
+    persist(&checkpoints, &watermark, &checkpoint_health).await;
     info!(
         lines = reader_stats.lines.get(),
         empty_lines = reader_stats.empty_lines.get(),

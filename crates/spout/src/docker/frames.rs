@@ -244,7 +244,7 @@ fn has_whole_frame(rest: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::line::{Assembler, Line, Span};
     use crate::position::Position;

@@ -6,13 +6,16 @@
 //! one request is made with hyper (the HTTP client bollard itself uses) and its body handed to
 //! [`super::frames`], which holds one entry at a time. Everything else goes through bollard.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::Stream;
 use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -71,7 +74,7 @@ impl LogsClient {
             },
         };
         let id = id.to_owned();
-        let body = async move {
+        let answer = async move {
             let response = match tokio::time::timeout(ANSWER_TIMEOUT, answer).await {
                 Ok(Ok(response)) => response,
                 Ok(Err(e)) => return Err(SourceError::transient(format!("logs of {id}: {}", root_cause(&e)))),
@@ -82,12 +85,52 @@ impl LogsClient {
             if response.status() != StatusCode::OK {
                 return Err(refusal(&id, response).await);
             }
-            Ok(body_chunks(response.into_body()))
+            Ok(response.into_body())
         };
-        Box::pin(futures_util::stream::once(body).flat_map(|body| match body {
-            Ok(chunks) => chunks,
-            Err(e) => error_stream(e),
-        }))
+        Box::pin(LogBody::Waiting(Box::pin(answer)))
+    }
+}
+
+/// A log stream: the daemon's answer, then its body's data chunk by chunk (one log entry each,
+/// usually, so this is on the hot path: no per-chunk future).
+enum LogBody {
+    Waiting(Pin<Box<dyn Future<Output = Result<Incoming, SourceError>> + Send>>),
+    Body(Incoming),
+    Done,
+}
+
+impl Stream for LogBody {
+    type Item = Result<Bytes, SourceError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match &mut *self {
+                LogBody::Waiting(answer) => match ready!(answer.as_mut().poll(cx)) {
+                    Ok(body) => *self = LogBody::Body(body),
+                    Err(e) => {
+                        *self = LogBody::Done;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                },
+                LogBody::Body(body) => match ready!(Pin::new(body).poll_frame(cx)) {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            return Poll::Ready(Some(Ok(data)));
+                        }
+                    }
+                    Some(Err(e)) => {
+                        *self = LogBody::Done;
+                        let e = SourceError::transient(format!("log stream: {}", root_cause(&e)));
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    None => {
+                        *self = LogBody::Done;
+                        return Poll::Ready(None);
+                    }
+                },
+                LogBody::Done => return Poll::Ready(None),
+            }
+        }
     }
 }
 
@@ -99,26 +142,6 @@ fn get(uri: Uri) -> Request<Empty<Bytes>> {
 
 fn error_stream(e: SourceError) -> BoxStream<Result<Bytes, SourceError>> {
     Box::pin(futures_util::stream::iter([Err(e)]))
-}
-
-/// The body's data, chunk by chunk, until it ends or fails.
-fn body_chunks(body: Incoming) -> BoxStream<Result<Bytes, SourceError>> {
-    Box::pin(futures_util::stream::unfold(Some(body), |body| async move {
-        let mut body = body?;
-        loop {
-            match body.frame().await {
-                None => return None,
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        return Some((Ok(data), Some(body)));
-                    }
-                }
-                Some(Err(e)) => {
-                    return Some((Err(SourceError::transient(format!("log stream: {}", root_cause(&e)))), None))
-                }
-            }
-        }
-    }))
 }
 
 /// The daemon's error answer, classified: 404 means the container is gone; a driver that cannot

@@ -153,8 +153,8 @@ struct Reader {
     repeats: Repeats,
     /// When the run last inspected started.
     started_ns: Option<i64>,
-    /// The last stream ended as the daemon ended it, not with an error: if the container is gone
-    /// now, what it wrote may all have been read (there is no confirming it).
+    /// A stream ended as the daemon ended it, and nothing came since: if the container is gone
+    /// now, everything it wrote may have been read (there is no confirming it).
     clean_end: bool,
 }
 
@@ -433,10 +433,8 @@ impl Reader {
 
     /// Ships what the stream's end completed and notes how it ended.
     async fn end_stream(&mut self, end: StreamEnd) -> StreamEnd {
-        match &end {
-            StreamEnd::Ended => self.clean_end = true,
-            StreamEnd::Failed(_) => self.clean_end = false,
-            StreamEnd::Shutdown => {}
+        if matches!(end, StreamEnd::Ended) {
+            self.clean_end = true;
         }
         if self.ship().await {
             end
@@ -449,6 +447,7 @@ impl Reader {
     fn take(&mut self, item: LogItem, decoder: &mut Decoder) -> Option<StreamEnd> {
         match item {
             Some(Ok(bytes)) => {
+                self.clean_end &= bytes.is_empty();
                 decoder.push(&bytes);
                 self.decode(decoder, false);
                 None
@@ -463,7 +462,7 @@ impl Reader {
 
     fn decode(&mut self, decoder: &mut Decoder, eof: bool) {
         // No entry of a TTY stream can be stamped later than now, give or take a clock step.
-        let not_after_ns = now_ns() + 60_000_000_000;
+        let not_after_ns = if self.tty { now_ns() + 60_000_000_000 } else { i64::MAX };
         while let Some(decoded) = decoder.next_entry(eof, not_after_ns) {
             match decoded {
                 Decoded::Entry { stream, ts_ns, bytes } => self.entry(stream, ts_ns, bytes),
@@ -527,5 +526,216 @@ impl Reader {
             self.ctx.stats.lines.add(n);
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::docker::scripted::{self as s, Scripted, Step};
+    use crate::router::RouteQueue;
+    use crate::routes::uri::WhenFull;
+
+    const T0: i64 = 1_795_984_225_000_000_000;
+
+    /// Line `n`, stamped `n` ms after T0.
+    fn line(n: i64) -> Step {
+        s::out(T0 + n * 1_000_000, &format!("l{n}"))
+    }
+
+    fn lines(range: std::ops::RangeInclusive<i64>) -> Vec<Step> {
+        range.map(line).collect()
+    }
+
+    fn want(range: std::ops::RangeInclusive<i64>) -> Vec<String> {
+        range.map(|n| format!("l{n}")).collect()
+    }
+
+    struct Read {
+        lines: Vec<String>,
+        names: Vec<String>,
+        truncated: Vec<bool>,
+        exit: ReaderExit,
+        stats: Arc<ReaderStats>,
+    }
+
+    /// Runs one reader of container `id` to its end against `source`.
+    async fn read(source: &Scripted, id: &str, running: bool) -> Read {
+        read_cut_at(source, id, running, 1 << 20).await
+    }
+
+    async fn read_cut_at(source: &Scripted, id: &str, running: bool, max_line_bytes: usize) -> Read {
+        let (tx, mut rx) = mpsc::channel(1024);
+        let room = Arc::new(Semaphore::new(100_000));
+        let queue = RouteQueue {
+            name: "r".into(),
+            index: 0,
+            tx,
+            room,
+            queue: 100_000,
+            when_full: WhenFull::Block,
+            stats: Arc::default(),
+        };
+        let (exits, mut exits_rx) = mpsc::channel(1);
+        let stats = Arc::new(ReaderStats::default());
+        let ctx = ReaderContext {
+            source: Arc::new(source.clone()),
+            host: "h".into(),
+            own_id: None,
+            router: Router::new(vec![queue]),
+            stats: Arc::clone(&stats),
+            max_line_bytes,
+            cancel: CancellationToken::new(),
+            exits,
+        };
+        let progress = Arc::new(Progress::new(1));
+        progress.reached(Position::START);
+        let (meta, _) = watch::channel(Arc::new(Container::default()));
+        run(ctx, id.into(), meta, progress, Position::START, running).await;
+        let exit = exits_rx.recv().await.expect("the reader reports its exit");
+        let (mut lines, mut names, mut truncated) = (Vec::new(), Vec::new(), Vec::new());
+        while let Ok(batch) = rx.try_recv() {
+            for m in batch.iter() {
+                lines.push(m.line.clone());
+                names.push(m.container.name.clone());
+                truncated.push(m.truncated);
+            }
+        }
+        Read { lines, names, truncated, exit, stats }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_follow_stream_that_ends_early_is_read_again_from_where_it_ended() {
+        let source = Scripted::default();
+        source.inspect("c", s::running("c")).inspect("c", s::running("c")).inspect("c", s::stopped("c"));
+        // The daemon ends the first follow stream after three lines; the second follow stream
+        // sends everything since its `since` again, then ends as the container stops; the last
+        // read, without follow, has the last line.
+        source.logs("c", lines(1..=3)).logs("c", lines(1..=5)).logs("c", lines(1..=6));
+        let r = read(&source, "c", true).await;
+        assert_eq!(r.lines, want(1..=6), "every line once, in order");
+        assert_eq!(r.exit.reason, ExitReason::Stopped);
+        let logs: Vec<String> = source.journal().into_iter().filter(|j| j.starts_with("logs")).collect();
+        assert_eq!(logs, ["logs c follow=true", "logs c follow=true", "logs c follow=false"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn entries_sent_again_at_a_rotation_are_dropped() {
+        let source = Scripted::default();
+        source.inspect("c", s::stopped("c"));
+        let mut steps = lines(1..=5);
+        steps.extend(lines(3..=5));
+        steps.extend(lines(6..=7));
+        source.logs("c", steps);
+        let r = read(&source, "c", false).await;
+        assert_eq!(r.lines, want(1..=7));
+        assert_eq!(r.stats.repeated_entries.get(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_404_in_mid_stream_ends_the_reader_with_what_was_read_and_reports_a_loss() {
+        let source = Scripted::default();
+        source.inspect("c", s::running("c"));
+        let mut steps = lines(1..=2);
+        steps.push(Step::Fail(crate::docker::source::SourceError::gone("No such container")));
+        source.logs("c", steps);
+        let r = read(&source, "c", true).await;
+        assert_eq!(r.lines, want(1..=2));
+        assert_eq!(r.exit.reason, ExitReason::Gone);
+        assert_eq!((r.stats.lost_logs.get(), r.stats.unconfirmed_ends.get()), (1, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_container_removed_before_its_inspect_answers_is_not_shipped_and_is_reported() {
+        let source = Scripted::default();
+        source.inspect("c", s::gone(Duration::from_millis(80)));
+        let mut steps = lines(1..=2);
+        steps.push(Step::Hang);
+        source.logs("c", steps);
+        let r = read(&source, "c", true).await;
+        assert!(r.lines.is_empty(), "without its inspect, an opt-out cannot be ruled out");
+        assert_eq!(r.exit.reason, ExitReason::Gone);
+        assert_eq!(r.stats.lost_logs.get(), 1);
+        assert!(r.stats.unshipped_bytes.get() > 0);
+
+        // One that wrote nothing is no loss.
+        let source = Scripted::default();
+        source.inspect("c", s::gone(Duration::from_millis(80))).logs("c", Vec::new());
+        let r = read(&source, "c", true).await;
+        assert_eq!((r.stats.lost_logs.get(), r.stats.unconfirmed_ends.get()), (0, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_inspect_holds_the_lines_until_it_says_what_the_container_is() {
+        let source = Scripted::default();
+        let slow = s::Inspect { delay: Duration::from_secs(5), answer: Ok(s::info("c", false)) };
+        source.inspect("c", slow);
+        source.logs("c", lines(1..=2)).logs("c", lines(1..=3));
+        let r = read(&source, "c", true).await;
+        assert_eq!(r.lines, want(1..=3));
+        assert!(r.names.iter().all(|n| n == "name-of-c"), "every line carries the inspected metadata: {:?}", r.names);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_job_read_to_a_clean_end_then_removed_is_unconfirmed_not_lost() {
+        let source = Scripted::default();
+        source.inspect("c", s::stopped("c"));
+        let gone = Step::Fail(crate::docker::source::SourceError::gone("No such container"));
+        source.logs("c", lines(1..=2)).logs("c", vec![gone]);
+        let r = read(&source, "c", true).await;
+        assert_eq!(r.lines, want(1..=2));
+        assert_eq!(r.exit.reason, ExitReason::Gone);
+        assert_eq!((r.stats.lost_logs.get(), r.stats.unconfirmed_ends.get()), (0, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tty_flood_without_newlines_is_cut_and_the_last_line_follows() {
+        let source = Scripted::default();
+        let mut info = s::info("c", false);
+        info.tty = true;
+        source.inspect("c", s::Inspect { delay: Duration::ZERO, answer: Ok(info) });
+        // 4 MiB without a newline, as the daemon stores it: 16 KiB pieces sharing a timestamp.
+        let ts = crate::timestamp::format_rfc3339_ns(T0);
+        let piece = format!("{ts} {}", "x".repeat(crate::line::PIECE_SIZE));
+        let mut steps: Vec<Step> = (0..256).map(|_| Step::Bytes(piece.clone().into())).collect();
+        let end = crate::timestamp::format_rfc3339_ns(T0 + 1);
+        steps.push(Step::Bytes(format!("{ts} tail\r\n{end} last line\r\n").into()));
+        source.logs("c", steps);
+        let r = read_cut_at(&source, "c", false, 64 * 1024).await;
+        let got: Vec<(usize, bool)> = r.lines.iter().map(String::len).zip(r.truncated).collect();
+        assert_eq!(got, [(64 * 1024, true), (9, false)], "one cut message, then the last line");
+        assert_eq!(r.lines[1], "last line");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_does_not_hold_the_thread_from_other_readers() {
+        let source = Scripted::default();
+        let mut info = s::info("flood", false);
+        info.tty = true;
+        source.inspect("flood", s::Inspect { delay: Duration::ZERO, answer: Ok(info) });
+        source.inspect("calm", s::stopped("calm"));
+        // 100 MB without a newline, every byte ready at once: only the reader's own turns let
+        // anything else run.
+        let piece = Bytes::from(format!("{} {}", crate::timestamp::format_rfc3339_ns(T0), "x".repeat(16 * 1024)));
+        source.logs("flood", (0..6400).map(|_| Step::Bytes(piece.clone())).collect());
+        source.logs("calm", lines(1..=3));
+        let done = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for id in ["flood", "calm"] {
+            let (source, done) = (source.clone(), Arc::clone(&done));
+            tasks.push(tokio::spawn(async move {
+                let r = read(&source, id, false).await;
+                done.lock().expect("lock").push(id);
+                r
+            }));
+        }
+        for task in tasks {
+            task.await.expect("reader task");
+        }
+        assert_eq!(*done.lock().expect("lock"), ["calm", "flood"]);
     }
 }

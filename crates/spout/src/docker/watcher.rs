@@ -26,6 +26,7 @@ use super::reader::{self, ExitReason, ReaderContext, ReaderExit};
 use super::source::{Connect, Connected, ContainerInfo, ErrorClass, Event, EventKind, Listed, Source, SourceError};
 use crate::backoff::Backoff;
 use crate::checkpoint::Checkpoints;
+use crate::health::DockerHealth;
 use crate::message::Container;
 use crate::position::Position;
 use crate::router::Router;
@@ -45,13 +46,6 @@ const CLOCK_MARGIN_NS: i64 = 2_000_000_000;
 /// Tries of an inspect that asks whether a container ran again.
 const INSPECT_TRIES: u32 = 3;
 
-/// Whether spout is connected to the daemon's events, as /health reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Health {
-    Connected,
-    Disconnected(String),
-}
-
 pub struct WatcherConfig {
     /// `None`: the daemon's own host name.
     pub hostname: Option<String>,
@@ -70,7 +64,7 @@ pub struct WatcherParts {
     /// next run reads containers without a checkpoint from.
     pub watermark: Arc<AtomicI64>,
     pub stats: Arc<ReaderStats>,
-    pub health: watch::Sender<Health>,
+    pub health: watch::Sender<DockerHealth>,
     pub cancel: CancellationToken,
 }
 
@@ -201,7 +195,7 @@ impl Watcher {
                     e.message
                 }
             };
-            self.parts.health.send_replace(Health::Disconnected(reason));
+            self.parts.health.send_modify(|h| *h = h.next(false, Some(reason)));
             tokio::select! {
                 () = tokio::time::sleep(backoff.next_delay()) => {}
                 () = cancel.cancelled() => break,
@@ -255,7 +249,7 @@ impl Watcher {
                 self.listed(session, all, listed_at, catch_up);
                 if catch_up {
                     info!(readers = self.readers.len(), "connected to Docker");
-                    self.parts.health.send_replace(Health::Connected);
+                    self.parts.health.send_modify(|h| *h = h.next(true, None));
                 }
             }
             Answer::Inspected { id, why, catch_up, result } => {
@@ -491,5 +485,142 @@ impl Watcher {
                 () = cancel.cancelled() => {}
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::scripted::{self as s, Scripted, Step};
+    use crate::router::RouteQueue;
+    use crate::routes::uri::WhenFull;
+
+    struct Running {
+        task: tokio::task::JoinHandle<()>,
+        cancel: CancellationToken,
+        watermark: Arc<AtomicI64>,
+        _state: tempfile::TempDir,
+        _queue: mpsc::Receiver<crate::router::Messages>,
+    }
+
+    impl Running {
+        async fn stop(self) {
+            self.cancel.cancel();
+            self.task.await.expect("watcher task");
+        }
+    }
+
+    fn start(source: &Scripted) -> Running {
+        let state = tempfile::tempdir().expect("tempdir");
+        let checkpoints = Arc::new(Checkpoints::open(state.path()).expect("checkpoints"));
+        let (tx, rx) = mpsc::channel(1024);
+        let queue = RouteQueue {
+            name: "r".into(),
+            index: 0,
+            tx,
+            room: Arc::new(Semaphore::new(100_000)),
+            queue: 100_000,
+            when_full: WhenFull::Block,
+            stats: Arc::default(),
+        };
+        let cancel = CancellationToken::new();
+        let watermark = Arc::new(AtomicI64::new(now_ns()));
+        let (health, _) = watch::channel(DockerHealth::starting());
+        let watcher = Watcher::new(
+            WatcherConfig { hostname: None, backlog: false, max_line_bytes: 1 << 20, own_id: None },
+            WatcherParts {
+                connector: Arc::new(source.clone()),
+                router: Router::new(vec![queue]),
+                checkpoints,
+                watermark: Arc::clone(&watermark),
+                stats: Arc::default(),
+                health,
+                cancel: cancel.clone(),
+            },
+        );
+        Running { task: tokio::spawn(watcher.run()), cancel, watermark, _state: state, _queue: rx }
+    }
+
+    /// Lets the watcher work (time is paused and jumps ahead whenever everything waits) until
+    /// `done` holds of the source's journal.
+    async fn until(source: &Scripted, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        for _ in 0..10_000 {
+            let journal = source.journal();
+            if done(&journal) {
+                return journal;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("never happened; journal: {:#?}", source.journal());
+    }
+
+    fn at(journal: &[String], entry: &str) -> usize {
+        journal.iter().position(|j| j == entry).unwrap_or_else(|| panic!("no {entry:?} in {journal:#?}"))
+    }
+
+    fn count(journal: &[String], entry: &str) -> usize {
+        journal.iter().filter(|j| *j == entry).count()
+    }
+
+    fn start_event(id: &str) -> Result<Event, SourceError> {
+        Ok(Event { kind: EventKind::Start, id: id.into() })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_container_started_while_the_list_is_slow_is_read_at_once_and_once() {
+        let source = Scripted::default();
+        let listed = vec![Listed { id: "a".into(), running: true }, Listed { id: "b".into(), running: true }];
+        source.list(Duration::from_secs(5), listed);
+        for id in ["a", "b"] {
+            source.inspect(id, s::running(id)).logs(id, vec![Step::Hang]);
+        }
+        let events = source.events();
+        let running = start(&source);
+        events.send(start_event("b")).expect("send");
+        let journal = until(&source, |j| j.iter().any(|e| e == "logs a follow=true")).await;
+        assert!(at(&journal, "logs b follow=true") < at(&journal, "listed"), "b is read before the list answers");
+        assert_eq!(count(&journal, "logs b follow=true"), 1, "and not a second time when the list shows it");
+        running.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_inspect_does_not_hold_back_the_start_events_behind_it() {
+        let source = Scripted::default();
+        source.list(Duration::ZERO, vec![Listed { id: "a".into(), running: true }]);
+        // The reader's own inspect, then the one after a rename, which takes ten seconds.
+        source.inspect("a", s::running("a"));
+        source.inspect("a", s::Inspect { delay: Duration::from_secs(10), answer: Ok(s::info("a", true)) });
+        source.inspect("b", s::running("b"));
+        source.logs("a", vec![Step::Hang]).logs("b", vec![Step::Hang]);
+        let events = source.events();
+        let running = start(&source);
+        until(&source, |j| j.iter().any(|e| e == "inspected a")).await;
+        events.send(Ok(Event { kind: EventKind::Rename, id: "a".into() })).expect("send");
+        events.send(start_event("b")).expect("send");
+        let journal = until(&source, |j| count(j, "inspected a") == 2).await;
+        let renamed = journal.iter().rposition(|e| e == "inspected a").unwrap_or(0);
+        assert!(at(&journal, "logs b follow=true") < renamed, "b is read while a's inspect is under way: {journal:#?}");
+        running.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn on_start_a_stopped_container_is_read_only_if_it_ran_while_spout_was_not_watching() {
+        let source = Scripted::default();
+        let listed = ["ran", "idle"].map(|id| Listed { id: id.into(), running: false }).to_vec();
+        source.list(Duration::ZERO, listed);
+        let mut ran = s::info("ran", false);
+        ran.finished_ns = Some(now_ns() + 1_000_000_000);
+        let mut idle = s::info("idle", false);
+        idle.finished_ns = Some(now_ns() - 3600 * 1_000_000_000);
+        for (id, info) in [("ran", ran), ("idle", idle)] {
+            source.inspect(id, s::Inspect { delay: Duration::from_millis(50), answer: Ok(info) });
+            source.logs(id, Vec::new());
+        }
+        let running = start(&source);
+        let before = running.watermark.load(Ordering::Acquire);
+        let journal = until(&source, |j| j.iter().any(|e| e == "logs ran follow=false")).await;
+        assert!(!journal.iter().any(|e| e.starts_with("logs idle")), "{journal:#?}");
+        until(&source, |_| running.watermark.load(Ordering::Acquire) > before).await;
+        running.stop().await;
     }
 }

@@ -180,7 +180,7 @@ impl RouteStatus {
     }
 
     /// The route's task failed; returns how many times in a row.
-    fn crashed(&self, cause: &str) -> u32 {
+    pub(crate) fn crashed(&self, cause: &str) -> u32 {
         self.set(Link::Down, Some(cause));
         self.crashes_in_a_row.fetch_add(1, Ordering::Relaxed) + 1
     }

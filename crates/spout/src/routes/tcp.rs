@@ -118,12 +118,11 @@ impl Conn {
     /// Accepts the batches the peer has acknowledged. Fails when the connection is over, or when
     /// nothing has been acknowledged for `timeout` while data was outstanding.
     fn check(&mut self, ctx: &mut RouteContext, timeout: Duration) -> Result<(), String> {
-        let now = Instant::now();
         let unacked = unacked_bytes(&self.probe).map_err(|e| format!("cannot read the connection's state: {e}"))?;
         let acked = self.sent.saturating_sub(unacked);
         if acked > self.acked {
             self.acked = acked;
-            self.progress_at = now;
+            self.progress_at = Instant::now();
         }
         let mut accepted = 0;
         while let Some(&(end, n)) = self.written.front() {
@@ -144,7 +143,7 @@ impl Conn {
             Ended::Eof => return Err("the destination closed the connection".to_owned()),
             Ended::Failed(e) => return Err(e.clone()),
         }
-        if self.outstanding() && now.duration_since(self.progress_at) >= timeout {
+        if self.outstanding() && self.progress_at.elapsed() >= timeout {
             return Err(format!("the destination acknowledged nothing for {}", humantime::format_duration(timeout)));
         }
         Ok(())
@@ -158,9 +157,12 @@ impl Conn {
         }
         let mut at = 0;
         while at < bytes.len() {
+            // Biased, and the timer made only when polled: a write that goes through at once (the
+            // usual case) costs no timer.
             let written = tokio::select! {
+                biased;
                 written = self.tx.write(&bytes[at..]) => Some(written),
-                () = tokio::time::sleep(STALL_POLL) => None,
+                () = async { tokio::time::sleep(STALL_POLL).await } => None,
                 () = ctx.abort.cancelled() => return Err(Fail::Aborted),
             };
             match written {
@@ -215,9 +217,10 @@ pub async fn run(ctx: &mut RouteContext, route: &TcpRoute) {
             out.push(0);
         };
         let filled = tokio::select! {
+            biased;
             filled = ctx.fill_batch(&mut batch, BATCH_BYTES, encode) => filled,
             // Idle: look at the acknowledgements awaited, and notice a closed connection early.
-            () = tokio::time::sleep(ACK_POLL), if outstanding => continue,
+            () = async { tokio::time::sleep(ACK_POLL).await }, if outstanding => continue,
             () = ended => continue,
         };
         let count = match filled {
