@@ -132,7 +132,7 @@ fn containers_that_wrote_while_spout_was_stopped_are_shipped_from_where_it_stopp
 }
 
 #[test]
-fn kill_9_mid_stream_loses_nothing_and_repeats_little() {
+fn kill_9_mid_stream_loses_nothing_and_repeats_at_most_a_checkpoint_intervals_worth() {
     require_docker!();
     let (state, r, route, mut first) = spout_with_state();
     // About 2000 lines/s for 10 s, killed after 6 s.
@@ -145,10 +145,17 @@ fn kill_9_mid_stream_loses_nothing_and_repeats_little() {
     let got = wait_all(&r, &c, 20_000);
     let (missing, duplicates) = missing_and_duplicates(&got, 20_000);
     assert!(missing.is_empty(), "missing after kill -9: {missing:?}");
+    // README: what was delivered after the last saved checkpoint is sent again, about one
+    // checkpoint interval (1 s) of lines plus the moment acknowledgements take: 2 s of this
+    // container's own writing at most.
+    let times: Vec<f64> = r.inbox.of(&c.id).iter().filter_map(|m| m["timestamp"].as_f64()).collect();
+    let span = times.iter().copied().fold(f64::MIN, f64::max) - times.iter().copied().fold(f64::MAX, f64::min);
+    let per_second = 20_000.0 / span.max(0.001);
+    let bound = (per_second * 2.0) as usize;
     eprintln!(
-        "kill -9 after {before_kill} lines: {duplicates} duplicates (checkpoint interval 1 s, replay window 2 s)"
+        "kill -9 after {before_kill} lines: {duplicates} duplicates; {per_second:.0} lines/s written, bound {bound}"
     );
-    assert!(duplicates < before_kill, "everything was sent again: the checkpoint did not advance");
+    assert!(duplicates <= bound, "{duplicates} duplicates, more than 2 s of writing ({bound})");
 }
 
 #[test]
@@ -220,16 +227,17 @@ fn memory_stays_bounded_while_the_destination_never_reads() {
         "--shutdown-grace",
         "1s",
     ]);
-    // 200 MB: 200,000 lines of 1000 bytes, written as fast as the daemon takes them.
-    let c = Container::run(&[], "yes \"$(head -c 1000 /dev/zero | tr '\\0' x)\" | head -n 200000");
+    // 200 MB of lines as long as the bound assumes (16383 bytes and the newline), written as fast
+    // as the daemon takes them.
+    let c = Container::run(&[], "yes \"$(head -c 16383 /dev/zero | tr '\\0' x)\" | head -n 12800");
     c.wait();
     // Give spout time to read all it can; it must be stuck on the full queue by now.
     std::thread::sleep(Duration::from_secs(3));
     let peak_kib = spout.peak_rss_kib();
-    // README, "Memory": base + per route (queue + the batch in hand) x (line cap + message
-    // overhead) + batch and replay + per container two lines being merged and a batch gathered.
-    let bound_kib =
-        40 * 1024 + ((queue + 1) * (max_line + 1024) / 1024 + 256) + (256 + 4 * 1024) + (3 * max_line / 1024 + 384);
+    // README, "Memory": base + per route (its queue, which holds what is written and not yet
+    // acknowledged too, and the message in hand) x (line cap + message overhead) + the encoded
+    // batch + per container two lines being merged and a batch gathered.
+    let bound_kib = 40 * 1024 + ((queue + 1) * (max_line + 1024) / 1024 + 256) + (3 * max_line / 1024 + 384);
     eprintln!("peak RSS {peak_kib} KiB with 200 MB written and a destination that never reads; bound {bound_kib} KiB");
     assert!(peak_kib < bound_kib, "peak RSS {peak_kib} KiB exceeds the documented bound {bound_kib} KiB");
     spout.sigterm();

@@ -2,6 +2,7 @@
 //! scratch with Debian's busybox-static, GELF receivers, and spout itself as a child process.
 #![allow(dead_code)]
 
+pub mod net;
 pub mod proxy;
 pub mod receiver;
 

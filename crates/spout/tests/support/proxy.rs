@@ -11,6 +11,9 @@ use std::time::Duration;
 
 pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
+/// How long to hold a request, by its request line (`GET /v1.41/containers/ID/json HTTP/1.1`).
+pub type Delay = Arc<dyn Fn(&str) -> Option<Duration> + Send + Sync>;
+
 pub struct DockerProxy {
     pub path: PathBuf,
     running: Arc<AtomicBool>,
@@ -18,9 +21,29 @@ pub struct DockerProxy {
     conns: Arc<Mutex<Vec<UnixStream>>>,
 }
 
+/// A delay for inspects (`GET …/containers/ID/json`), not the list (`…/containers/json`).
+pub fn inspects(by: Duration) -> Delay {
+    Arc::new(move |line: &str| {
+        let path = line.split(' ').nth(1).unwrap_or("");
+        let inspect = path.contains("/containers/") && path.ends_with("/json") && !path.ends_with("/containers/json");
+        inspect.then_some(by)
+    })
+}
+
+/// A delay for log streams (`GET …/containers/ID/logs?…`).
+pub fn log_streams(by: Duration) -> Delay {
+    Arc::new(move |line: &str| line.split(' ').nth(1).unwrap_or("").contains("/logs?").then_some(by))
+}
+
 impl DockerProxy {
     /// Listens on `path` and forwards each connection to the real daemon.
     pub fn start(path: &Path) -> DockerProxy {
+        DockerProxy::start_delaying(path, Arc::new(|_: &str| None))
+    }
+
+    /// Forwards like [`DockerProxy::start`], holding each request that `delay` names for as long
+    /// as it says before passing it on: a daemon slow to answer.
+    pub fn start_delaying(path: &Path, delay: Delay) -> DockerProxy {
         let _ = std::fs::remove_file(path);
         let listener = UnixListener::bind(path).expect("bind proxy socket");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -38,8 +61,8 @@ impl DockerProxy {
                 if let (Ok(c2), Ok(d2)) = (client.try_clone(), daemon.try_clone()) {
                     all.lock().expect("lock").extend([c2, d2]);
                 }
-                pipe(&client, &daemon);
-                pipe(&daemon, &client);
+                pipe(&client, &daemon, Some(Arc::clone(&delay)));
+                pipe(&daemon, &client, None);
             }
         });
         DockerProxy { path: path.to_owned(), running, conns }
@@ -66,12 +89,22 @@ impl Drop for DockerProxy {
     }
 }
 
-fn pipe(from: &UnixStream, to: &UnixStream) {
+fn pipe(from: &UnixStream, to: &UnixStream, delay: Option<Delay>) {
     let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else { return };
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n) = from.read(&mut buf) {
-            if n == 0 || to.write_all(&buf[..n]).is_err() {
+            if n == 0 {
+                break;
+            }
+            // A request arrives in one read; its first line says what it is.
+            if let Some(delay) = &delay {
+                let head = String::from_utf8_lossy(&buf[..n.min(512)]);
+                if let Some(by) = head.lines().next().and_then(|line| delay(line)) {
+                    std::thread::sleep(by);
+                }
+            }
+            if to.write_all(&buf[..n]).is_err() {
                 break;
             }
         }

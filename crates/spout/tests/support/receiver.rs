@@ -17,6 +17,8 @@ use super::{wait_until, PATIENCE};
 #[derive(Clone, Default)]
 pub struct Inbox {
     by_container: Arc<Mutex<HashMap<String, Vec<Value>>>>,
+    /// Messages received so far: each message gets its arrival number as `_arrival`.
+    arrivals: Arc<std::sync::atomic::AtomicU64>,
     /// Payloads that were not valid GELF JSON.
     pub errors: Arc<Mutex<Vec<String>>>,
 }
@@ -27,7 +29,8 @@ impl Inbox {
             .map_err(|e| e.to_string())
             .and_then(|json| serde_json::from_slice::<Value>(&json).map_err(|e| e.to_string()));
         match decoded {
-            Ok(v) => {
+            Ok(mut v) => {
+                v["_arrival"] = self.arrivals.fetch_add(1, Ordering::SeqCst).into();
                 let id = v["_container_id"].as_str().unwrap_or("").to_owned();
                 self.by_container.lock().expect("lock").entry(id).or_default().push(v);
             }
@@ -83,7 +86,12 @@ pub struct UdpReceiver {
 
 impl UdpReceiver {
     pub fn start() -> UdpReceiver {
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        UdpReceiver::start_at("127.0.0.1", 0)
+    }
+
+    /// A receiver on `ip:port` (port 0: any).
+    pub fn start_at(ip: &str, port: u16) -> UdpReceiver {
+        let socket = UdpSocket::bind((ip, port)).expect("bind udp");
         // spout sends a batch of lines back to back, as any sender under load does; the default
         // buffer (about 90 small datagrams) would lose some before this thread reads them. Like a
         // real GELF input, the receiver sizes its buffer (capped by net.core.rmem_max).
@@ -109,6 +117,7 @@ impl UdpReceiver {
 /// A GELF TCP receiver that can be stopped (every connection closed, the port released) and
 /// started again on the same port.
 pub struct TcpReceiver {
+    pub ip: String,
     pub port: u16,
     pub inbox: Inbox,
     running: Option<Arc<AtomicBool>>,
@@ -120,7 +129,12 @@ impl TcpReceiver {
     }
 
     pub fn start_on(port: u16) -> TcpReceiver {
-        let mut r = TcpReceiver { port, inbox: Inbox::default(), running: None };
+        TcpReceiver::start_at("127.0.0.1", port, Inbox::default())
+    }
+
+    /// A receiver on `ip:port` keeping what it receives in `inbox` (which others may share).
+    pub fn start_at(ip: &str, port: u16, inbox: Inbox) -> TcpReceiver {
+        let mut r = TcpReceiver { ip: ip.to_owned(), port, inbox, running: None };
         r.resume();
         r
     }
@@ -133,13 +147,13 @@ impl TcpReceiver {
     /// Starts listening again, keeping what was received.
     pub fn resume(&mut self) {
         // The old listener's thread lets go of the port within a few milliseconds of stop().
-        let mut listener = TcpListener::bind(("127.0.0.1", self.port));
+        let mut listener = TcpListener::bind((self.ip.as_str(), self.port));
         for _ in 0..100 {
             if listener.is_ok() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
-            listener = TcpListener::bind(("127.0.0.1", self.port));
+            listener = TcpListener::bind((self.ip.as_str(), self.port));
         }
         let listener = listener.expect("bind tcp");
         listener.set_nonblocking(true).expect("nonblocking");
