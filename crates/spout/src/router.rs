@@ -1,6 +1,8 @@
 //! Fan-out from the readers to every route's bounded queue, applying each route's policy for a
-//! full queue. Readers call it directly, so a blocking route stops exactly the readers that feed
-//! it, and nothing is read that cannot be queued.
+//! full queue. Readers call it directly, and every reader feeds every route: a blocking route
+//! whose queue is full (its destination down, or not acknowledging) stops every reader, so
+//! nothing is read that cannot be queued, and the other routes wait too until it has room. A
+//! route that should never hold up the rest is given `when_full=drop`.
 
 use std::sync::Arc;
 
