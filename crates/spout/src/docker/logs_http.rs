@@ -42,7 +42,11 @@ pub struct LogsClient {
 
 impl LogsClient {
     pub fn new(host: &DockerHost, version: String) -> Self {
-        let builder = Client::builder(TokioExecutor::new());
+        let mut builder = Client::builder(TokioExecutor::new());
+        // A stream holds its connection for as long as it runs; between streams, keeping idle
+        // connections to the daemon open buys little (a Unix socket connects in microseconds)
+        // and would hold a file descriptor for each container of a burst.
+        builder.pool_max_idle_per_host(0);
         let transport = match host {
             DockerHost::Unix(socket) => {
                 Transport::Unix { client: builder.build(hyperlocal::UnixConnector), socket: socket.clone() }

@@ -77,9 +77,16 @@ enum StreamEnd {
 /// so that neither long lines nor a flood hold up the other containers (spout has one thread).
 const TURN_BYTES: usize = 256 * 1024;
 
+/// How long a busy stream is let fill before it is read on.
+const COALESCE: Duration = Duration::from_millis(1);
+
 /// Bytes taken from the first stream before the inspect answers: a short job's whole output
 /// usually, little enough that a burst of containers starting together stays small.
 const EARLY_BYTES: usize = 256 * 1024;
+
+/// How long the log of a container removed before its inspect answered is read (shipping
+/// nothing) to learn whether it wrote anything.
+const REMOVED_READ_LIMIT: Duration = Duration::from_secs(5);
 
 type LogItem = Option<Result<Bytes, SourceError>>;
 type LogStream = BoxStream<Result<Bytes, SourceError>>;
@@ -308,9 +315,13 @@ impl Reader {
     async fn removed_before_inspect(&mut self, id: &str, mut stream: LogStream, early: Vec<LogItem>) -> ExitReason {
         let mut bytes: usize = early.iter().map(item_len).sum();
         let mut seen = early.last().map_or(Seen::Open, Seen::of);
+        // The daemon ends a removed container's stream; should it not, do not wait for ever.
+        let give_up = tokio::time::sleep(REMOVED_READ_LIMIT);
+        tokio::pin!(give_up);
         while bytes == 0 && seen == Seen::Open {
             let item = tokio::select! {
                 item = stream.next() => item,
+                () = &mut give_up => break,
                 () = self.ctx.cancel.cancelled() => return ExitReason::Shutdown,
             };
             bytes += item_len(&item);
@@ -320,8 +331,9 @@ impl Reader {
             self.ctx.stats.unshipped_bytes.add(bytes as u64);
             self.ctx.stats.lost_logs.add(1);
             warn!(container = %id, bytes_read = bytes, "container removed before the daemon answered its inspect; without knowing whether it opted out, its log is not shipped");
-        } else if seen == Seen::Ended {
-            // Its stream ended, empty: it wrote nothing, or the daemon ended the stream early.
+        } else if seen != Seen::Failed {
+            // Its stream ended empty (it wrote nothing, or the daemon ended the stream early), or
+            // brought nothing for a while.
             self.ctx.stats.unconfirmed_ends.add(1);
             debug!(container = %id, "container removed before its inspect answered; its log was empty as far as it was read");
         } else {
@@ -398,19 +410,25 @@ impl Reader {
                 () = self.ctx.cancel.cancelled() => return StreamEnd::Shutdown,
             };
             let mut taken = item_len(&item);
+            let mut items = 1;
             let mut ended = self.take(item, &mut decoder);
             // The daemon sends each log entry as an HTTP chunk of its own, handed over by the
             // connection's own task. Before deciding the stream has nothing more, give that task
             // a turn: lines then go on in batches, one per read from the daemon, not one at a time.
             let mut yielded = false;
+            let mut dry = false;
             while ended.is_none() && self.lines.len() < self.ctx.router.batch_max() && taken < TURN_BYTES {
                 match stream.next().now_or_never() {
                     Some(item) => {
                         taken += item_len(&item);
+                        items += 1;
                         ended = self.take(item, &mut decoder);
                         yielded = false;
                     }
-                    None if yielded => break,
+                    None if yielded => {
+                        dry = true;
+                        break;
+                    }
                     None => {
                         tokio::task::yield_now().await;
                         yielded = true;
@@ -427,6 +445,19 @@ impl Reader {
                     return StreamEnd::Shutdown;
                 }
                 tokio::task::yield_now().await;
+            } else if dry && items > 1 {
+                // Entries come faster than they are read one by one: the daemon writes each as
+                // it goes, and reading each as it comes costs a system call and a wake-up per
+                // line (a sixth of spout's CPU when shipping a backlog). Ship, then let the
+                // stream fill for a moment before reading on. A stream with one entry at a time
+                // is read at once.
+                if !self.ship().await {
+                    return StreamEnd::Shutdown;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(COALESCE) => {}
+                    () = self.ctx.cancel.cancelled() => return StreamEnd::Shutdown,
+                }
             }
         }
     }

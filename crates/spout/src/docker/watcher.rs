@@ -74,6 +74,8 @@ struct Stopped {
     position: Position,
     /// When the run it read started.
     started_ns: Option<i64>,
+    /// When its reader ended (spout's clock): a list sent before that may not show it.
+    at_ns: i64,
 }
 
 /// Why the watcher inspects a container.
@@ -132,8 +134,9 @@ pub struct Watcher {
     readers: HashMap<String, watch::Sender<Arc<Container>>>,
     stopped: HashMap<String, Stopped>,
     /// Containers not to be read, as their readers found: opted out, spout's own, or with logs
-    /// the daemon cannot return (warned about once). Left alone until they are removed.
-    left_alone: HashSet<String>,
+    /// the daemon cannot return (warned about once). Left alone until they are removed; the
+    /// value is when that was found (spout's clock).
+    left_alone: HashMap<String, i64>,
     tracker: TaskTracker,
     exits_tx: mpsc::Sender<ReaderExit>,
     exits_rx: mpsc::Receiver<ReaderExit>,
@@ -154,7 +157,7 @@ impl Watcher {
             started_ns: now_ns(),
             readers: HashMap::new(),
             stopped: HashMap::new(),
-            left_alone: HashSet::new(),
+            left_alone: HashMap::new(),
             tracker: TaskTracker::new(),
             exits_tx,
             exits_rx,
@@ -290,7 +293,7 @@ impl Watcher {
         let mut existing = HashSet::with_capacity(all.len());
         let mut pending = 0;
         for Listed { id, running } in all {
-            let known = self.readers.contains_key(&id) || self.left_alone.contains(&id);
+            let known = self.readers.contains_key(&id) || self.left_alone.contains_key(&id);
             if running {
                 self.attach(session, &id, true);
             } else if catch_up && !known {
@@ -309,8 +312,13 @@ impl Watcher {
             }
             existing.insert(id);
         }
-        self.stopped.retain(|id, _| existing.contains(id));
-        self.left_alone.retain(|id| existing.contains(id));
+        // What the list does not show is gone, unless it came after the list was asked for: a
+        // container that started meanwhile has a reader, or has had one since.
+        self.stopped.retain(|id, s| existing.contains(id) || s.at_ns >= listed_at);
+        self.left_alone.retain(|id, at| existing.contains(id) || *at >= listed_at);
+        existing.extend(self.readers.keys().cloned());
+        existing.extend(self.stopped.keys().cloned());
+        existing.extend(self.left_alone.keys().cloned());
         self.parts.checkpoints.retain(&existing);
         if catch_up && pending > 0 {
             self.catch_up = Some(CatchUp { listed_at, pending });
@@ -369,7 +377,7 @@ impl Watcher {
     /// container that exited (about 80 ms), when a `--rm` container may already be gone.
     /// `running` is what the caller last saw.
     fn attach(&mut self, session: &Session, id: &str, running: bool) {
-        if id.is_empty() || self.readers.contains_key(id) || self.left_alone.contains(id) {
+        if id.is_empty() || self.readers.contains_key(id) || self.left_alone.contains_key(id) {
             return;
         }
         let checkpoints = &self.parts.checkpoints;
@@ -407,12 +415,13 @@ impl Watcher {
                 // It may have run again meanwhile, even briefly: its start event found the reader
                 // still busy with the run before. The daemon's own start time says.
                 let since = exit.started_ns;
-                self.stopped.insert(exit.id.clone(), Stopped { position: exit.position, started_ns: since });
+                let stopped = Stopped { position: exit.position, started_ns: since, at_ns: now_ns() };
+                self.stopped.insert(exit.id.clone(), stopped);
                 self.spawn_inspect(session, &exit.id, Why::RanAgain { since }, false);
             }
             ExitReason::Unreadable | ExitReason::Skipped => {
                 self.parts.checkpoints.forget(&exit.id);
-                self.left_alone.insert(exit.id);
+                self.left_alone.insert(exit.id, now_ns());
             }
             ExitReason::Gone | ExitReason::Shutdown => {
                 self.stopped.remove(&exit.id);

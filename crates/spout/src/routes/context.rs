@@ -9,6 +9,7 @@
 //! for delivered that was not.
 
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, Semaphore};
@@ -150,7 +151,13 @@ impl RouteContext {
         let mut count = 0;
         loop {
             while let Some(msg) = self.peek() {
-                encode(out, msg);
+                let mark = out.len();
+                // A message that makes the encoder fail (a bug) is dropped and reported, not sent
+                // again and again: it would stall this route, and through it every reader.
+                if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| encode(out, msg))) {
+                    out.truncate(mark);
+                    self.encoding_failed(msg, panic.as_ref());
+                }
                 self.advance(1);
                 count += 1;
                 if out.len() >= max_bytes {
@@ -166,6 +173,13 @@ impl RouteContext {
                 Err(mpsc::error::TryRecvError::Empty) => return Batch::Filled(count),
             }
         }
+    }
+
+    /// Counts and reports a message that could not be encoded; it is accepted with its batch.
+    pub fn encoding_failed(&self, msg: &Message, panic: &(dyn std::any::Any + Send)) {
+        self.stats.dropped_failed.add(1);
+        tracing::error!(route = %self.name, container = %msg.container.name, ts_ns = msg.ts_ns,
+                        cause = %super::panic_message(panic), "cannot encode a message; it is dropped");
     }
 
     /// The `n` oldest messages handed out and not yet accepted are accepted: the checkpoints
@@ -394,5 +408,22 @@ pub(crate) mod tests {
         assert_eq!(ctx.stats.undelivered.get(), 3, "two left of the first batch, one queued");
         assert!(room.is_closed(), "readers waiting for room learn the route is gone");
         assert!(ctx.is_done());
+    }
+
+    #[tokio::test]
+    async fn a_message_the_encoder_fails_on_is_dropped_and_the_rest_go_on() {
+        let (mut ctx, tx, _room) = context(10);
+        tx.send(batch(&["aa", "poison", "cc"])).await.expect("open");
+        let mut out = Vec::new();
+        let encode = |out: &mut Vec<u8>, msg: &Message| {
+            out.extend_from_slice(b"partial");
+            assert_ne!(msg.line, "poison", "an encoder bug");
+            out.truncate(out.len() - 7);
+            out.extend_from_slice(msg.line.as_bytes());
+            out.push(b'|');
+        };
+        assert_eq!(ctx.fill_batch(&mut out, 100, encode).await, Batch::Filled(3), "counted, to be accepted in order");
+        assert_eq!(out, b"aa|cc|");
+        assert_eq!(ctx.stats.dropped_failed.get(), 1);
     }
 }

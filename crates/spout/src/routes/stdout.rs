@@ -48,6 +48,7 @@ pub fn write_record(out: &mut Vec<u8>, msg: &Message) {
 pub async fn run(ctx: &mut RouteContext, mut out: impl AsyncWrite + Unpin) {
     let mut batch = Vec::with_capacity(BATCH_BYTES);
     let mut failures: u64 = 0;
+    let mut up = false;
     loop {
         batch.clear();
         let count = match ctx.fill_batch(&mut batch, BATCH_BYTES, write_record).await {
@@ -67,8 +68,9 @@ pub async fn run(ctx: &mut RouteContext, mut out: impl AsyncWrite + Unpin) {
             Ok(()) => {
                 ctx.stats.sent.add(count as u64);
                 ctx.accept(count);
-                if failures > 0 {
+                if failures > 0 || !up {
                     failures = 0;
+                    up = true;
                     ctx.backoff.reset();
                     ctx.status.up();
                 }
@@ -76,6 +78,7 @@ pub async fn run(ctx: &mut RouteContext, mut out: impl AsyncWrite + Unpin) {
             }
             Err(e) => {
                 failures += 1;
+                up = false;
                 ctx.stats.write_failures.add(1);
                 ctx.status.down(&e.to_string());
                 if failures.is_power_of_two() {

@@ -333,9 +333,9 @@ async fn connect_to(peer: SocketAddr, route: &TcpRoute) -> io::Result<TcpStream>
     Ok(stream)
 }
 
-/// Bounds how long a dead peer can go unnoticed: keepalive probes when idle (three, a third of
-/// `keepalive` apart, after `keepalive` of silence), and TCP_USER_TIMEOUT when data is
-/// outstanding.
+/// Bounds how long a dead peer can go unnoticed: TCP_USER_TIMEOUT when data is outstanding, and
+/// keepalive probes when idle (after `keepalive` of silence, a third of it apart). With a user
+/// timeout set, Linux gives up on unanswered probes once the peer has been silent that long too.
 fn configure(socket: &SockRef<'_>, route: &TcpRoute) -> io::Result<()> {
     let interval = (route.keepalive / 3).max(Duration::from_secs(1));
     socket

@@ -7,6 +7,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use gelf::UdpEncoder;
@@ -77,7 +78,21 @@ pub async fn run(ctx: &mut RouteContext, route: &UdpRoute) {
         let mut sent = 0;
         let mut error = None;
         for msg in &batch[range.clone()] {
-            match encoder.encode(&fields.message(msg)) {
+            let (enc, fields) = (&mut encoder, &mut fields);
+            let encoded = std::panic::catch_unwind(AssertUnwindSafe(move || {
+                let enc = enc; // moved in: what it returns may borrow the encoder, not the closure
+                enc.encode(&fields.message(msg))
+            }));
+            let encoded = match encoded {
+                Ok(encoded) => encoded,
+                Err(panic) => {
+                    // A bug on this message: dropped and reported, never sent again and again.
+                    ctx.encoding_failed(msg, panic.as_ref());
+                    encoder = UdpEncoder::new(route.compression, route.chunk_size, rand::random());
+                    continue;
+                }
+            };
+            match encoded {
                 None => {
                     ctx.stats.dropped_failed.add(1);
                     error!(route = %ctx.name, container = %msg.container.name, "message fields alone exceed 128 chunks, dropped");
