@@ -201,15 +201,16 @@ impl Assembler {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn push(a: &mut Assembler, stream: Stream, ts_ns: i64, bytes: &[u8], out: &mut Vec<Line>) {
+    /// Pushes an entry whose position is its time.
+    pub(crate) fn push(a: &mut Assembler, stream: Stream, ts_ns: i64, bytes: &[u8], out: &mut Vec<Line>) {
         let here = Position::from_time(ts_ns);
         a.push(stream, ts_ns, bytes, Span { before: here, after: here }, out);
     }
 
-    fn texts(lines: &[Line]) -> Vec<&str> {
+    pub(crate) fn texts(lines: &[Line]) -> Vec<&str> {
         lines.iter().map(|l| l.text.as_str()).collect()
     }
 

@@ -61,3 +61,29 @@ impl Message {
         }
     }
 }
+
+impl Message {
+    /// A stdout line of an unnamed container, with no acknowledgement: for tests.
+    #[cfg(test)]
+    pub(crate) fn test(line: &str) -> Message {
+        Message {
+            container: Arc::new(Container::default()),
+            stream: Stream::Stdout,
+            ts_ns: 1,
+            line: line.into(),
+            truncated: false,
+            ack: None,
+        }
+    }
+
+    /// A test message numbered on `progress`, to be read again from `resume`.
+    #[cfg(test)]
+    pub(crate) fn test_numbered(
+        line: &str,
+        progress: &Arc<crate::checkpoint::Progress>,
+        resume: crate::position::Position,
+    ) -> Message {
+        let ack = crate::checkpoint::Ack { progress: Arc::clone(progress), seq: progress.ship(resume) };
+        Message { ack: Some(ack), ..Message::test(line) }
+    }
+}

@@ -120,25 +120,13 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{Container, Stream};
 
     fn batch(lines: &[&str]) -> Vec<Message> {
-        lines.iter().map(|line| msg(line)).collect()
+        lines.iter().map(|line| Message::test(line)).collect()
     }
 
     fn lines(batch: Option<Messages>) -> Vec<String> {
         batch.map(|b| b.iter().map(|m| m.line.clone()).collect()).unwrap_or_default()
-    }
-
-    fn msg(line: &str) -> Message {
-        Message {
-            container: Arc::new(Container::default()),
-            stream: Stream::Stdout,
-            ts_ns: 1,
-            line: line.into(),
-            truncated: false,
-            ack: None,
-        }
     }
 
     /// A route queue of `cap` messages, and its receiving end (which gives back no room).

@@ -22,6 +22,17 @@ fn missing(got: &[String], want: &[String]) -> Vec<String> {
     want.iter().filter(|l| !got.contains(l)).cloned().collect()
 }
 
+/// A daemon slow to answer the requests `delay` names (through a proxy on its socket), a GELF TCP
+/// receiver, and a healthy spout between them.
+fn behind_a_slow_daemon(delay: proxy::Delay) -> (tempfile::TempDir, DockerProxy, TcpReceiver, Spout) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("docker.sock");
+    let proxy = DockerProxy::start_delaying(&socket, delay);
+    let r = TcpReceiver::start();
+    let spout = Spout::start_healthy(&[&r.route(), "--docker-host", &format!("unix://{}", socket.display())]);
+    (dir, proxy, r, spout)
+}
+
 #[test]
 fn a_black_holed_destination_whose_receiver_dies_meanwhile_loses_nothing() {
     require_docker!();
@@ -170,11 +181,7 @@ fn a_tty_container_writing_100_mb_without_a_newline_starves_no_one() {
 #[test]
 fn start_events_are_handled_while_the_daemon_is_slow_to_answer_inspects() {
     require_docker!();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let socket = dir.path().join("docker.sock");
-    let _proxy = DockerProxy::start_delaying(&socket, proxy::inspects(Duration::from_secs(3)));
-    let r = TcpReceiver::start();
-    let spout = Spout::start_healthy(&[&r.route(), "--docker-host", &format!("unix://{}", socket.display())]);
+    let (_dir, _proxy, r, spout) = behind_a_slow_daemon(proxy::inspects(Duration::from_secs(3)));
     let renamed = Container::run(&[], "sleep 600");
     let mut name = renamed.name.clone();
     for _ in 0..5 {
@@ -248,11 +255,7 @@ fn a_container_that_ran_before_spout_and_again_while_it_was_stopped_ships_only_t
 #[test]
 fn a_job_removed_before_its_log_could_be_read_is_reported_as_a_loss() {
     require_docker!();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let socket = dir.path().join("docker.sock");
-    let _proxy = DockerProxy::start_delaying(&socket, proxy::log_streams(Duration::from_secs(3)));
-    let r = TcpReceiver::start();
-    let spout = Spout::start_healthy(&[&r.route(), "--docker-host", &format!("unix://{}", socket.display())]);
+    let (_dir, _proxy, r, spout) = behind_a_slow_daemon(proxy::log_streams(Duration::from_secs(3)));
     let job = Container::run(&["--rm"], "echo one; echo two");
     let reported =
         || spout.stderr().lines().any(|l| l.contains("WARN") && l.contains(&job.id) && l.contains("removed before"));

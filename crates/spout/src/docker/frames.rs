@@ -246,20 +246,11 @@ fn has_whole_frame(rest: &[u8]) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::line::{Assembler, Line, Span};
-    use crate::position::Position;
+    use crate::line::tests::{push, texts};
+    use crate::line::Assembler;
 
     const TS: &str = "2026-11-29T20:30:25.804920384Z";
     const TS_NS: i64 = 1_795_984_225_804_920_384;
-
-    fn push(a: &mut Assembler, stream: Stream, ts_ns: i64, bytes: &[u8], out: &mut Vec<Line>) {
-        let here = Position::from_time(ts_ns);
-        a.push(stream, ts_ns, bytes, Span { before: here, after: here }, out);
-    }
-
-    fn texts(lines: &[Line]) -> Vec<&str> {
-        lines.iter().map(|l| l.text.as_str()).collect()
-    }
 
     #[test]
     fn splits_the_timestamp_off_a_frame() {

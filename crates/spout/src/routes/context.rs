@@ -273,7 +273,6 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::checkpoint::Progress;
-    use crate::message::{Container, Stream};
     use crate::position::Position;
 
     /// A context over a queue of `queue` messages, its sender, and the queue's room.
@@ -285,19 +284,9 @@ pub(crate) mod tests {
         (ctx, tx, room)
     }
 
-    fn batch(lines: &[&str]) -> Messages {
-        lines
-            .iter()
-            .map(|line| Message {
-                container: Arc::new(Container::default()),
-                stream: Stream::Stdout,
-                ts_ns: 1,
-                line: (*line).into(),
-                truncated: false,
-                ack: None,
-            })
-            .collect::<Vec<_>>()
-            .into()
+    /// One batch of these lines.
+    pub(crate) fn batch(lines: &[&str]) -> Messages {
+        lines.iter().map(|line| Message::test(line)).collect::<Vec<_>>().into()
     }
 
     fn encode(out: &mut Vec<u8>, msg: &Message) {
@@ -377,15 +366,7 @@ pub(crate) mod tests {
         let (mut ctx, tx, _room) = context(10);
         let (p, q) = (Arc::new(Progress::new(1)), Arc::new(Progress::new(1)));
         let numbered = |progress: &Arc<Progress>, line: &str| {
-            let seq = progress.ship(Position::from_time(i64::try_from(line.len()).unwrap_or(0)));
-            Message {
-                container: Arc::new(Container::default()),
-                stream: Stream::Stdout,
-                ts_ns: 1,
-                line: line.into(),
-                truncated: false,
-                ack: Some(Ack { progress: Arc::clone(progress), seq }),
-            }
+            Message::test_numbered(line, progress, Position::from_time(i64::try_from(line.len()).unwrap_or(0)))
         };
         let messages: Messages = vec![numbered(&p, "a"), numbered(&p, "bb"), numbered(&q, "ccc")].into();
         tx.send(messages).await.expect("open");

@@ -205,10 +205,8 @@ impl RouteStatus {
 mod tests {
     use std::sync::atomic::AtomicBool;
 
-    use super::context::tests::context;
+    use super::context::tests::{batch, context};
     use super::*;
-    use crate::message::{Container, Message, Stream};
-    use crate::router::Messages;
 
     /// A route that collects what it sends, and panics once after taking a batch (a bug that
     /// strikes once), or every time.
@@ -232,21 +230,6 @@ mod tests {
                 }
             })
         }
-    }
-
-    fn batch(lines: &[&str]) -> Messages {
-        lines
-            .iter()
-            .map(|line| Message {
-                container: Arc::new(Container::default()),
-                stream: Stream::Stdout,
-                ts_ns: 1,
-                line: (*line).into(),
-                truncated: false,
-                ack: None,
-            })
-            .collect::<Vec<_>>()
-            .into()
     }
 
     #[tokio::test]

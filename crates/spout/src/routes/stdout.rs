@@ -165,21 +165,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_failed_write_stays_unaccepted_with_all_after_it_until_a_write_succeeds() {
-        use crate::checkpoint::{Ack, Progress};
+        use crate::checkpoint::Progress;
         use crate::position::Position;
         let (mut ctx, tx, room) = super::super::context::tests::context(10);
         let progress = Arc::new(Progress::new(1));
-        let messages: crate::router::Messages = (1..=3)
-            .map(|i| Message {
-                container: Arc::new(Container::default()),
-                stream: Stream::Stdout,
-                ts_ns: 1,
-                line: format!("line{i}"),
-                truncated: false,
-                ack: Some(Ack { progress: Arc::clone(&progress), seq: progress.ship(Position::from_time(i)) }),
-            })
-            .collect::<Vec<_>>()
-            .into();
+        let messages: crate::router::Messages =
+            (1..=3).map(|i| Message::test_numbered(&format!("line{i}"), &progress, Position::from_time(i))).collect();
         room.forget_permits(3);
         tx.send(messages).await.expect("open");
         drop(tx);
