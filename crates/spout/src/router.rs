@@ -28,8 +28,9 @@ pub struct RouteQueue {
     pub index: usize,
     /// Holds up to `queue` batches; `room` is what bounds it.
     pub tx: mpsc::Sender<Messages>,
-    /// One permit per message the queue may still take: a batch takes as many as it holds, and
-    /// the route gives them back as it takes batches out. Closed when the route ends.
+    /// One permit per message the route may still hold: a batch takes as many as it holds, and
+    /// the route gives them back as it accepts messages (a message written and not yet
+    /// acknowledged still holds its permit). Closed when the route ends.
     pub room: Arc<Semaphore>,
     /// Messages this route holds at most, as its `queue` option says.
     pub queue: usize,
@@ -93,7 +94,8 @@ impl Router {
                     Err(TryAcquireError::Closed) => false,
                     Err(TryAcquireError::NoPermits) => {
                         // Dropped for good: this route is done with them, and the checkpoint
-                        // must not wait for them.
+                        // must not wait for them (nor, best effort, for what it still holds:
+                        // README, "Not promised").
                         for msg in batch.iter() {
                             msg.accept(q.index);
                         }
