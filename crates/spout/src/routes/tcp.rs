@@ -118,6 +118,21 @@ impl Conn {
     /// Accepts the batches the peer has acknowledged. Fails when the connection is over, or when
     /// nothing has been acknowledged for `timeout` while data was outstanding.
     fn check(&mut self, ctx: &mut RouteContext, timeout: Duration) -> Result<(), String> {
+        self.accept_acknowledged(ctx)?;
+        match &*self.ended.borrow() {
+            Ended::Open => {}
+            Ended::Eof => return Err("the destination closed the connection".to_owned()),
+            Ended::Failed(e) => return Err(e.clone()),
+        }
+        if self.outstanding() && self.progress_at.elapsed() >= timeout {
+            return Err(format!("the destination acknowledged nothing for {}", humantime::format_duration(timeout)));
+        }
+        Ok(())
+    }
+
+    /// Accepts the batches the peer has acknowledged. The kernel keeps its count after a reset
+    /// or a timeout, so this holds for a connection just lost too.
+    fn accept_acknowledged(&mut self, ctx: &mut RouteContext) -> Result<(), String> {
         let unacked = unacked_bytes(&self.probe).map_err(|e| format!("cannot read the connection's state: {e}"))?;
         let acked = self.sent.saturating_sub(unacked);
         if acked > self.acked {
@@ -137,14 +152,6 @@ impl Conn {
             ctx.status.delivered();
             // This connection has proven itself: the next loss starts backing off afresh.
             ctx.backoff.reset();
-        }
-        match &*self.ended.borrow() {
-            Ended::Open => {}
-            Ended::Eof => return Err("the destination closed the connection".to_owned()),
-            Ended::Failed(e) => return Err(e.clone()),
-        }
-        if self.outstanding() && self.progress_at.elapsed() >= timeout {
-            return Err(format!("the destination acknowledged nothing for {}", humantime::format_duration(timeout)));
         }
         Ok(())
     }
@@ -248,6 +255,8 @@ pub async fn run(ctx: &mut RouteContext, route: &TcpRoute) {
             }
             Err(Fail::Aborted) => return give_up(ctx, conn.as_ref()),
             Err(Fail::Lost(why)) => {
+                // What the peer acknowledged before the loss needs no second write.
+                let _ = c.accept_acknowledged(ctx);
                 conn = None;
                 lose(ctx, &route.addr, &why);
                 lost = true;
