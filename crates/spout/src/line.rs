@@ -105,6 +105,11 @@ impl Assembler {
         Self { tty, max_line, pending: [None, None], started: 0, empty_lines: 0 }
     }
 
+    /// Whether the lines come from a TTY container.
+    pub fn tty(&self) -> bool {
+        self.tty
+    }
+
     /// Takes one entry and appends the lines it completes to `out`.
     pub fn push(&mut self, stream: Stream, ts_ns: i64, bytes: &[u8], span: Span, out: &mut Vec<Line>) {
         let first_new = out.len();

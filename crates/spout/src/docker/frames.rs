@@ -139,8 +139,9 @@ impl Demux {
         self.buf.extend_from_slice(bytes);
     }
 
-    /// The next whole frame, or garbage skipped; `None` until more bytes come.
-    pub fn next_frame(&mut self) -> Option<Decoded<'_>> {
+    /// The next whole frame, or garbage skipped; `None` until more bytes come. At the end of the
+    /// stream (`eof`) a frame cut off is garbage.
+    pub fn next_frame(&mut self, eof: bool) -> Option<Decoded<'_>> {
         let rest = &self.buf[self.start..];
         if self.skip > 0 {
             let n = self.skip.min(rest.len());
@@ -148,7 +149,7 @@ impl Demux {
             self.start += n;
             return (n > 0).then_some(Decoded::Garbage(n));
         }
-        let header: &[u8; 8] = rest.get(..8)?.try_into().ok()?;
+        let Some(header) = rest.get(..8) else { return cut_off(&mut self.start, self.buf.len(), eof) };
         let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
         let stream = match header[..4] {
             [1, 0, 0, 0] => Stream::Stdout,
@@ -166,7 +167,7 @@ impl Demux {
             self.skip = len;
             return Some(Decoded::Garbage(8));
         }
-        let payload = rest.get(8..8 + len)?;
+        let Some(payload) = rest.get(8..8 + len) else { return cut_off(&mut self.start, self.buf.len(), eof) };
         self.start += 8 + len;
         Some(match split_timestamp(payload) {
             Some((ts_ns, bytes)) => Decoded::Entry { stream, ts_ns, bytes },
@@ -178,6 +179,17 @@ impl Demux {
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.start
     }
+}
+
+/// A frame not whole yet, from `start` to `end`: more may come, unless the stream has ended and
+/// the rest is garbage.
+fn cut_off<'a>(start: &mut usize, end: usize, eof: bool) -> Option<Decoded<'a>> {
+    let n = end - *start;
+    if !eof || n == 0 {
+        return None;
+    }
+    *start = end;
+    Some(Decoded::Garbage(n))
 }
 
 /// Drops consumed bytes from the front of `buf`, cheaply when all of it was consumed.
@@ -220,26 +232,12 @@ impl Decoder {
     /// or take: no entry is stamped later.
     pub fn next_entry(&mut self, eof: bool, not_after_ns: i64) -> Option<Decoded<'_>> {
         match self {
-            Decoder::Multiplexed(d) => {
-                if d.buffered() > 0 && eof && d.skip == 0 && !has_whole_frame(&d.buf[d.start..]) {
-                    let n = d.buffered();
-                    d.start += n;
-                    return Some(Decoded::Garbage(n));
-                }
-                d.next_frame()
-            }
+            Decoder::Multiplexed(d) => d.next_frame(eof),
             Decoder::Raw(t) => match t.next_entry(eof, not_after_ns)? {
                 TtyEntry::Entry { ts_ns, bytes } => Some(Decoded::Entry { stream: Stream::Stdout, ts_ns, bytes }),
                 TtyEntry::Garbage(n) => Some(Decoded::Garbage(n)),
             },
         }
-    }
-}
-
-fn has_whole_frame(rest: &[u8]) -> bool {
-    match rest.get(..8) {
-        Some(h) => rest.len() >= 8 + u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize,
-        None => false,
     }
 }
 

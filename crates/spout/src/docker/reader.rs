@@ -130,7 +130,6 @@ pub async fn run(
     running: bool,
 ) {
     let mut reader = Reader {
-        tty: false,
         assembler: Assembler::new(false, ctx.max_line_bytes),
         cursor: Cursor::new(from),
         lines: Vec::new(),
@@ -152,7 +151,6 @@ pub async fn run(
 struct Reader {
     ctx: ReaderContext,
     meta: watch::Receiver<Arc<Container>>,
-    tty: bool,
     cursor: Cursor,
     assembler: Assembler,
     lines: Vec<Line>,
@@ -290,7 +288,6 @@ impl Reader {
             }
         }
         self.started_ns = info.started_ns;
-        self.tty = info.tty;
         self.assembler = Assembler::new(info.tty, self.ctx.max_line_bytes);
         meta.send_replace(Arc::new(container(&info, &self.ctx.host)));
         if follow && !info.running {
@@ -395,7 +392,7 @@ impl Reader {
 
     /// Takes `early` (items already read), then the rest of `stream`, shipping as it goes.
     async fn pump(&mut self, stream: &mut LogStream, early: Vec<LogItem>) -> StreamEnd {
-        let mut decoder = Decoder::new(self.tty);
+        let mut decoder = Decoder::new(self.assembler.tty());
         for item in early {
             if let Some(end) = self.take(item, &mut decoder) {
                 return self.end_stream(end).await;
@@ -493,7 +490,7 @@ impl Reader {
 
     fn decode(&mut self, decoder: &mut Decoder, eof: bool) {
         // No entry of a TTY stream can be stamped later than now, give or take a clock step.
-        let not_after_ns = if self.tty { now_ns() + 60_000_000_000 } else { i64::MAX };
+        let not_after_ns = if self.assembler.tty() { now_ns() + 60_000_000_000 } else { i64::MAX };
         while let Some(decoded) = decoder.next_entry(eof, not_after_ns) {
             match decoded {
                 Decoded::Entry { stream, ts_ns, bytes } => self.entry(stream, ts_ns, bytes),
