@@ -11,6 +11,7 @@
 //! events behind it.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -456,39 +457,36 @@ impl Watcher {
     fn spawn_list(&self, session: &Session, catch_up: bool) {
         let listed_at = now_ns();
         let list = session.source.list();
-        let (tx, n, cancel) = (self.answers_tx.clone(), session.n, session.cancel.clone());
-        tokio::spawn(async move {
-            tokio::select! {
-                result = list => {
-                    let _ = tx.send(Tagged { session: n, answer: Answer::Listed { listed_at, catch_up, result } }).await;
-                }
-                () = cancel.cancelled() => {}
-            }
-        });
+        self.spawn_request(session, async move { Answer::Listed { listed_at, catch_up, result: list.await } });
     }
 
     fn spawn_inspect(&self, session: &Session, id: &str, why: Why, catch_up: bool) {
-        let (source, slots) = (Arc::clone(&session.source), Arc::clone(&self.inspect_slots));
-        let (tx, n, cancel, id) = (self.answers_tx.clone(), session.n, session.cancel.clone(), id.to_owned());
-        tokio::spawn(async move {
-            let ask = async {
-                let _slot = slots.acquire().await;
-                let mut tries = 0;
-                loop {
-                    tries += 1;
-                    let result = source.inspect(&id).await.map(Box::new);
-                    let retry = matches!(why, Why::RanAgain { .. })
-                        && tries < INSPECT_TRIES
-                        && result.as_ref().is_err_and(|e| e.class == ErrorClass::Transient);
-                    if !retry {
-                        return result;
-                    }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+        let (source, slots, id) = (Arc::clone(&session.source), Arc::clone(&self.inspect_slots), id.to_owned());
+        self.spawn_request(session, async move {
+            let _slot = slots.acquire().await;
+            let mut tries = 0;
+            let result = loop {
+                tries += 1;
+                let result = source.inspect(&id).await.map(Box::new);
+                let retry = matches!(why, Why::RanAgain { .. })
+                    && tries < INSPECT_TRIES
+                    && result.as_ref().is_err_and(|e| e.class == ErrorClass::Transient);
+                if !retry {
+                    break result;
                 }
+                tokio::time::sleep(Duration::from_millis(500)).await;
             };
+            Answer::Inspected { id, why, catch_up, result }
+        });
+    }
+
+    /// Runs a request to the daemon as a task of its own; its answer comes back as a message
+    /// (unless the connection it belongs to is over by then).
+    fn spawn_request(&self, session: &Session, request: impl Future<Output = Answer> + Send + 'static) {
+        let (tx, n, cancel) = (self.answers_tx.clone(), session.n, session.cancel.clone());
+        tokio::spawn(async move {
             tokio::select! {
-                result = ask => {
-                    let answer = Answer::Inspected { id, why, catch_up, result };
+                answer = request => {
                     let _ = tx.send(Tagged { session: n, answer }).await;
                 }
                 () = cancel.cancelled() => {}
