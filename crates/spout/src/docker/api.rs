@@ -16,6 +16,7 @@ use super::source::{
     BoxFuture, BoxStream, Connect, Connected, ContainerInfo, Event, EventKind, Listed, LogsRequest, Source, SourceError,
 };
 use super::{classify_status, root_cause, DockerHost};
+use crate::message::Container;
 use crate::timestamp::parse_rfc3339_ns;
 
 /// Seconds to wait for the daemon's answer to a request (not for the end of a stream).
@@ -140,13 +141,16 @@ fn info(resp: ContainerInspectResponse) -> ContainerInfo {
         command.push_str(arg);
     }
     ContainerInfo {
-        id: resp.id.unwrap_or_default(),
-        name: resp.name.unwrap_or_default().trim_start_matches('/').to_owned(),
-        image_id: resp.image.unwrap_or_default(),
-        image_name: config.image.unwrap_or_default(),
-        command,
-        created: resp.created.unwrap_or_default(),
-        tty: config.tty.unwrap_or(false),
+        meta: Container {
+            host: Arc::from(""),
+            id: resp.id.unwrap_or_default(),
+            name: resp.name.unwrap_or_default().trim_start_matches('/').to_owned(),
+            image_id: resp.image.unwrap_or_default(),
+            image_name: config.image.unwrap_or_default(),
+            command,
+            created: resp.created.unwrap_or_default(),
+            tty: config.tty.unwrap_or(false),
+        },
         running: state.running.unwrap_or(false),
         started_ns: time(state.started_at),
         finished_ns: time(state.finished_at),
@@ -189,9 +193,9 @@ mod tests {
             ..Default::default()
         };
         let i = info(resp);
-        assert_eq!((i.name.as_str(), i.command.as_str()), ("web-1", "sh -c echo hi"));
-        assert_eq!((i.image_name.as_str(), i.image_id.as_str()), ("busybox:latest", "sha256:15c5"));
-        assert!(i.tty && !i.running);
+        assert_eq!((i.meta.name.as_str(), i.meta.command.as_str()), ("web-1", "sh -c echo hi"));
+        assert_eq!((i.meta.image_name.as_str(), i.meta.image_id.as_str()), ("busybox:latest", "sha256:15c5"));
+        assert!(i.meta.tty && !i.running);
         assert_eq!(i.started_ns, Some(1_795_984_225_804_920_384));
         assert_eq!(i.finished_ns, None, "Docker's zero time means never");
         assert_eq!((i.env, i.log_driver), (vec!["A=1".to_owned()], Some("json-file".to_owned())));

@@ -54,7 +54,7 @@ pub fn skip(info: &ContainerInfo, own_id: Option<&str>) -> Option<Skip> {
     let label_excluded = info.labels.get("spout.exclude").is_some_and(|v| v == "true");
     if env_ignored || label_excluded {
         Some(Skip::OptedOut)
-    } else if own_id == Some(info.id.as_str()) {
+    } else if own_id == Some(info.meta.id.as_str()) {
         Some(Skip::Spout)
     } else if info.log_driver.as_deref() == Some("none") {
         Some(Skip::Unreadable("none".to_owned()))
@@ -63,18 +63,9 @@ pub fn skip(info: &ContainerInfo, own_id: Option<&str>) -> Option<Skip> {
     }
 }
 
-/// The metadata every message of the container carries.
+/// The metadata every message of the container carries, with the host name they give.
 pub fn container(info: &ContainerInfo, host: &Arc<str>) -> Container {
-    Container {
-        host: Arc::clone(host),
-        id: info.id.clone(),
-        name: info.name.clone(),
-        image_id: info.image_id.clone(),
-        image_name: info.image_name.clone(),
-        command: info.command.clone(),
-        created: info.created.clone(),
-        tty: info.tty,
-    }
+    Container { host: Arc::clone(host), ..info.meta.clone() }
 }
 
 /// spout's own container id, when it runs in one: Docker bind-mounts the container's own
@@ -119,13 +110,16 @@ mod tests {
 
     fn info() -> ContainerInfo {
         ContainerInfo {
-            id: ID.into(),
-            name: "web-1".into(),
-            image_id: "sha256:15c5".into(),
-            image_name: "busybox:latest".into(),
-            command: "sh -c echo hi".into(),
-            created: "2026-11-29T20:30:25.1Z".into(),
-            tty: true,
+            meta: Container {
+                id: ID.into(),
+                name: "web-1".into(),
+                image_id: "sha256:15c5".into(),
+                image_name: "busybox:latest".into(),
+                command: "sh -c echo hi".into(),
+                created: "2026-11-29T20:30:25.1Z".into(),
+                tty: true,
+                ..Default::default()
+            },
             running: true,
             ..Default::default()
         }

@@ -278,17 +278,17 @@ impl Reader {
         match skip(&info, self.ctx.own_id.as_deref()) {
             None => {}
             Some(Skip::Unreadable(driver)) => {
-                warn!(container = %id, name = %info.name, driver = %driver,
+                warn!(container = %id, name = %info.meta.name, driver = %driver,
                       "container's log driver keeps nothing the Docker API can return; its logs are not shipped");
                 return Err(ExitReason::Unreadable);
             }
             Some(skip) => {
-                debug!(container = %id, name = %info.name, reason = ?skip, "not reading container");
+                debug!(container = %id, name = %info.meta.name, reason = ?skip, "not reading container");
                 return Err(ExitReason::Skipped);
             }
         }
         self.started_ns = info.started_ns;
-        self.assembler = Assembler::new(info.tty, self.ctx.max_line_bytes);
+        self.assembler = Assembler::new(info.meta.tty, self.ctx.max_line_bytes);
         meta.send_replace(Arc::new(container(&info, &self.ctx.host)));
         if follow && !info.running {
             // A job that has already exited: its follow stream may end before its last lines,
@@ -724,7 +724,7 @@ mod tests {
     async fn a_tty_flood_without_newlines_is_cut_and_the_last_line_follows() {
         let source = Scripted::default();
         let mut info = s::info("c", false);
-        info.tty = true;
+        info.meta.tty = true;
         source.inspect("c", s::Inspect { delay: Duration::ZERO, answer: Ok(info) });
         // 4 MiB without a newline, as the daemon stores it: 16 KiB pieces sharing a timestamp.
         let ts = crate::timestamp::format_rfc3339_ns(T0);
@@ -743,7 +743,7 @@ mod tests {
     async fn a_flood_does_not_hold_the_thread_from_other_readers() {
         let source = Scripted::default();
         let mut info = s::info("flood", false);
-        info.tty = true;
+        info.meta.tty = true;
         source.inspect("flood", s::Inspect { delay: Duration::ZERO, answer: Ok(info) });
         source.inspect("calm", s::stopped("calm"));
         // 100 MB without a newline, every byte ready at once: only the reader's own turns let

@@ -13,6 +13,7 @@ use super::frames::tests::frame;
 use super::source::{
     BoxFuture, BoxStream, Connect, Connected, ContainerInfo, Event, Listed, LogsRequest, Source, SourceError,
 };
+use crate::message::Container;
 
 /// One step of a scripted log stream.
 #[derive(Debug, Clone)]
@@ -50,8 +51,7 @@ pub fn gone(delay: Duration) -> Inspect {
 
 pub fn info(id: &str, running: bool) -> ContainerInfo {
     ContainerInfo {
-        id: id.into(),
-        name: format!("name-of-{id}"),
+        meta: Container { id: id.into(), name: format!("name-of-{id}"), ..Default::default() },
         running,
         started_ns: Some(1_000),
         finished_ns: (!running).then_some(2_000),

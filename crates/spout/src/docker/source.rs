@@ -15,6 +15,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::Stream;
 
+use crate::message::Container;
+
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub type BoxStream<T> = Pin<Box<dyn Stream<Item = T> + Send + 'static>>;
 
@@ -64,18 +66,9 @@ pub struct Listed {
 /// What one inspect says about a container.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerInfo {
-    /// 64 hex digits.
-    pub id: String,
-    /// Without Docker's leading '/'.
-    pub name: String,
-    pub image_id: String,
-    /// The image as the container was started with it.
-    pub image_name: String,
-    /// Entrypoint and arguments joined by spaces.
-    pub command: String,
-    /// Creation time as the daemon reports it (RFC 3339).
-    pub created: String,
-    pub tty: bool,
+    /// Identity and metadata as messages carry them, but for `host`: the name messages give the
+    /// host is not the source's to say.
+    pub meta: Container,
     pub running: bool,
     /// When its latest run started and ended (ns since the epoch), if it ever did.
     pub started_ns: Option<i64>,

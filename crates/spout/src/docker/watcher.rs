@@ -333,7 +333,7 @@ impl Watcher {
         match (why, result) {
             (Why::Rename, Ok(info)) => {
                 if let Some(meta) = self.readers.get(id) {
-                    info!(container = %id, name = %info.name, "container renamed");
+                    info!(container = %id, name = %info.meta.name, "container renamed");
                     meta.send_replace(Arc::new(container(&info, &session.host)));
                 }
             }
