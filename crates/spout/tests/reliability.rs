@@ -200,12 +200,23 @@ fn start_events_are_handled_while_the_daemon_is_slow_to_answer_inspects() {
     assert!(attached < first_rename, "the start waited for the renames; stderr:\n{stderr}");
 }
 
+/// Stops `first` gracefully, runs `c` to its end, and starts a spout in the same state directory.
+fn run_while_stopped(mut first: Spout, c: &Container, state: &std::path::Path, route: &str) -> Spout {
+    first.sigterm();
+    assert!(first.wait().success(), "stderr:\n{}", first.stderr());
+    c.start();
+    c.wait();
+    // Long enough before the next start that its events (from a second before) do not show it.
+    std::thread::sleep(Duration::from_secs(2));
+    Spout::start_in(state, &[route], &[])
+}
+
 #[test]
 fn a_container_created_while_spout_ran_and_started_while_it_was_stopped_is_shipped() {
     require_docker!();
     let state = tempfile::tempdir().expect("state dir");
     let r = TcpReceiver::start();
-    let mut first = Spout::start_in(state.path(), &[&r.route()], &[]);
+    let first = Spout::start_in(state.path(), &[&r.route()], &[]);
     first.wait_healthy();
     let name = unique_name();
     let id = docker(&["create", "--name", &name, support::IMAGE, "sh", "-c", "for i in 1 2 3; do echo late$i; done"]);
@@ -221,13 +232,7 @@ fn a_container_created_while_spout_ran_and_started_while_it_was_stopped_is_shipp
         spout::checkpoint::decode(&text).map(|p| p.ts_ns).unwrap_or(0)
     };
     assert!(wait_until(Duration::from_secs(45), || watermark() > created + 2_000_000_000));
-    first.sigterm();
-    assert!(first.wait().success());
-    c.start();
-    c.wait();
-    // Long enough before the next start that its events (from a second before) do not show it.
-    std::thread::sleep(Duration::from_secs(2));
-    let _second = Spout::start_in(state.path(), &[&r.route()], &[]);
+    let _second = run_while_stopped(first, &c, state.path(), &r.route());
     assert_eq!(r.inbox.settle_lines(&c.id, 3), numbered("late", 1..=3));
 }
 
@@ -241,14 +246,9 @@ fn a_container_that_ran_before_spout_and_again_while_it_was_stopped_ships_only_t
     c.wait();
     // Its creation well before spout's first start (a second's slack would blur the two).
     std::thread::sleep(Duration::from_secs(3));
-    let mut first = Spout::start_in(state.path(), &[&r.route()], &[]);
+    let first = Spout::start_in(state.path(), &[&r.route()], &[]);
     first.wait_healthy();
-    first.sigterm();
-    assert!(first.wait().success());
-    c.start();
-    c.wait();
-    std::thread::sleep(Duration::from_secs(2));
-    let _second = Spout::start_in(state.path(), &[&r.route()], &[]);
+    let _second = run_while_stopped(first, &c, state.path(), &r.route());
     assert_eq!(r.inbox.settle_lines(&c.id, 2), ["run2-a", "run2-b"]);
 }
 
