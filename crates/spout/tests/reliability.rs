@@ -22,6 +22,20 @@ fn missing(got: &[String], want: &[String]) -> Vec<String> {
     want.iter().filter(|l| !got.contains(l)).cloned().collect()
 }
 
+/// Waits for every line of `want` from `c` in `inbox` (duplicates allowed), and fails naming what
+/// is missing.
+fn assert_all_arrive(inbox: &Inbox, c: &Container, want: &[String], spout: &Spout) {
+    wait_until(PATIENCE, || missing(&inbox.lines_of(&c.id), want).is_empty());
+    let lost = missing(&inbox.lines_of(&c.id), want);
+    assert!(
+        lost.is_empty(),
+        "{} lines lost, e.g. {:?}; spout:\n{}",
+        lost.len(),
+        &lost[..lost.len().min(5)],
+        spout.stderr()
+    );
+}
+
 /// A daemon slow to answer the requests `delay` names (through a proxy on its socket), a GELF TCP
 /// receiver, and a healthy spout between them.
 fn behind_a_slow_daemon(delay: proxy::Delay) -> (tempfile::TempDir, DockerProxy, TcpReceiver, Spout) {
@@ -66,16 +80,7 @@ fn a_black_holed_destination_whose_receiver_dies_meanwhile_loses_nothing() {
         r.resume();
     }
     c.wait();
-    let want = numbered("line", 1..=15_000);
-    wait_until(PATIENCE, || missing(&r.inbox.lines_of(&c.id), &want).is_empty());
-    let lost = missing(&r.inbox.lines_of(&c.id), &want);
-    assert!(
-        lost.is_empty(),
-        "{} lines lost, e.g. {:?}; spout:\n{}",
-        lost.len(),
-        &lost[..lost.len().min(5)],
-        spout.stderr()
-    );
+    assert_all_arrive(&r.inbox, &c, &numbered("line", 1..=15_000), &spout);
     let connections = spout.stderr().lines().filter(|l| l.contains(" connected")).count();
     assert!(connections >= 2, "the dead connection was replaced; stderr:\n{}", spout.stderr());
 }
@@ -121,16 +126,7 @@ fn a_tcp_destination_whose_name_moves_is_reached_at_its_new_address() {
     hosts.point_to("127.0.0.3");
     old.stop();
     c.wait();
-    let want = numbered("line", 1..=3000);
-    wait_until(PATIENCE, || missing(&inbox.lines_of(&c.id), &want).is_empty());
-    let lost = missing(&inbox.lines_of(&c.id), &want);
-    assert!(
-        lost.is_empty(),
-        "{} lines lost, e.g. {:?}; spout:\n{}",
-        lost.len(),
-        &lost[..lost.len().min(5)],
-        spout.stderr()
-    );
+    assert_all_arrive(&inbox, &c, &numbered("line", 1..=3000), &spout);
     assert!(spout.stderr().contains("address=127.0.0.3"), "stderr:\n{}", spout.stderr());
 }
 
