@@ -2,9 +2,11 @@
 //! lines, persisted in `--state-dir` so that a restarted spout resumes exactly there.
 //!
 //! A reader numbers the messages it ships and notes, for each, the position from which reading
-//! again would reproduce it and everything after it. Routes take messages from their queues in
-//! order, so a route that accepted message `n` accepted every earlier one. A container's
-//! checkpoint is the position of the newest message every route has accepted.
+//! again would reproduce it and everything after it, and which routes' filters reject it. Routes
+//! take messages from their queues in order, so a route that accepted message `n` accepted every
+//! earlier one it was given. A container's checkpoint is the position of the newest message every
+//! route has accepted or rejected: a route that never sees a container's messages never holds
+//! back its checkpoint.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write;
@@ -30,11 +32,20 @@ pub struct Progress {
     inner: Mutex<Shipped>,
 }
 
+/// A message not yet settled (or, past [`MAX_PENDING`], the newest of a range of them).
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    seq: u64,
+    /// Where to resume once it and everything before it are accepted.
+    resume: Position,
+    /// The routes (bit `n`: route `n`) that reject it, and so need not accept it.
+    rejected_by: u64,
+}
+
 #[derive(Debug, Default)]
 struct Shipped {
     next_seq: u64,
-    /// (message number, position to resume from once it and all before it are accepted).
-    pending: VecDeque<(u64, Position)>,
+    pending: VecDeque<Pending>,
     settled: Option<Position>,
 }
 
@@ -50,19 +61,20 @@ impl Progress {
     }
 
     /// Numbers a message about to be shipped; `resume` is where reading must start again to
-    /// reproduce it and everything after it.
-    pub fn ship(&self, resume: Position) -> u64 {
+    /// reproduce it and everything after it; `rejected_by` the routes whose filters reject it.
+    pub fn ship(&self, resume: Position, rejected_by: u64) -> u64 {
         let mut s = self.lock();
         s.next_seq += 1;
         let seq = s.next_seq;
         if s.pending.len() >= MAX_PENDING {
             if let Some(last) = s.pending.back_mut() {
                 // Settles only once everything up to `seq` is accepted, and then `resume` is right.
-                *last = (seq, resume);
+                // A route may skip the range only if it rejects all of it.
+                *last = Pending { seq, resume, rejected_by: last.rejected_by & rejected_by };
                 return seq;
             }
         }
-        s.pending.push_back((seq, resume));
+        s.pending.push_back(Pending { seq, resume, rejected_by });
         seq
     }
 
@@ -71,10 +83,11 @@ impl Progress {
     pub fn reached(&self, pos: Position) {
         let mut s = self.lock();
         let seq = s.next_seq;
-        if let Some(last) = s.pending.back_mut().filter(|last| last.0 == seq) {
-            last.1 = pos;
+        if let Some(last) = s.pending.back_mut().filter(|last| last.seq == seq) {
+            last.resume = pos;
         } else if s.pending.len() < MAX_PENDING {
-            s.pending.push_back((seq, pos));
+            // Everything shipped before has settled: every route may pass it.
+            s.pending.push_back(Pending { seq, resume: pos, rejected_by: u64::MAX });
         }
     }
 
@@ -88,11 +101,19 @@ impl Progress {
     /// The position every route has got past, if it moved since the last call: `Some` only when
     /// there is something new to persist.
     pub fn settle(&self) -> Option<Position> {
-        let everywhere = self.accepted.iter().map(|a| a.load(Ordering::Acquire)).min().unwrap_or(u64::MAX);
+        let accepted: Vec<u64> = self.accepted.iter().map(|a| a.load(Ordering::Acquire)).collect();
+        // Taken in order, so every earlier message has settled: a route that rejects this one
+        // has accepted everything it was given before it.
+        let settled = |p: &Pending| {
+            accepted
+                .iter()
+                .enumerate()
+                .all(|(route, &a)| a >= p.seq || (route < 64 && p.rejected_by & (1 << route) != 0))
+        };
         let mut s = self.lock();
         let mut newest = None;
-        while s.pending.front().is_some_and(|(seq, _)| *seq <= everywhere) {
-            newest = s.pending.pop_front().map(|(_, pos)| pos);
+        while s.pending.front().is_some_and(settled) {
+            newest = s.pending.pop_front().map(|p| p.resume);
         }
         if newest.is_some() && newest != s.settled {
             s.settled = newest;
@@ -367,7 +388,7 @@ mod tests {
     #[test]
     fn settles_at_what_every_route_accepted() {
         let p = Progress::new(2);
-        let (a, b, c) = (p.ship(pos(10)), p.ship(pos(20)), p.ship(pos(30)));
+        let (a, b, c) = (p.ship(pos(10), 0), p.ship(pos(20), 0), p.ship(pos(30), 0));
         assert_eq!(p.settle(), None);
         p.accept(0, c);
         assert_eq!(p.settle(), None, "route 1 has accepted nothing");
@@ -382,11 +403,24 @@ mod tests {
     }
 
     #[test]
+    fn a_route_that_rejects_a_message_does_not_hold_it_back() {
+        let p = Progress::new(2);
+        let wanted = p.ship(pos(10), 0);
+        let rejected = p.ship(pos(20), 0b10);
+        p.accept(0, rejected);
+        assert_eq!(p.settle(), None, "route 1 has not accepted the message it wants");
+        p.accept(1, wanted);
+        assert_eq!(p.settle(), Some(pos(20)), "nor need it accept the one it rejects");
+        p.ship(pos(30), 0b11);
+        assert_eq!(p.settle(), Some(pos(30)));
+    }
+
+    #[test]
     fn pending_positions_are_bounded() {
         let p = Progress::new(1);
         let mut last = 0;
         for i in 0..(MAX_PENDING as i64 + 10) {
-            last = p.ship(pos(i));
+            last = p.ship(pos(i), 0);
         }
         assert_eq!(p.lock().pending.len(), MAX_PENDING);
         p.accept(0, last - 1);
@@ -415,9 +449,9 @@ mod tests {
         {
             let cps = Checkpoints::open(dir.path()).expect("open");
             let pa = cps.progress(&a, 1, pos(1));
-            let seq = pa.ship(pos(42));
+            let seq = pa.ship(pos(42), 0);
             pa.accept(0, seq);
-            cps.progress(&b, 1, pos(5)).ship(pos(7));
+            cps.progress(&b, 1, pos(5)).ship(pos(7), 0);
             assert_eq!(cps.previous_run(), None);
             // a: accepted up to 42; b: nothing accepted, so where its reader started.
             assert_eq!(cps.persist(1_000).expect("persist"), 2);
@@ -446,12 +480,12 @@ mod tests {
         let a = "a".repeat(64);
         let cps = Checkpoints::open(dir.path()).expect("open");
         let pa = cps.progress(&a, 1, pos(1));
-        let seq = pa.ship(pos(42));
+        let seq = pa.ship(pos(42), 0);
         pa.accept(0, seq);
         cps.persist(1_000).expect("persist");
         assert!(dir.path().join("checkpoints").join(&a).exists());
         // Moved again, then removed before the next save.
-        let seq = pa.ship(pos(43));
+        let seq = pa.ship(pos(43), 0);
         pa.accept(0, seq);
         cps.forget(&a);
         cps.persist(2_000).expect("persist");

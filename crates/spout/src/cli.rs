@@ -50,15 +50,84 @@ pub struct Cli {
     #[arg(long, env = "SPOUT_SHUTDOWN_GRACE", default_value = "10s")]
     pub shutdown_grace: String,
 
+    /// Do not read containers with this label (KEY), or with it set to VALUE (KEY=VALUE);
+    /// repeatable. Also LOGSPOUT=ignore and spout.exclude=true opt a container out.
+    #[arg(long, value_name = "KEY[=VALUE]", env = "EXCLUDE_LABEL", value_delimiter = ',')]
+    pub exclude_label: Vec<String>,
+
+    /// Read the ECS agent's container and ECS's internal pause containers too.
+    #[arg(long, env = "SPOUT_INCLUDE_ECS_INTERNAL", value_parser = clap::builder::FalseyValueParser::new())]
+    pub include_ecs_internal: bool,
+
+    /// Fields from a pattern: the named groups of REGEX, matched against SOURCE (name, image or
+    /// label:KEY), become fields _<group>; repeatable.
+    #[arg(long, value_name = "SOURCE=REGEX")]
+    pub extract: Vec<String>,
+
+    /// Same as --extract name=REGEX.
+    #[arg(long, value_name = "REGEX", env = "SPOUT_NAME_PATTERN")]
+    pub name_pattern: Option<String>,
+
+    /// A field _KEY=VALUE on every message; repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub field: Vec<String>,
+
+    /// Container labels that become fields _<label>; comma-separated, repeatable.
+    #[arg(long, value_name = "KEY,...", env = "SPOUT_LABELS", value_delimiter = ',')]
+    pub labels: Vec<String>,
+
+    /// Container labels whose names match REGEX become fields.
+    #[arg(long, value_name = "REGEX", env = "SPOUT_LABELS_REGEX")]
+    pub labels_regex: Option<String>,
+
+    /// Container environment variables that become fields _<VARIABLE>; comma-separated, repeatable.
+    #[arg(long = "env", value_name = "KEY,...", env = "SPOUT_ENV", value_delimiter = ',')]
+    pub env_fields: Vec<String>,
+
+    /// Container environment variables whose names match REGEX become fields.
+    #[arg(long, value_name = "REGEX", env = "SPOUT_ENV_REGEX")]
+    pub env_regex: Option<String>,
+
+    /// Join multiline messages: a line matching REGEX starts a message, any other line is
+    /// appended to the one before (per container and stream). Containers may set their own with
+    /// the label spout.multiline.start=REGEX, or turn joining off with spout.multiline=off.
+    #[arg(long, value_name = "REGEX", env = "SPOUT_MULTILINE_START")]
+    pub multiline_start: Option<String>,
+
+    /// A multiline message is complete when no line has joined it for this long.
+    #[arg(long, value_name = "DURATION", env = "SPOUT_MULTILINE_TIMEOUT", default_value = "1s")]
+    pub multiline_timeout: String,
+
+    /// A multiline message is complete at this many lines.
+    #[arg(long, value_name = "N", env = "SPOUT_MULTILINE_MAX_LINES", default_value_t = 1000)]
+    pub multiline_max_lines: usize,
+
     /// spout's own log level or filter (error, warn, info, debug, trace) [default: RUST_LOG, else info].
     #[arg(long)]
     pub log_level: Option<String>,
 }
 
 impl Cli {
-    /// Routes from the command line, then from ROUTE_URIS (comma-separated, as in Logspout).
+    /// Routes from the command line, then from ROUTE_URIS (comma-separated, as in Logspout). A
+    /// comma not followed by `SCHEME://` belongs to the URI before it (`filter.sources=stdout,stderr`).
     pub fn route_uris(&self, env_routes: Option<&str>) -> Vec<String> {
-        let from_env = env_routes.unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty());
-        self.routes.iter().map(String::as_str).chain(from_env).map(str::to_owned).collect()
+        let mut from_env: Vec<String> = Vec::new();
+        for part in env_routes.unwrap_or("").split(',') {
+            match from_env.last_mut() {
+                Some(uri) if !starts_with_scheme(part.trim()) => {
+                    uri.push(',');
+                    uri.push_str(part.trim_end());
+                }
+                _ => from_env.push(part.trim().to_owned()),
+            }
+        }
+        let from_env = from_env.into_iter().filter(|s| !s.is_empty());
+        self.routes.iter().cloned().chain(from_env).collect()
     }
+}
+
+fn starts_with_scheme(s: &str) -> bool {
+    s.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    })
 }

@@ -5,10 +5,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::Cli;
+use crate::enrich::fields::{self, Extract, FieldRules, Pick};
+use crate::enrich::{Enrichment, LabelMatch, Multiline};
 use crate::routes::uri::RouteSpec;
 
 /// Lines are never cut below this: Docker itself splits at 16 KiB.
 const MIN_MAX_LINE: usize = 16 * 1024;
+/// Routes at most: a container's filter decisions are a bit per route.
+const MAX_ROUTES: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -21,6 +25,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub checkpoint_interval: Duration,
     pub routes: Vec<RouteSpec>,
+    /// What to make of each container; its filters are the routes', in route order.
+    pub enrichment: Enrichment,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +59,9 @@ impl Config {
         if routes.is_empty() && errors.is_empty() {
             routes.push(RouteSpec::stdout());
         }
+        if routes.len() > MAX_ROUTES {
+            errors.push(format!("{} routes given: spout takes at most {MAX_ROUTES}", routes.len()));
+        }
         let docker_host = parse_docker_host(&cli.docker_host).map_err(|e| errors.push(e)).ok();
         let http = match cli.http.as_str() {
             "off" => None,
@@ -80,8 +89,11 @@ impl Config {
                 cli.checkpoint_interval
             ));
         }
+        let mut enrichment = enrichment(cli, &mut errors);
+        enrichment.filters = routes.iter().map(|r| r.filter.clone()).collect();
         match (docker_host, shutdown_grace, checkpoint_interval, errors.is_empty()) {
             (Some(docker_host), Some(shutdown_grace), Some(checkpoint_interval), true) => Ok(Config {
+                enrichment,
                 checkpoint_interval,
                 docker_host,
                 state_dir: cli.state_dir.clone(),
@@ -94,6 +106,59 @@ impl Config {
             }),
             _ => Err(errors),
         }
+    }
+}
+
+/// The value of `result`, or `None` with its error, naming `option`, added to `errors`.
+fn ok<T>(errors: &mut Vec<String>, option: &str, result: Result<T, String>) -> Option<T> {
+    result.map_err(|e| errors.push(format!("{option}: {e}"))).ok()
+}
+
+/// The enrichment options, validated; what is wrong goes to `errors`, each naming its option.
+fn enrichment(cli: &Cli, errors: &mut Vec<String>) -> Enrichment {
+    let exclude_labels =
+        cli.exclude_label.iter().filter_map(|spec| ok(errors, "--exclude-label", LabelMatch::parse(spec))).collect();
+    let mut extracts: Vec<Extract> =
+        cli.extract.iter().filter_map(|spec| ok(errors, "--extract", Extract::parse(spec))).collect();
+    if let Some(pattern) = &cli.name_pattern {
+        let regex = ok(errors, "--name-pattern", fields::named_groups(pattern));
+        extracts.extend(regex.map(|regex| Extract { subject: fields::Subject::Name, regex }));
+    }
+    let statics = cli
+        .field
+        .iter()
+        .filter_map(|spec| {
+            let parsed = spec
+                .split_once('=')
+                .ok_or_else(|| format!("'{spec}' is not KEY=VALUE"))
+                .and_then(|(key, value)| Ok((fields::check_name(key)?, value.to_owned())));
+            ok(errors, "--field", parsed)
+        })
+        .collect();
+    let labels = Pick {
+        keys: cli.labels.iter().filter(|k| !k.is_empty()).cloned().collect(),
+        regex: cli.labels_regex.as_deref().and_then(|re| ok(errors, "--labels-regex", fields::regex(re))),
+    };
+    let env = Pick {
+        keys: cli.env_fields.iter().filter(|k| !k.is_empty()).cloned().collect(),
+        regex: cli.env_regex.as_deref().and_then(|re| ok(errors, "--env-regex", fields::regex(re))),
+    };
+    let start = cli.multiline_start.as_deref().and_then(|re| ok(errors, "--multiline-start", fields::regex(re)));
+    let timeout = humantime::parse_duration(&cli.multiline_timeout)
+        .ok()
+        .filter(|d| *d >= Duration::from_millis(10) && *d <= Duration::from_secs(60))
+        .ok_or_else(|| format!("'{}' is not a duration from 10ms to 60s", cli.multiline_timeout));
+    let timeout = ok(errors, "--multiline-timeout", timeout).unwrap_or_default();
+    if !(1..=100_000).contains(&cli.multiline_max_lines) {
+        errors.push(format!("--multiline-max-lines: {} is not a number from 1 to 100000", cli.multiline_max_lines));
+    }
+    Enrichment {
+        exclude_labels,
+        include_ecs_internal: cli.include_ecs_internal,
+        fields: FieldRules { statics, labels, env, extracts },
+        filters: Vec::new(),
+        multiline: Multiline { start, timeout, max_lines: cli.multiline_max_lines },
+        max_line_bytes: cli.max_line_bytes,
     }
 }
 
@@ -154,6 +219,92 @@ mod tests {
         assert_eq!(errors.len(), 5, "{errors:#?}");
         assert!(errors[0].contains("gelf://a") && errors[0].contains("missing port"));
         assert!(errors[1].contains("unknown scheme 'bogus'"));
+    }
+
+    #[test]
+    fn enrichment_options_are_validated_together_naming_each_option() {
+        let c = cli(&[
+            "--extract",
+            "name=(?P<environment>[a-z]+",
+            "--extract",
+            "host=(?P<x>.)",
+            "--name-pattern",
+            "^ecs-.*",
+            "--field",
+            "bad name=1",
+            "--field",
+            "novalue",
+            "--field",
+            "container_id=x",
+            "--labels-regex",
+            "[",
+            "--env-regex",
+            "(",
+            "--multiline-start",
+            "*",
+            "--multiline-timeout",
+            "2h",
+            "--exclude-label",
+            "=x",
+            "--multiline-max-lines",
+            "0",
+        ]);
+        let errors = Config::from_cli(&c, None).expect_err("invalid");
+        let expected = [
+            "--exclude-label: '=x'",
+            "--extract: bad regex '(?P<environment>[a-z]+'",
+            "--extract: unknown source 'host'",
+            "--name-pattern: regex '^ecs-.*' has no named group",
+            "--field: field name 'bad name'",
+            "--field: 'novalue' is not KEY=VALUE",
+            "--field: field name 'container_id' is one of the standard fields",
+            "--labels-regex: bad regex '['",
+            "--env-regex: bad regex '('",
+            "--multiline-start: bad regex '*'",
+            "--multiline-timeout: '2h'",
+            "--multiline-max-lines: 0",
+        ];
+        assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+        for (error, expected) in errors.iter().zip(expected) {
+            assert!(error.starts_with(expected), "{error:?} does not start with {expected:?}");
+        }
+    }
+
+    #[test]
+    fn enrichment_from_the_command_line() {
+        let c = cli(&[
+            "gelf://a:1?filter.name=web-*",
+            "stdout://",
+            "--field",
+            "region=eu-west-1",
+            "--labels",
+            "a,b",
+            "--labels",
+            "c",
+            "--name-pattern",
+            "^(?P<service>[a-z]+)-",
+            "--extract",
+            "label:x=(?P<y>.*)",
+            "--multiline-start",
+            r"^\S",
+            "--exclude-label",
+            "a=b",
+        ]);
+        let e = Config::from_cli(&c, None).expect("valid").enrichment;
+        assert_eq!(e.fields.statics, [("_region".to_owned(), "eu-west-1".to_owned())]);
+        assert_eq!(e.fields.labels.keys.len(), 3);
+        assert_eq!(e.fields.extracts.len(), 2);
+        assert_eq!(e.filters.len(), 2, "one filter per route");
+        assert_eq!(e.exclude_labels, [LabelMatch { key: "a".into(), value: Some("b".into()) }]);
+        assert_eq!(e.multiline.start.map(|r| r.to_string()), Some(r"^\S".to_owned()));
+        assert_eq!(e.multiline.timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn route_uris_keep_commas_inside_a_uri() {
+        let c = cli(&[]);
+        let uris = c.route_uris(Some("gelf://a:1?filter.sources=stdout,stderr, gelf+tcp://b:2?filter.labels=a:1,b:2"));
+        assert_eq!(uris, ["gelf://a:1?filter.sources=stdout,stderr", "gelf+tcp://b:2?filter.labels=a:1,b:2"]);
     }
 
     #[test]

@@ -10,10 +10,12 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod docker;
+pub mod enrich;
 mod fnv;
 pub mod health;
 pub mod line;
 pub mod message;
+pub mod multiline;
 pub mod position;
 pub mod router;
 pub mod routes;
@@ -106,6 +108,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
             backlog: config.backlog,
             max_line_bytes: config.max_line_bytes,
             own_id: docker::own_container_id(),
+            enrichment: Arc::new(config.enrichment.clone()),
         },
         WatcherParts {
             connector: Arc::new(DockerConnector { host: config.docker_host.clone() }),
@@ -148,7 +151,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
             error!(route = %route.name, error = %e, "route supervisor failed; what it held is read again at the next start");
         }
         let s = &route.stats;
-        info!(route = %route.name, sent = s.sent.get(), dropped_full = s.dropped_full.get(),
+        info!(route = %route.name, sent = s.sent.get(), filtered = s.filtered.get(), dropped_full = s.dropped_full.get(),
               dropped_failed = s.dropped_failed.get(), undelivered = s.undelivered.get(),
               reconnects = s.reconnects.get(), crashes = s.crashes.get(), "route closed");
     }

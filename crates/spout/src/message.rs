@@ -22,15 +22,36 @@ pub struct Container {
     /// Creation time as the daemon reports it (RFC 3339).
     pub created: String,
     pub tty: bool,
+    /// Additional fields, named with their leading `_`, sorted by name ([`crate::enrich`]).
+    pub fields: Vec<(String, String)>,
+    /// By stream number, the routes whose filter rejects this container's messages: bit `n` is
+    /// route `n`.
+    pub rejected_by: [u64; 2],
+}
+
+impl Container {
+    /// The routes (bit `n`: route `n`) that do not want the container's lines on `stream`.
+    pub fn rejected_by(&self, stream: Stream) -> u64 {
+        self.rejected_by[stream as usize]
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stream {
-    Stdout,
-    Stderr,
+    Stdout = 0,
+    Stderr = 1,
 }
 
 impl Stream {
+    /// The stream numbered `n` (0: stdout, 1: stderr), as `Stream as usize` numbers them.
+    pub fn from_index(n: usize) -> Stream {
+        if n == 0 {
+            Stream::Stdout
+        } else {
+            Stream::Stderr
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Stream::Stdout => "stdout",
@@ -83,7 +104,7 @@ impl Message {
         progress: &Arc<crate::checkpoint::Progress>,
         resume: crate::position::Position,
     ) -> Message {
-        let ack = crate::checkpoint::Ack { progress: Arc::clone(progress), seq: progress.ship(resume) };
+        let ack = crate::checkpoint::Ack { progress: Arc::clone(progress), seq: progress.ship(resume, 0) };
         Message { ack: Some(ack), ..Message::test(line) }
     }
 }

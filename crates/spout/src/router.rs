@@ -3,6 +3,9 @@
 //! whose queue is full (its destination down, or not acknowledging) stops every reader, so
 //! nothing is read that cannot be queued, and the other routes wait too until it has room. A
 //! route that should never hold up the rest is given `when_full=drop`.
+//!
+//! A route's filter decides per container (and stream) ahead of time; the messages it rejects
+//! never enter its queue, and its checkpoint does not wait for them.
 
 use std::sync::Arc;
 
@@ -75,21 +78,26 @@ impl Router {
     pub async fn send(&self, batch: Vec<Message>) -> Result<(), Closed> {
         let batch: Messages = batch.into();
         let mut open = 0;
-        // A batch is never larger than the smallest queue, so it always fits in an empty one.
-        let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
         for q in self.queues.iter() {
+            let Some(batch) = wanted_by(&batch, q) else {
+                // Rejected by the route's filter: as good as accepted.
+                open += usize::from(!q.room.is_closed());
+                continue;
+            };
+            // A batch is never larger than the smallest queue, so it always fits in an empty one.
+            let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
             let sent = match q.when_full {
                 WhenFull::Block => match q.room.acquire_many(n).await {
                     Ok(permits) => {
                         permits.forget();
-                        q.tx.send(Arc::clone(&batch)).await.is_ok()
+                        q.tx.send(batch).await.is_ok()
                     }
                     Err(_) => false,
                 },
                 WhenFull::Drop => match q.room.try_acquire_many(n) {
                     Ok(permits) => {
                         permits.forget();
-                        q.tx.try_send(Arc::clone(&batch)).is_ok()
+                        q.tx.try_send(batch).is_ok()
                     }
                     Err(TryAcquireError::Closed) => false,
                     Err(TryAcquireError::NoPermits) => {
@@ -116,6 +124,25 @@ impl Router {
         } else {
             Ok(())
         }
+    }
+}
+
+/// The messages of `batch` that route `q` wants, if any: the whole batch, shared, when it
+/// wants them all (a batch is one container's, so it usually wants all or none).
+fn wanted_by(batch: &Messages, q: &RouteQueue) -> Option<Messages> {
+    let bit = 1u64.checked_shl(q.index as u32).unwrap_or(0);
+    let wants = |m: &Message| m.container.rejected_by(m.stream) & bit == 0;
+    let wanted = batch.iter().filter(|m| wants(m)).count();
+    let rejected = (batch.len() - wanted) as u64;
+    if rejected > 0 {
+        q.stats.filtered.add(rejected);
+    }
+    if wanted == batch.len() {
+        Some(Arc::clone(batch))
+    } else if wanted == 0 {
+        None
+    } else {
+        Some(batch.iter().filter(|m| wants(m)).cloned().collect())
     }
 }
 
@@ -178,6 +205,29 @@ mod tests {
         drop(rx);
         q.room.close();
         assert_eq!(Router::new(vec![q]).send(batch(&["a"])).await, Err(Closed));
+    }
+
+    #[tokio::test]
+    async fn a_route_gets_only_what_its_filter_wants() {
+        let (all, mut all_rx) = queue(WhenFull::Block, 10);
+        let (mut stderr_only, mut stderr_rx) = queue(WhenFull::Block, 10);
+        stderr_only.index = 1;
+        let (stats, room) = (Arc::clone(&stderr_only.stats), Arc::clone(&stderr_only.room));
+        let router = Router::new(vec![all, stderr_only]);
+        let container = Arc::new(crate::message::Container { rejected_by: [0b10, 0], ..Default::default() });
+        let mut batch = batch(&["out", "err", "out"]);
+        for m in &mut batch {
+            m.container = Arc::clone(&container);
+        }
+        batch[1].stream = crate::message::Stream::Stderr;
+        router.send(batch.clone()).await.expect("open");
+        assert_eq!(lines(all_rx.recv().await), ["out", "err", "out"]);
+        assert_eq!(lines(stderr_rx.recv().await), ["err"]);
+        assert_eq!((stats.filtered.get(), room.available_permits()), (2, 9), "rejected messages take no room");
+        batch.remove(1);
+        router.send(batch).await.expect("open");
+        assert_eq!(lines(all_rx.recv().await), ["out", "out"]);
+        assert!(stderr_rx.try_recv().is_err(), "nothing for a route that rejects the whole batch");
     }
 
     #[test]

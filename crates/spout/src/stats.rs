@@ -41,6 +41,8 @@ pub struct ReaderStats {
 #[derive(Debug, Default)]
 pub struct RouteStats {
     pub sent: Counter,
+    /// Not for this route: its filter rejects them.
+    pub filtered: Counter,
     /// Dropped because the route's queue was full (when_full=drop).
     pub dropped_full: Counter,
     /// Dropped because they could not be encoded or sent (UDP).

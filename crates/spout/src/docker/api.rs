@@ -142,7 +142,6 @@ fn info(resp: ContainerInspectResponse) -> ContainerInfo {
     }
     ContainerInfo {
         meta: Container {
-            host: Arc::from(""),
             id: resp.id.unwrap_or_default(),
             name: resp.name.unwrap_or_default().trim_start_matches('/').to_owned(),
             image_id: resp.image.unwrap_or_default(),
@@ -150,6 +149,8 @@ fn info(resp: ContainerInspectResponse) -> ContainerInfo {
             command,
             created: resp.created.unwrap_or_default(),
             tty: config.tty.unwrap_or(false),
+            // Enrichment's to decide (crate::enrich).
+            ..Container::default()
         },
         running: state.running.unwrap_or(false),
         started_ns: time(state.started_at),

@@ -1,6 +1,6 @@
 //! Docker as spout reads it: where containers and their logs come from ([`source`], [`api`]),
 //! how their log streams are cut into entries ([`frames`]), which containers to read and how
-//! ([`watcher`], [`reader`]), and what an inspect says about a container.
+//! ([`watcher`], [`reader`]). What spout makes of a container is [`crate::enrich`]'s.
 
 pub mod api;
 pub mod frames;
@@ -11,11 +11,8 @@ pub(crate) mod scripted;
 pub mod source;
 pub mod watcher;
 
-use std::sync::Arc;
-
 pub use crate::config::DockerHost;
-use crate::message::Container;
-use source::{ContainerInfo, ErrorClass};
+use source::ErrorClass;
 
 /// How the daemon's answer with `status` and `message` is to be taken.
 pub fn classify_status(status: u16, message: &str) -> ErrorClass {
@@ -35,37 +32,6 @@ pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
         cause = source;
     }
     cause.to_string()
-}
-
-/// Why a container is not read at all.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Skip {
-    /// Opted out with LOGSPOUT=ignore or the label spout.exclude=true.
-    OptedOut,
-    /// spout's own container.
-    Spout,
-    /// Its log driver keeps nothing the API can return.
-    Unreadable(String),
-}
-
-/// Whether to leave a container alone; `own_id` is spout's own container, if it runs in one.
-pub fn skip(info: &ContainerInfo, own_id: Option<&str>) -> Option<Skip> {
-    let env_ignored = info.env.iter().any(|e| e == "LOGSPOUT=ignore");
-    let label_excluded = info.labels.get("spout.exclude").is_some_and(|v| v == "true");
-    if env_ignored || label_excluded {
-        Some(Skip::OptedOut)
-    } else if own_id == Some(info.meta.id.as_str()) {
-        Some(Skip::Spout)
-    } else if info.log_driver.as_deref() == Some("none") {
-        Some(Skip::Unreadable("none".to_owned()))
-    } else {
-        None
-    }
-}
-
-/// The metadata every message of the container carries, with the host name they give.
-pub fn container(info: &ContainerInfo, host: &Arc<str>) -> Container {
-    Container { host: Arc::clone(host), ..info.meta.clone() }
 }
 
 /// spout's own container id, when it runs in one: Docker bind-mounts the container's own
@@ -107,47 +73,6 @@ mod tests {
     use super::*;
 
     const ID: &str = "28b8e9df64d0d021bf3589f3bbddd0b8b0da96234517d51821931d3e1c55ab26";
-
-    fn info() -> ContainerInfo {
-        ContainerInfo {
-            meta: Container {
-                id: ID.into(),
-                name: "web-1".into(),
-                image_id: "sha256:15c5".into(),
-                image_name: "busybox:latest".into(),
-                command: "sh -c echo hi".into(),
-                created: "2026-11-29T20:30:25.1Z".into(),
-                tty: true,
-                ..Default::default()
-            },
-            running: true,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn metadata_matches_dockers_gelf_driver() {
-        let c = container(&info(), &Arc::from("docker-1"));
-        assert_eq!((c.name.as_str(), c.command.as_str()), ("web-1", "sh -c echo hi"));
-        assert_eq!((c.image_name.as_str(), c.image_id.as_str()), ("busybox:latest", "sha256:15c5"));
-        assert_eq!(&*c.host, "docker-1");
-        assert!(c.tty);
-        assert_eq!(skip(&info(), None), None);
-    }
-
-    #[test]
-    fn opt_outs_and_own_container_are_skipped() {
-        let mut i = info();
-        i.env = vec!["A=1".into(), "LOGSPOUT=ignore".into()];
-        assert_eq!(skip(&i, None), Some(Skip::OptedOut));
-        let mut i = info();
-        i.labels = [("spout.exclude".to_owned(), "true".to_owned())].into();
-        assert_eq!(skip(&i, None), Some(Skip::OptedOut));
-        assert_eq!(skip(&info(), Some(ID)), Some(Skip::Spout));
-        let mut i = info();
-        i.log_driver = Some("none".into());
-        assert_eq!(skip(&i, None), Some(Skip::Unreadable("none".into())));
-    }
 
     #[test]
     fn finds_own_id_in_mountinfo_and_cgroup() {

@@ -16,11 +16,12 @@ use tracing::{debug, warn};
 
 use super::frames::{Decoded, Decoder};
 use super::source::{BoxStream, ErrorClass, LogsRequest, Source, SourceError};
-use super::{container, skip, Skip};
 use crate::backoff::Backoff;
 use crate::checkpoint::{Ack, Progress};
+use crate::enrich::{Enrichment, Skip};
 use crate::line::{Assembler, Line, Repeats, Span};
 use crate::message::{Container, Message, Stream};
+use crate::multiline::Joiner;
 use crate::position::{Cursor, Position};
 use crate::router::Router;
 use crate::stats::ReaderStats;
@@ -34,6 +35,8 @@ pub struct ReaderContext {
     pub host: Arc<str>,
     /// spout's own container, never read.
     pub own_id: Option<Arc<str>>,
+    /// What to make of a container: whether to read it, its fields, its routes, its joining.
+    pub enrichment: Arc<Enrichment>,
     pub router: Router,
     pub stats: Arc<ReaderStats>,
     pub max_line_bytes: usize,
@@ -133,6 +136,8 @@ pub async fn run(
         assembler: Assembler::new(false, ctx.max_line_bytes),
         cursor: Cursor::new(from),
         lines: Vec::new(),
+        joiner: None,
+        ready: Vec::new(),
         progress,
         repeats: Repeats::default(),
         meta: meta.subscribe(),
@@ -153,7 +158,12 @@ struct Reader {
     meta: watch::Receiver<Arc<Container>>,
     cursor: Cursor,
     assembler: Assembler,
+    /// Whole lines, as the assembler completes them.
     lines: Vec<Line>,
+    /// Joins multiline messages, for a container whose lines are joined.
+    joiner: Option<Joiner>,
+    /// Messages ready to ship: the lines, joined where they are.
+    ready: Vec<Line>,
     progress: Arc<Progress>,
     repeats: Repeats,
     /// When the run last inspected started.
@@ -275,7 +285,7 @@ impl Reader {
                 return Ok(None);
             }
         };
-        match skip(&info, self.ctx.own_id.as_deref()) {
+        match self.ctx.enrichment.skip(&info, self.ctx.own_id.as_deref()) {
             None => {}
             Some(Skip::Unreadable(driver)) => {
                 warn!(container = %id, name = %info.meta.name, driver = %driver,
@@ -289,7 +299,8 @@ impl Reader {
         }
         self.started_ns = info.started_ns;
         self.assembler = Assembler::new(info.meta.tty, self.ctx.max_line_bytes);
-        meta.send_replace(Arc::new(container(&info, &self.ctx.host)));
+        self.joiner = self.ctx.enrichment.multiline(&info).map(|rules| Joiner::new(rules, self.cursor.position()));
+        meta.send_replace(Arc::new(self.ctx.enrichment.container(&info, &self.ctx.host)));
         if follow && !info.running {
             // A job that has already exited: its follow stream may end before its last lines,
             // and a `--rm` job is about to be removed. Read it again at once, without follow,
@@ -367,6 +378,10 @@ impl Reader {
             }
         }
         self.assembler.flush(self.cursor.position(), &mut self.lines);
+        self.join();
+        if let Some(joiner) = &mut self.joiner {
+            joiner.flush(&mut self.ready);
+        }
         if !self.ship().await {
             return ExitReason::Shutdown;
         }
@@ -402,8 +417,19 @@ impl Reader {
             if !self.lines.is_empty() && !self.ship().await {
                 return StreamEnd::Shutdown;
             }
+            let joined_until = self.joiner.as_ref().and_then(Joiner::deadline);
             let item = tokio::select! {
                 item = stream.next() => item,
+                () = sleep_until(joined_until) => {
+                    // A multiline message no line has joined for a while is complete.
+                    if let Some(joiner) = &mut self.joiner {
+                        joiner.expire(tokio::time::Instant::now(), &mut self.ready);
+                    }
+                    if !self.ship().await {
+                        return StreamEnd::Shutdown;
+                    }
+                    continue;
+                }
                 () = self.ctx.cancel.cancelled() => return StreamEnd::Shutdown,
             };
             let mut taken = item_len(&item);
@@ -513,17 +539,30 @@ impl Reader {
         }
     }
 
+    /// Passes the completed lines through the joiner, if the container has one.
+    fn join(&mut self) {
+        match &mut self.joiner {
+            Some(joiner) => {
+                for line in self.lines.drain(..) {
+                    joiner.push(line, &mut self.ready);
+                }
+            }
+            None => self.ready.append(&mut self.lines),
+        }
+    }
+
     /// Hands the completed lines to the router; false when shutting down or no route is left.
     async fn ship(&mut self) -> bool {
         let empty = std::mem::take(&mut self.assembler.empty_lines);
         if empty > 0 {
             self.ctx.stats.empty_lines.add(empty);
         }
-        if self.lines.is_empty() {
+        self.join();
+        if self.ready.is_empty() {
             return true;
         }
         let container = Arc::clone(&self.meta.borrow_and_update());
-        let mut lines = self.lines.drain(..).peekable();
+        let mut lines = self.ready.drain(..).peekable();
         while lines.peek().is_some() {
             let batch: Vec<Message> = lines
                 .by_ref()
@@ -532,7 +571,9 @@ impl Reader {
                     if line.truncated {
                         self.ctx.stats.truncated_lines.add(1);
                     }
-                    let ack = Ack { progress: Arc::clone(&self.progress), seq: self.progress.ship(line.resume) };
+                    let rejected_by = container.rejected_by(line.stream);
+                    let ack =
+                        Ack { progress: Arc::clone(&self.progress), seq: self.progress.ship(line.resume, rejected_by) };
                     Message {
                         container: Arc::clone(&container),
                         stream: line.stream,
@@ -554,6 +595,14 @@ impl Reader {
             self.ctx.stats.lines.add(n);
         }
         true
+    }
+}
+
+/// Sleeps until `deadline`, or for ever when there is none.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -597,6 +646,18 @@ mod tests {
     }
 
     async fn read_cut_at(source: &Scripted, id: &str, running: bool, max_line_bytes: usize) -> Read {
+        read_with(source, id, running, Enrichment { max_line_bytes, ..Enrichment::default() }, None).await
+    }
+
+    /// Reads with `enrichment`, shutting down after `stop_after` if the reader has not ended.
+    async fn read_with(
+        source: &Scripted,
+        id: &str,
+        running: bool,
+        enrichment: Enrichment,
+        stop_after: Option<Duration>,
+    ) -> Read {
+        let max_line_bytes = enrichment.max_line_bytes;
         let (tx, mut rx) = mpsc::channel(1024);
         let room = Arc::new(Semaphore::new(100_000));
         let queue = RouteQueue {
@@ -614,17 +675,28 @@ mod tests {
             source: Arc::new(source.clone()),
             host: "h".into(),
             own_id: None,
+            enrichment: Arc::new(enrichment),
             router: Router::new(vec![queue]),
             stats: Arc::clone(&stats),
             max_line_bytes,
             cancel: CancellationToken::new(),
             exits,
         };
+        if let Some(after) = stop_after {
+            let cancel = ctx.cancel.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                cancel.cancel();
+            });
+        }
         let progress = Arc::new(Progress::new(1));
         progress.reached(Position::START);
         let (meta, _) = watch::channel(Arc::new(Container::default()));
         run(ctx, id.into(), meta, progress, Position::START, running).await;
-        let exit = exits_rx.recv().await.expect("the reader reports its exit");
+        // A reader shut down may not get to report.
+        let shut_down =
+            ReaderExit { id: id.into(), position: Position::START, reason: ExitReason::Shutdown, started_ns: None };
+        let exit = exits_rx.recv().await.unwrap_or(shut_down);
         let (mut lines, mut names, mut truncated) = (Vec::new(), Vec::new(), Vec::new());
         while let Ok(batch) = rx.try_recv() {
             for m in batch.iter() {
@@ -737,6 +809,55 @@ mod tests {
         let got: Vec<(usize, bool)> = r.lines.iter().map(String::len).zip(r.truncated).collect();
         assert_eq!(got, [(64 * 1024, true), (9, false)], "one cut message, then the last line");
         assert_eq!(r.lines[1], "last line");
+    }
+
+    fn joining() -> Enrichment {
+        let mut e = Enrichment::default();
+        e.multiline.start = Some(regex::Regex::new(r"^\S").expect("valid"));
+        e
+    }
+
+    fn texts(range: std::ops::RangeInclusive<i64>, text: impl Fn(i64) -> String) -> Vec<Step> {
+        range.map(|n| s::out(T0 + n * 1_000_000, &text(n))).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stack_trace_is_joined_and_the_last_one_ships_when_the_container_stops() {
+        let source = Scripted::default();
+        source.inspect("c", s::stopped("c"));
+        let trace = |n| if n % 3 == 1 { format!("error {n}") } else { format!("\tat frame {n}") };
+        source.logs("c", texts(1..=6, trace));
+        let r = read_with(&source, "c", false, joining(), None).await;
+        assert_eq!(r.lines, ["error 1\n\tat frame 2\n\tat frame 3", "error 4\n\tat frame 5\n\tat frame 6"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trace_that_stops_growing_ships_after_the_timeout_and_a_partial_one_never() {
+        let source = Scripted::default();
+        source.inspect("c", s::running("c"));
+        let mut steps = texts(1..=2, |n| if n == 1 { "error".into() } else { "\tat frame".into() });
+        steps.push(Step::Hang);
+        source.logs("c", steps);
+        let r = read_with(&source, "c", true, joining(), Some(Duration::from_secs(5))).await;
+        assert_eq!(r.lines, ["error\n\tat frame"], "complete after the timeout, with the stream still open");
+
+        // Shut down before the timeout: nothing of the trace ships, and the reader's position
+        // stays before it, so the next start reads it whole.
+        let source = Scripted::default();
+        source.inspect("c", s::running("c"));
+        let mut steps = texts(1..=3, |n| {
+            if n == 1 {
+                "single".into()
+            } else if n == 2 {
+                "error".into()
+            } else {
+                "\tat frame".into()
+            }
+        });
+        steps.push(Step::Hang);
+        source.logs("c", steps);
+        let r = read_with(&source, "c", true, joining(), Some(Duration::from_millis(500))).await;
+        assert_eq!(r.lines, ["single"]);
     }
 
     #[tokio::test(start_paused = true)]

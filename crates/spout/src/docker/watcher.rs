@@ -22,11 +22,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use super::container;
 use super::reader::{self, ExitReason, ReaderContext, ReaderExit};
 use super::source::{Connect, Connected, ContainerInfo, ErrorClass, Event, EventKind, Listed, Source, SourceError};
 use crate::backoff::Backoff;
 use crate::checkpoint::Checkpoints;
+use crate::enrich::Enrichment;
 use crate::health::DockerHealth;
 use crate::message::Container;
 use crate::position::Position;
@@ -54,6 +54,7 @@ pub struct WatcherConfig {
     pub max_line_bytes: usize,
     /// spout's own container, never read.
     pub own_id: Option<String>,
+    pub enrichment: Arc<Enrichment>,
 }
 
 /// What the watcher needs besides its configuration.
@@ -334,7 +335,7 @@ impl Watcher {
             (Why::Rename, Ok(info)) => {
                 if let Some(meta) = self.readers.get(id) {
                     info!(container = %id, name = %info.meta.name, "container renamed");
-                    meta.send_replace(Arc::new(container(&info, &session.host)));
+                    meta.send_replace(Arc::new(self.config.enrichment.container(&info, &session.host)));
                 }
             }
             (Why::Rename, Err(e)) => debug!(container = %id, error = %e, "cannot inspect a renamed container"),
@@ -400,6 +401,7 @@ impl Watcher {
             source: Arc::clone(&session.source),
             host: Arc::clone(&session.host),
             own_id: self.config.own_id.as_deref().map(Arc::from),
+            enrichment: Arc::clone(&self.config.enrichment),
             router: self.parts.router.clone(),
             stats: Arc::clone(&self.parts.stats),
             max_line_bytes: self.config.max_line_bytes,
@@ -534,7 +536,13 @@ mod tests {
         let watermark = Arc::new(AtomicI64::new(now_ns()));
         let (health, _) = watch::channel(DockerHealth::starting());
         let watcher = Watcher::new(
-            WatcherConfig { hostname: None, backlog: false, max_line_bytes: 1 << 20, own_id: None },
+            WatcherConfig {
+                hostname: None,
+                backlog: false,
+                max_line_bytes: 1 << 20,
+                own_id: None,
+                enrichment: Arc::default(),
+            },
             WatcherParts {
                 connector: Arc::new(source.clone()),
                 router: Router::new(vec![queue]),

@@ -1,4 +1,5 @@
-//! GELF fields of each container, encoded once per container rather than once per line.
+//! GELF fields of each container (Docker's gelf driver's, then the container's own, see
+//! [`crate::enrich`]), encoded once per container rather than once per line.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,8 +58,9 @@ fn encode(c: &Container) -> gelf::Fields {
         ("_command", c.command.as_str()),
         ("_created", c.created.as_str()),
     ];
-    for (name, value) in pairs {
-        // The names are fixed and valid; a failure here would be a typo caught by the tests.
+    // The standard names are fixed and valid, the others sanitised (crate::enrich::fields): a
+    // failure here would be a bug caught by the tests.
+    for (name, value) in pairs.into_iter().chain(c.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))) {
         let _ = fields.push_str(name, value);
     }
     fields
@@ -91,6 +93,8 @@ mod tests {
             command: "sh -c x".into(),
             created: "2026-11-29T20:30:25.1Z".into(),
             tty: false,
+            fields: vec![("_ecs_cluster".into(), "production".into()), ("_service".into(), "web".into())],
+            rejected_by: [0; 2],
         });
         let mut cache = GelfFields::default();
         let m = msg(&c, Stream::Stderr);
@@ -102,9 +106,12 @@ mod tests {
                 "version": "1.1", "host": "docker-1", "short_message": "hi", "timestamp": 1.5, "level": 3,
                 "_container_id": "a".repeat(64), "_container_name": "web", "_image_id": "sha256:1",
                 "_image_name": "busybox", "_command": "sh -c x", "_created": "2026-11-29T20:30:25.1Z",
-                "_stream": "stderr",
+                "_ecs_cluster": "production", "_service": "web", "_stream": "stderr",
             })
         );
+        let names: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+        let standard = names.iter().filter(|n| crate::enrich::fields::STANDARD.contains(&n.as_str()));
+        assert_eq!(standard.count(), 7, "every standard field sent is one no container field may replace");
     }
 
     #[test]

@@ -21,6 +21,23 @@ struct Record<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     truncated: bool,
+    #[serde(skip_serializing_if = "Fields::is_empty")]
+    fields: Fields<'a>,
+}
+
+/// The container's additional fields as one object, named without GELF's leading `_`.
+struct Fields<'a>(&'a [(String, String)]);
+
+impl Fields<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Fields<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(name, value)| (name.strip_prefix('_').unwrap_or(name), value)))
+    }
 }
 
 /// One message as one line of JSON, newline included.
@@ -35,6 +52,7 @@ pub fn write_record(out: &mut Vec<u8>, msg: &Message) {
         stream: msg.stream.as_str(),
         message: &msg.line,
         truncated: msg.truncated,
+        fields: Fields(&c.fields),
     };
     // Serializing plain strings into a Vec cannot fail.
     if serde_json::to_writer(&mut *out, &record).is_ok() {
@@ -107,6 +125,7 @@ mod tests {
             id: "i".into(),
             name: "n".into(),
             image_name: "img".into(),
+            fields: vec![("_ecs_cluster".into(), "prod".into())],
             ..Default::default()
         });
         let msg = Message {
@@ -124,7 +143,8 @@ mod tests {
         assert_eq!(
             v,
             serde_json::json!({"time": "2026-11-29T20:30:25.804920384Z", "host": "h", "container_id": "i",
-                "container_name": "n", "image_name": "img", "stream": "stderr", "message": "a \"b\"\nc", "truncated": true})
+                "container_name": "n", "image_name": "img", "stream": "stderr", "message": "a \"b\"\nc", "truncated": true,
+                "fields": {"ecs_cluster": "prod"}})
         );
     }
 

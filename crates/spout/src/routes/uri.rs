@@ -8,6 +8,7 @@ use std::time::Duration;
 use gelf::Compression;
 
 use crate::backoff::Backoff;
+use crate::enrich::filter::RouteFilter;
 
 /// Largest UDP payload over IPv4.
 const MAX_DATAGRAM: usize = 65_507;
@@ -31,6 +32,8 @@ pub struct RouteSpec {
     pub when_full: WhenFull,
     /// Delays between attempts to reach the destination.
     pub backoff: Backoff,
+    /// Which containers and streams the route wants (`filter.*` options).
+    pub filter: RouteFilter,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +99,7 @@ impl RouteSpec {
             queue: DEFAULT_QUEUE,
             when_full: WhenFull::Block,
             backoff: Backoff::new(DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX),
+            filter: RouteFilter::default(),
         }
     }
 }
@@ -176,10 +180,12 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
     if backoff_max < backoff_base {
         return Err(format!("option backoff_max: {backoff_max:?} is below backoff {backoff_base:?}"));
     }
+    let filter = RouteFilter::from_options(&mut options)?;
     if let Some(name) = options.keys().next() {
         return Err(format!("unknown option '{name}' for {scheme}://"));
     }
-    Ok(RouteSpec { uri: uri.to_owned(), kind, queue, when_full, backoff: Backoff::new(backoff_base, backoff_max) })
+    let backoff = Backoff::new(backoff_base, backoff_max);
+    Ok(RouteSpec { uri: uri.to_owned(), kind, queue, when_full, backoff, filter })
 }
 
 fn parse_query(query: Option<&str>) -> Result<BTreeMap<String, String>, String> {
@@ -187,11 +193,33 @@ fn parse_query(query: Option<&str>) -> Result<BTreeMap<String, String>, String> 
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (name, value) =
             pair.split_once('=').ok_or_else(|| format!("option '{pair}' has no value (expected NAME=VALUE)"))?;
-        if options.insert(name.to_owned(), value.to_owned()).is_some() {
+        let value = percent_decode(value).ok_or_else(|| format!("option {name}: bad %-escape in '{value}'"))?;
+        if options.insert(name.to_owned(), value).is_some() {
             return Err(format!("option '{name}' is given twice"));
         }
     }
     Ok(options)
+}
+
+/// `value` with its `%XX` escapes decoded (`%2C` for a comma, as Logspout's users write them);
+/// `None` when an escape is malformed or decodes to something that is not UTF-8.
+fn percent_decode(value: &str) -> Option<String> {
+    if !value.contains('%') {
+        return Some(value.to_owned());
+    }
+    let mut bytes = Vec::with_capacity(value.len());
+    let mut rest = value.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%' {
+            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(b);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok()
 }
 
 /// The duration option `name`, from `min` to an hour, or `default` when not given.
@@ -352,6 +380,23 @@ mod tests {
             let got = problem(uri);
             assert!(got.contains(expected), "{uri}: {got:?} does not mention {expected:?}");
         }
+    }
+
+    #[test]
+    fn filters_are_options_and_values_may_be_escaped() {
+        let spec = ok("gelf+tcp://h:1?filter.name=ecs-web-*&filter.sources=stdout%2Cstderr&filter.labels=team:pay*");
+        let mut options = [
+            ("filter.name".to_owned(), "ecs-web-*".to_owned()),
+            ("filter.sources".to_owned(), "stdout,stderr".to_owned()),
+            ("filter.labels".to_owned(), "team:pay*".to_owned()),
+        ]
+        .into();
+        assert_eq!(spec.filter, RouteFilter::from_options(&mut options).expect("valid"));
+        assert_eq!(ok("stdout://").filter, RouteFilter::default());
+        assert_eq!(percent_decode("a%2cb%20c"), Some("a,b c".into()));
+        assert_eq!(percent_decode("100%"), None);
+        assert!(problem("gelf://h:1?filter.name=a%zz").contains("option filter.name: bad %-escape"));
+        assert!(problem("gelf://h:1?filter.sources=stdin").contains("option filter.sources: unknown source 'stdin'"));
     }
 
     #[test]

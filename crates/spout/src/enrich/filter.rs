@@ -1,0 +1,170 @@
+//! A route's filter, from its URI's `filter.*` options (Logspout's names): which containers, and
+//! which of their streams, the route wants. Judged once per container and again on a rename.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use globset::{Glob, GlobMatcher};
+
+use crate::docker::source::ContainerInfo;
+use crate::message::Stream;
+
+/// A glob, compared by the text it was given as.
+#[derive(Clone)]
+pub struct Pattern {
+    text: String,
+    matcher: GlobMatcher,
+}
+
+impl Pattern {
+    fn new(option: &str, text: &str) -> Result<Pattern, String> {
+        let glob = Glob::new(text).map_err(|e| format!("option {option}: bad glob '{text}': {}", e.kind()))?;
+        Ok(Pattern { text: text.to_owned(), matcher: glob.compile_matcher() })
+    }
+
+    fn is_match(&self, s: &str) -> bool {
+        self.matcher.is_match(s)
+    }
+}
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.text)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Pattern {}
+
+/// Every condition given must hold; a route without `filter.*` options wants everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteFilter {
+    /// `filter.name=GLOB`, the container's name.
+    name: Option<Pattern>,
+    /// `filter.id=PREFIX`, of the container's id.
+    id: Option<String>,
+    /// `filter.sources=stdout,stderr`: the streams wanted; `None`, both.
+    sources: Option<[bool; 2]>,
+    /// `filter.labels=KEY:GLOB,…`: each label must exist and match.
+    labels: Vec<(String, Pattern)>,
+    /// `filter.image=GLOB`, the image as the container was started with it.
+    image: Option<Pattern>,
+}
+
+impl RouteFilter {
+    /// Takes the `filter.*` options out of `options`.
+    pub fn from_options(options: &mut BTreeMap<String, String>) -> Result<RouteFilter, String> {
+        let mut filter = RouteFilter::default();
+        if let Some(glob) = options.remove("filter.name") {
+            filter.name = Some(Pattern::new("filter.name", &glob)?);
+        }
+        if let Some(prefix) = options.remove("filter.id") {
+            if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("option filter.id: '{prefix}' is not the start of a container id (hex digits)"));
+            }
+            filter.id = Some(prefix.to_ascii_lowercase());
+        }
+        if let Some(sources) = options.remove("filter.sources") {
+            let mut wanted = [false; 2];
+            for source in sources.split(',').map(str::trim) {
+                match source {
+                    "stdout" => wanted[Stream::Stdout as usize] = true,
+                    "stderr" => wanted[Stream::Stderr as usize] = true,
+                    other => {
+                        return Err(format!(
+                            "option filter.sources: unknown source '{other}' (expected stdout, stderr)"
+                        ))
+                    }
+                }
+            }
+            filter.sources = Some(wanted);
+        }
+        if let Some(labels) = options.remove("filter.labels") {
+            for pair in labels.split(',') {
+                let (key, glob) = pair
+                    .split_once(':')
+                    .filter(|(key, _)| !key.is_empty())
+                    .ok_or_else(|| format!("option filter.labels: '{pair}' is not KEY:GLOB"))?;
+                filter.labels.push((key.to_owned(), Pattern::new("filter.labels", glob)?));
+            }
+        }
+        if let Some(glob) = options.remove("filter.image") {
+            filter.image = Some(Pattern::new("filter.image", &glob)?);
+        }
+        Ok(filter)
+    }
+
+    /// Which of the container's streams this route wants, by [`Stream`] number.
+    pub fn wants(&self, info: &ContainerInfo) -> [bool; 2] {
+        let c = &info.meta;
+        let container = self.name.as_ref().is_none_or(|p| p.is_match(&c.name))
+            && self.id.as_ref().is_none_or(|prefix| c.id.starts_with(prefix.as_str()))
+            && self.image.as_ref().is_none_or(|p| p.is_match(&c.image_name))
+            && self.labels.iter().all(|(key, p)| info.labels.get(key).is_some_and(|v| p.is_match(v)));
+        let sources = self.sources.unwrap_or([true; 2]);
+        [container && sources[0], container && sources[1]]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Container;
+
+    fn filter(options: &[(&str, &str)]) -> Result<RouteFilter, String> {
+        let mut options: BTreeMap<String, String> =
+            options.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let filter = RouteFilter::from_options(&mut options);
+        assert!(filter.is_err() || options.is_empty(), "every filter option is taken");
+        filter
+    }
+
+    fn info(name: &str, image: &str, labels: &[(&str, &str)]) -> ContainerInfo {
+        ContainerInfo {
+            meta: Container {
+                id: format!("3b6ba57db54a{}", "0".repeat(52)),
+                name: name.into(),
+                image_name: image.into(),
+                ..Default::default()
+            },
+            labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn no_filter_wants_everything() {
+        assert_eq!(filter(&[]).expect("valid").wants(&info("a", "b", &[])), [true, true]);
+    }
+
+    #[test]
+    fn each_condition_must_hold() {
+        let web = info("ecs-web-3-app-1a2b", "nginx:1.27", &[("team", "payments"), ("tier", "frontend")]);
+        let db = info("db_1", "postgres:16", &[("team", "payments")]);
+        let by_name = filter(&[("filter.name", "ecs-web-*")]).expect("valid");
+        assert_eq!((by_name.wants(&web), by_name.wants(&db)), ([true; 2], [false; 2]));
+        let by_id = filter(&[("filter.id", "3B6BA5")]).expect("valid");
+        assert_eq!(by_id.wants(&db), [true; 2]);
+        assert_eq!(filter(&[("filter.id", "ffff")]).expect("valid").wants(&db), [false; 2]);
+        let by_labels = filter(&[("filter.labels", "team:pay*,tier:front*")]).expect("valid");
+        assert_eq!((by_labels.wants(&web), by_labels.wants(&db)), ([true; 2], [false; 2]));
+        let by_image = filter(&[("filter.image", "postgres:*")]).expect("valid");
+        assert_eq!((by_image.wants(&web), by_image.wants(&db)), ([false; 2], [true; 2]));
+        let stderr_of_web = filter(&[("filter.sources", "stderr"), ("filter.name", "ecs-web-*")]).expect("valid");
+        assert_eq!((stderr_of_web.wants(&web), stderr_of_web.wants(&db)), ([false, true], [false; 2]));
+    }
+
+    #[test]
+    fn bad_filters_name_the_option_and_the_problem() {
+        let e = filter(&[("filter.sources", "stdout,console")]).expect_err("bad");
+        assert!(e.contains("filter.sources") && e.contains("'console'"), "{e}");
+        assert!(filter(&[("filter.labels", "team")]).expect_err("bad").contains("KEY:GLOB"));
+        assert!(filter(&[("filter.name", "web-[")]).expect_err("bad").contains("filter.name: bad glob 'web-['"));
+        assert!(filter(&[("filter.id", "xyz")]).expect_err("bad").contains("filter.id"));
+    }
+}

@@ -1,0 +1,268 @@
+//! Joins the lines of a multiline message (a stack trace) into one: a line matching the start
+//! pattern begins a message, any other line is appended to the one under way on its stream. The
+//! two streams are joined apart and never mix.
+//!
+//! Checkpoints must never pass a message that is only partly joined, or a restart would ship its
+//! first half and then its second half as a message of its own. So everything the joiner hands
+//! on leaves in log order: a message being joined holds back the lines read after its first one,
+//! of both streams, until it is complete; and each line handed on resumes where its successor
+//! starts. On a graceful restart the open message and what it held back are read again, and
+//! shipped once, whole.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use regex::Regex;
+use tokio::time::Instant;
+
+use crate::line::Line;
+use crate::message::Stream;
+use crate::position::Position;
+
+/// The joining rules a container's lines follow.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// A line matching this starts a message.
+    pub start: Regex,
+    /// A message is complete when no line has joined it for this long.
+    pub timeout: Duration,
+    /// A message is complete at this many lines.
+    pub max_lines: usize,
+    /// A message never grows past this many bytes (the `--max-line-bytes` of single lines).
+    pub max_bytes: usize,
+}
+
+#[derive(Debug)]
+struct Open {
+    line: Line,
+    lines: usize,
+    /// When the last line joined.
+    joined_at: Instant,
+}
+
+#[derive(Debug)]
+enum Slot {
+    /// Being joined on this stream.
+    Open(Stream),
+    Done(Line),
+}
+
+/// One container's joiner.
+#[derive(Debug)]
+pub struct Joiner {
+    rules: Rules,
+    open: [Option<Open>; 2],
+    /// Lines and messages in log order, each with the position that reproduces it and
+    /// everything after it (where the line before it resumes).
+    queue: VecDeque<(Slot, Position)>,
+    /// Bytes of the complete lines held back in `queue`.
+    held_bytes: usize,
+    /// Where the last line taken resumes.
+    last_resume: Position,
+}
+
+impl Joiner {
+    /// A joiner for a log read from `from`.
+    pub fn new(rules: Rules, from: Position) -> Self {
+        Joiner { rules, open: [None, None], queue: VecDeque::new(), held_bytes: 0, last_resume: from }
+    }
+
+    /// Takes one line; appends to `out` whatever is now ready to ship.
+    pub fn push(&mut self, line: Line, out: &mut Vec<Line>) {
+        let slot = line.stream as usize;
+        let before = self.last_resume;
+        self.last_resume = line.resume;
+        let now = Instant::now();
+        if let Some(open) = &mut self.open[slot] {
+            let joins = !self.rules.start.is_match(&line.text)
+                && open.lines < self.rules.max_lines
+                && open.line.text.len() + 1 + line.text.len() <= self.rules.max_bytes;
+            if joins {
+                open.line.text.push('\n');
+                open.line.text.push_str(&line.text);
+                open.line.truncated |= line.truncated;
+                open.line.resume = line.resume;
+                open.lines += 1;
+                open.joined_at = now;
+                return;
+            }
+            self.close(line.stream);
+        }
+        self.open[slot] = Some(Open { line, lines: 1, joined_at: now });
+        self.queue.push_back((Slot::Open(Stream::from_index(slot)), before));
+        self.ship_ready(out);
+    }
+
+    /// Completes the messages no line has joined for the timeout, and ships what that frees.
+    pub fn expire(&mut self, now: Instant, out: &mut Vec<Line>) {
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            if self.open[stream as usize].as_ref().is_some_and(|o| now >= o.joined_at + self.rules.timeout) {
+                self.close(stream);
+            }
+        }
+        self.ship_ready(out);
+    }
+
+    /// When the oldest message under way times out, if one is.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.open.iter().flatten().map(|o| o.joined_at + self.rules.timeout).min()
+    }
+
+    /// The log has ended: everything under way is complete.
+    pub fn flush(&mut self, out: &mut Vec<Line>) {
+        self.close(Stream::Stdout);
+        self.close(Stream::Stderr);
+        self.ship_ready(out);
+    }
+
+    fn close(&mut self, stream: Stream) {
+        let Some(open) = self.open[stream as usize].take() else { return };
+        if let Some((slot, _)) = self.queue.iter_mut().find(|(s, _)| matches!(s, Slot::Open(s) if *s == stream)) {
+            self.held_bytes += open.line.text.len();
+            *slot = Slot::Done(open.line);
+        }
+    }
+
+    /// Ships the complete lines at the front. Lines held back behind a message under way are
+    /// bounded: past `max_lines` lines or `max_bytes` bytes, that message is shipped as it is.
+    fn ship_ready(&mut self, out: &mut Vec<Line>) {
+        loop {
+            while let Some((Slot::Done(_), _)) = self.queue.front() {
+                let Some((Slot::Done(mut line), _)) = self.queue.pop_front() else { break };
+                self.held_bytes -= line.text.len();
+                if let Some((_, next_before)) = self.queue.front() {
+                    // The next one may have started before this one ended (a message joined on
+                    // the other stream): resume where it starts.
+                    line.resume = *next_before;
+                }
+                out.push(line);
+            }
+            let held_lines = self.queue.len().saturating_sub(1);
+            let over = held_lines > self.rules.max_lines || self.held_bytes > self.rules.max_bytes;
+            match self.queue.front() {
+                Some((Slot::Open(stream), _)) if over => {
+                    let stream = *stream;
+                    self.close(stream);
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> Rules {
+        Rules {
+            start: Regex::new(r"^\S").expect("valid"),
+            timeout: Duration::from_secs(1),
+            max_lines: 1000,
+            max_bytes: 1 << 20,
+        }
+    }
+
+    fn pos(n: i64) -> Position {
+        Position { ts_ns: n, count: 1, max_ts_ns: n }
+    }
+
+    /// Line `n` of `stream`, resuming after itself.
+    fn line(stream: Stream, n: i64, text: &str) -> Line {
+        Line { stream, ts_ns: n, text: text.into(), truncated: false, resume: pos(n) }
+    }
+
+    fn texts(out: &[Line]) -> Vec<&str> {
+        out.iter().map(|l| l.text.as_str()).collect()
+    }
+
+    const TRACE: [&str; 4] = [
+        "Exception in thread \"main\" java.lang.IllegalStateException: boom",
+        "\tat com.example.App.run(App.java:42)",
+        "\tat com.example.App.main(App.java:7)",
+        "Caused by: java.io.IOException: disk",
+    ];
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stack_trace_becomes_one_message_per_start() {
+        let mut j = Joiner::new(rules(), Position::START);
+        let mut out = Vec::new();
+        for (n, text) in TRACE.iter().enumerate() {
+            j.push(line(Stream::Stdout, n as i64 + 1, text), &mut out);
+        }
+        assert_eq!(texts(&out), [TRACE[..3].join("\n")], "'Caused by' starts a message of its own");
+        assert_eq!((out[0].ts_ns, out[0].resume), (1, pos(3)));
+        j.push(line(Stream::Stdout, 5, "\t... 3 more"), &mut out);
+        j.flush(&mut out);
+        assert_eq!(out[1].text, format!("{}\n\t... 3 more", TRACE[3]));
+        assert_eq!(out[1].resume, pos(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn streams_never_mix_and_leave_in_log_order() {
+        let mut j = Joiner::new(rules(), pos(0));
+        let mut out = Vec::new();
+        j.push(line(Stream::Stdout, 1, "out trace"), &mut out);
+        j.push(line(Stream::Stderr, 2, "err trace"), &mut out);
+        j.push(line(Stream::Stdout, 3, "\tat out"), &mut out);
+        j.push(line(Stream::Stderr, 4, "\tat err"), &mut out);
+        assert!(out.is_empty(), "nothing leaves while the first message is under way");
+        j.push(line(Stream::Stdout, 5, "next out"), &mut out);
+        assert_eq!(texts(&out), ["out trace\n\tat out"]);
+        assert_eq!(out[0].resume, pos(1), "the stderr message under way started after line 1: resume there");
+        j.push(line(Stream::Stderr, 6, "next err"), &mut out);
+        assert_eq!(texts(&out), ["out trace\n\tat out", "err trace\n\tat err"]);
+        assert_eq!(out[1].resume, pos(4), "the next message starts after line 4");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_mid_trace_resumes_before_it() {
+        let mut j = Joiner::new(rules(), pos(0));
+        let mut out = Vec::new();
+        j.push(line(Stream::Stdout, 1, "single"), &mut out);
+        j.push(line(Stream::Stdout, 2, "trace"), &mut out);
+        j.push(line(Stream::Stdout, 3, "\tat a"), &mut out);
+        j.push(line(Stream::Stderr, 4, "other"), &mut out);
+        assert_eq!(texts(&out), ["single"]);
+        assert_eq!(out[0].resume, pos(1), "shipped up to before the trace: a restart reads it whole");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_is_complete_after_the_timeout_since_its_last_line() {
+        let mut j = Joiner::new(rules(), Position::START);
+        let mut out = Vec::new();
+        j.push(line(Stream::Stdout, 1, "trace"), &mut out);
+        tokio::time::advance(Duration::from_millis(600)).await;
+        j.push(line(Stream::Stdout, 2, "\tat a"), &mut out);
+        let deadline = j.deadline().expect("a message is under way");
+        j.expire(deadline - Duration::from_millis(1), &mut out);
+        assert!(out.is_empty());
+        j.expire(deadline, &mut out);
+        assert_eq!(texts(&out), ["trace\n\tat a"]);
+        assert_eq!(j.deadline(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn caps_on_lines_and_bytes_complete_a_message() {
+        let mut j = Joiner::new(Rules { max_lines: 3, max_bytes: 20, ..rules() }, Position::START);
+        let mut out = Vec::new();
+        for n in 1..=5 {
+            j.push(line(Stream::Stdout, n, if n == 1 { "start" } else { " cont" }), &mut out);
+        }
+        assert_eq!(texts(&out), ["start\n cont\n cont"], "three lines at most");
+        j.push(line(Stream::Stdout, 6, " 0123456789abcdef"), &mut out);
+        assert_eq!(texts(&out)[1], " cont\n cont", "20 bytes at most");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lines_held_back_behind_a_message_are_bounded() {
+        let mut j = Joiner::new(Rules { max_lines: 10, ..rules() }, Position::START);
+        let mut out = Vec::new();
+        j.push(line(Stream::Stdout, 1, "trace"), &mut out);
+        for n in 2..=12 {
+            j.push(line(Stream::Stderr, n, "flood"), &mut out);
+        }
+        assert_eq!(out[0].text, "trace", "shipped as it was, rather than hold more");
+        assert!(out.len() >= 10);
+    }
+}
