@@ -55,3 +55,30 @@ fn help_and_version_exit_zero() {
     let (code, _) = spout(&["--version"]);
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn bad_enrichment_options_exit_64_listing_every_problem_by_option() {
+    let (code, stderr) = spout(&[
+        "gelf://h:1?filter.sources=stdin",
+        "--extract",
+        "name=(?P<env>",
+        "--field",
+        "bad name=x",
+        "--multiline-start",
+        "[",
+        "--labels-regex",
+        "(",
+    ]);
+    assert_eq!(code, Some(64), "{stderr}");
+    let expected = [
+        "option filter.sources: unknown source 'stdin'",
+        "--extract: bad regex",
+        "--field: field name 'bad name'",
+        "--labels-regex: bad regex '('",
+        "--multiline-start: bad regex '['",
+    ];
+    assert_eq!(stderr.lines().count(), expected.len(), "one line per problem: {stderr}");
+    for part in expected {
+        assert!(stderr.contains(part), "{part:?} not in {stderr}");
+    }
+}
