@@ -2,7 +2,7 @@
 //! supervised: a route whose task fails is restarted, and sends again what it held.
 
 mod context;
-mod gelf_fields;
+pub mod gelf_fields;
 pub mod stdout;
 pub mod tcp;
 pub mod udp;
