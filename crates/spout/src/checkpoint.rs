@@ -45,13 +45,17 @@ struct Pending {
 #[derive(Debug, Default)]
 struct Shipped {
     next_seq: u64,
+    /// Per route, the number of the newest message it wants: a route that accepted that far
+    /// holds nothing back, whatever the coarse entries past [`MAX_PENDING`] say.
+    wanted: Vec<u64>,
     pending: VecDeque<Pending>,
     settled: Option<Position>,
 }
 
 impl Progress {
     pub fn new(routes: usize) -> Self {
-        Progress { accepted: (0..routes).map(|_| AtomicU64::new(0)).collect(), inner: Mutex::default() }
+        let inner = Shipped { wanted: vec![0; routes], ..Shipped::default() };
+        Progress { accepted: (0..routes).map(|_| AtomicU64::new(0)).collect(), inner: Mutex::new(inner) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Shipped> {
@@ -66,6 +70,11 @@ impl Progress {
         let mut s = self.lock();
         s.next_seq += 1;
         let seq = s.next_seq;
+        for (route, wanted) in s.wanted.iter_mut().enumerate() {
+            if route >= 64 || rejected_by & (1 << route) == 0 {
+                *wanted = seq;
+            }
+        }
         if s.pending.len() >= MAX_PENDING {
             if let Some(last) = s.pending.back_mut() {
                 // Settles only once everything up to `seq` is accepted, and then `resume` is right.
@@ -102,19 +111,21 @@ impl Progress {
     /// there is something new to persist.
     pub fn settle(&self) -> Option<Position> {
         let accepted: Vec<u64> = self.accepted.iter().map(|a| a.load(Ordering::Acquire)).collect();
-        // Taken in order, so every earlier message has settled: a route that rejects this one
-        // has accepted everything it was given before it.
-        let settled = |p: &Pending| {
-            accepted
-                .iter()
-                .enumerate()
-                .all(|(route, &a)| a >= p.seq || (route < 64 && p.rejected_by & (1 << route) != 0))
-        };
         let mut s = self.lock();
+        // Taken in order, so every earlier message has settled: a route that rejects this one
+        // has accepted everything it was given before it. (Loaded before the lock, `accepted`
+        // can only be behind.)
+        let wanted = std::mem::take(&mut s.wanted);
+        let settled = |p: &Pending| {
+            accepted.iter().zip(&wanted).enumerate().all(|(route, (&a, &wanted))| {
+                a >= p.seq || a >= wanted || (route < 64 && p.rejected_by & (1 << route) != 0)
+            })
+        };
         let mut newest = None;
         while s.pending.front().is_some_and(settled) {
             newest = s.pending.pop_front().map(|p| p.resume);
         }
+        s.wanted = wanted;
         if newest.is_some() && newest != s.settled {
             s.settled = newest;
             return newest;
@@ -413,6 +424,21 @@ mod tests {
         assert_eq!(p.settle(), Some(pos(20)), "nor need it accept the one it rejects");
         p.ship(pos(30), 0b11);
         assert_eq!(p.settle(), Some(pos(30)));
+    }
+
+    #[test]
+    fn a_coarse_entry_settles_once_each_route_has_all_it_wanted() {
+        let p = Progress::new(2);
+        for i in 0..MAX_PENDING as i64 {
+            // Route 1 wants every other message.
+            p.ship(pos(i), if i % 2 == 0 { 0 } else { 0b10 });
+        }
+        // Past the bound, the last entry stands for a range that ends with one route 1 rejects.
+        let last_wanted_by_1 = p.ship(pos(MAX_PENDING as i64), 0);
+        let end = p.ship(pos(MAX_PENDING as i64 + 1), 0b10);
+        p.accept(0, end);
+        p.accept(1, last_wanted_by_1);
+        assert_eq!(p.settle(), Some(pos(MAX_PENDING as i64 + 1)), "route 1 has everything it wanted");
     }
 
     #[test]

@@ -51,8 +51,9 @@ pub struct Cli {
     pub shutdown_grace: String,
 
     /// Do not read containers with this label (KEY), or with it set to VALUE (KEY=VALUE);
-    /// repeatable. Also LOGSPOUT=ignore and spout.exclude=true opt a container out.
-    #[arg(long, value_name = "KEY[=VALUE]", env = "EXCLUDE_LABEL", value_delimiter = ',')]
+    /// repeatable. Also LOGSPOUT=ignore, spout.exclude=true and Logspout's EXCLUDE_LABEL
+    /// (KEY for the value true, or KEY:VALUE) leave a container out.
+    #[arg(long, value_name = "KEY[=VALUE]")]
     pub exclude_label: Vec<String>,
 
     /// Read the ECS agent's container and ECS's internal pause containers too.
@@ -114,7 +115,7 @@ impl Cli {
         let mut from_env: Vec<String> = Vec::new();
         for part in env_routes.unwrap_or("").split(',') {
             match from_env.last_mut() {
-                Some(uri) if !starts_with_scheme(part.trim()) => {
+                Some(uri) if !part.trim().is_empty() && !starts_with_scheme(part.trim()) => {
                     uri.push(',');
                     uri.push_str(part.trim_end());
                 }

@@ -48,6 +48,16 @@ impl std::fmt::Display for DockerHost {
 impl Config {
     /// Validates `cli` (with ROUTE_URIS from `env_routes`); on failure, every error found.
     pub fn from_cli(cli: &Cli, env_routes: Option<&str>) -> Result<Config, Vec<String>> {
+        Config::from_cli_and_env(cli, env_routes, None)
+    }
+
+    /// Validates `cli`, with ROUTE_URIS from `env_routes` and Logspout's EXCLUDE_LABEL from
+    /// `env_exclude` (comma-separated); on failure, every error found.
+    pub fn from_cli_and_env(
+        cli: &Cli,
+        env_routes: Option<&str>,
+        env_exclude: Option<&str>,
+    ) -> Result<Config, Vec<String>> {
         let mut errors = Vec::new();
         let mut routes = Vec::new();
         for uri in cli.route_uris(env_routes) {
@@ -90,6 +100,9 @@ impl Config {
             ));
         }
         let mut enrichment = enrichment(cli, &mut errors);
+        for spec in env_exclude.unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            enrichment.exclude_labels.extend(ok(&mut errors, "EXCLUDE_LABEL", LabelMatch::logspout(spec)));
+        }
         enrichment.filters = routes.iter().map(|r| r.filter.clone()).collect();
         match (docker_host, shutdown_grace, checkpoint_interval, errors.is_empty()) {
             (Some(docker_host), Some(shutdown_grace), Some(checkpoint_interval), true) => Ok(Config {
@@ -124,17 +137,18 @@ fn enrichment(cli: &Cli, errors: &mut Vec<String>) -> Enrichment {
         let regex = ok(errors, "--name-pattern", fields::named_groups(pattern));
         extracts.extend(regex.map(|regex| Extract { subject: fields::Subject::Name, regex }));
     }
-    let statics = cli
-        .field
-        .iter()
-        .filter_map(|spec| {
-            let parsed = spec
-                .split_once('=')
-                .ok_or_else(|| format!("'{spec}' is not KEY=VALUE"))
-                .and_then(|(key, value)| Ok((fields::check_name(key)?, value.to_owned())));
-            ok(errors, "--field", parsed)
-        })
-        .collect();
+    let mut statics: Vec<(String, String)> = Vec::new();
+    for spec in &cli.field {
+        let parsed = spec
+            .split_once('=')
+            .ok_or_else(|| format!("'{spec}' is not KEY=VALUE"))
+            .and_then(|(key, value)| Ok((fields::check_name(key)?, value.to_owned())))
+            .and_then(|(name, value)| match statics.iter().any(|(n, _)| *n == name) {
+                true => Err(format!("field '{}' is given twice", &name[1..])),
+                false => Ok((name, value)),
+            });
+        statics.extend(ok(errors, "--field", parsed));
+    }
     let labels = Pick {
         keys: cli.labels.iter().filter(|k| !k.is_empty()).cloned().collect(),
         regex: cli.labels_regex.as_deref().and_then(|re| ok(errors, "--labels-regex", fields::regex(re))),
@@ -236,6 +250,10 @@ mod tests {
             "novalue",
             "--field",
             "container_id=x",
+            "--field",
+            "a=1",
+            "--field",
+            "a=2",
             "--labels-regex",
             "[",
             "--env-regex",
@@ -258,6 +276,7 @@ mod tests {
             "--field: field name 'bad name'",
             "--field: 'novalue' is not KEY=VALUE",
             "--field: field name 'container_id' is one of the standard fields",
+            "--field: field 'a' is given twice",
             "--labels-regex: bad regex '['",
             "--env-regex: bad regex '('",
             "--multiline-start: bad regex '*'",
@@ -295,7 +314,12 @@ mod tests {
         assert_eq!(e.fields.labels.keys.len(), 3);
         assert_eq!(e.fields.extracts.len(), 2);
         assert_eq!(e.filters.len(), 2, "one filter per route");
-        assert_eq!(e.exclude_labels, [LabelMatch { key: "a".into(), value: Some("b".into()) }]);
+        assert_eq!(e.exclude_labels, [LabelMatch { key: "a".into(), value: Some("b".into()), any_case: false }]);
+        let logspout = Config::from_cli_and_env(&cli(&[]), None, Some("k8s-app, team:data")).expect("valid");
+        assert_eq!(
+            logspout.enrichment.exclude_labels,
+            [LabelMatch::logspout("k8s-app").expect("valid"), LabelMatch::logspout("team:data").expect("valid")]
+        );
         assert_eq!(e.multiline.start.map(|r| r.to_string()), Some(r"^\S".to_owned()));
         assert_eq!(e.multiline.timeout, Duration::from_secs(1));
     }
@@ -303,8 +327,9 @@ mod tests {
     #[test]
     fn route_uris_keep_commas_inside_a_uri() {
         let c = cli(&[]);
-        let uris = c.route_uris(Some("gelf://a:1?filter.sources=stdout,stderr, gelf+tcp://b:2?filter.labels=a:1,b:2"));
+        let uris = c.route_uris(Some("gelf://a:1?filter.sources=stdout,stderr, gelf+tcp://b:2?filter.labels=a:1,b:2,"));
         assert_eq!(uris, ["gelf://a:1?filter.sources=stdout,stderr", "gelf+tcp://b:2?filter.labels=a:1,b:2"]);
+        assert_eq!(c.route_uris(Some("gelf://a:1,,stdout://")), ["gelf://a:1", "stdout://"], "empty parts separate");
     }
 
     #[test]

@@ -22,7 +22,8 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    let config = match Config::from_cli(&cli, std::env::var("ROUTE_URIS").ok().as_deref()) {
+    let env = |name| std::env::var(name).ok();
+    let config = match Config::from_cli_and_env(&cli, env("ROUTE_URIS").as_deref(), env("EXCLUDE_LABEL").as_deref()) {
         Ok(config) => config,
         Err(errors) => {
             for e in errors {

@@ -3,11 +3,14 @@
 //! two streams are joined apart and never mix.
 //!
 //! Checkpoints must never pass a message that is only partly joined, or a restart would ship its
-//! first half and then its second half as a message of its own. So everything the joiner hands
-//! on leaves in log order: a message being joined holds back the lines read after its first one,
-//! of both streams, until it is complete; and each line handed on resumes where its successor
-//! starts. On a graceful restart the open message and what it held back are read again, and
-//! shipped once, whole.
+//! first half and then its second half as a message of its own. Positions in a log are linear,
+//! and messages of the two streams interleave, so the joiner hands messages on only at a cut: a
+//! point in the log with every line before it in a message handed on, and every line after it in
+//! one still held. A message under way holds back everything after its first line, of both
+//! streams, and a message complete on one stream waits while one that began before its last line
+//! is still under way on the other. Each message handed on carries the position of the last cut
+//! at or before it, so a graceful restart reads the held messages again, and ships them once,
+//! whole.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -36,6 +39,8 @@ pub struct Rules {
 struct Open {
     line: Line,
     lines: usize,
+    /// The number of its last line.
+    last: u64,
     /// When the last line joined.
     joined_at: Instant,
 }
@@ -44,7 +49,18 @@ struct Open {
 enum Slot {
     /// Being joined on this stream.
     Open(Stream),
-    Done(Line),
+    /// Complete, its last line the one numbered so.
+    Done(Line, u64),
+}
+
+#[derive(Debug)]
+struct Entry {
+    slot: Slot,
+    /// The number of its first line, counting every line the joiner took.
+    first: u64,
+    /// Where reading again reproduces it and everything after it: where the line before it
+    /// resumes.
+    before: Position,
 }
 
 /// One container's joiner.
@@ -52,11 +68,12 @@ enum Slot {
 pub struct Joiner {
     rules: Rules,
     open: [Option<Open>; 2],
-    /// Lines and messages in log order, each with the position that reproduces it and
-    /// everything after it (where the line before it resumes).
-    queue: VecDeque<(Slot, Position)>,
-    /// Bytes of the complete lines held back in `queue`.
+    /// Messages in the log order of their first lines.
+    queue: VecDeque<Entry>,
+    /// Bytes of the complete messages held back in `queue`.
     held_bytes: usize,
+    /// Lines taken so far.
+    taken: u64,
     /// Where the last line taken resumes.
     last_resume: Position,
 }
@@ -64,7 +81,7 @@ pub struct Joiner {
 impl Joiner {
     /// A joiner for a log read from `from`.
     pub fn new(rules: Rules, from: Position) -> Self {
-        Joiner { rules, open: [None, None], queue: VecDeque::new(), held_bytes: 0, last_resume: from }
+        Joiner { rules, open: [None, None], queue: VecDeque::new(), held_bytes: 0, taken: 0, last_resume: from }
     }
 
     /// Takes one line; appends to `out` whatever is now ready to ship.
@@ -72,6 +89,7 @@ impl Joiner {
         let slot = line.stream as usize;
         let before = self.last_resume;
         self.last_resume = line.resume;
+        self.taken += 1;
         let now = Instant::now();
         if let Some(open) = &mut self.open[slot] {
             let joins = !self.rules.start.is_match(&line.text)
@@ -83,13 +101,14 @@ impl Joiner {
                 open.line.truncated |= line.truncated;
                 open.line.resume = line.resume;
                 open.lines += 1;
+                open.last = self.taken;
                 open.joined_at = now;
                 return;
             }
             self.close(line.stream);
         }
-        self.open[slot] = Some(Open { line, lines: 1, joined_at: now });
-        self.queue.push_back((Slot::Open(Stream::from_index(slot)), before));
+        self.open[slot] = Some(Open { line, lines: 1, last: self.taken, joined_at: now });
+        self.queue.push_back(Entry { slot: Slot::Open(Stream::from_index(slot)), first: self.taken, before });
         self.ship_ready(out);
     }
 
@@ -115,38 +134,67 @@ impl Joiner {
         self.ship_ready(out);
     }
 
-    fn close(&mut self, stream: Stream) {
-        let Some(open) = self.open[stream as usize].take() else { return };
-        if let Some((slot, _)) = self.queue.iter_mut().find(|(s, _)| matches!(s, Slot::Open(s) if *s == stream)) {
-            self.held_bytes += open.line.text.len();
-            *slot = Slot::Done(open.line);
+    /// Time spent away from the log stream (waiting for room in a route's queue, for a stream
+    /// to open) is not time without a new line: the messages under way wait that much longer.
+    pub fn postpone(&mut self, by: Duration) {
+        for open in self.open.iter_mut().flatten() {
+            open.joined_at += by;
         }
     }
 
-    /// Ships the complete lines at the front. Lines held back behind a message under way are
-    /// bounded: past `max_lines` lines or `max_bytes` bytes, that message is shipped as it is.
+    fn close(&mut self, stream: Stream) {
+        let Some(open) = self.open[stream as usize].take() else { return };
+        let entry = self.queue.iter_mut().find(|e| matches!(e.slot, Slot::Open(s) if s == stream));
+        if let Some(entry) = entry {
+            self.held_bytes += open.line.text.len();
+            entry.slot = Slot::Done(open.line, open.last);
+        }
+    }
+
+    /// Ships the messages before the last cut. What is held back is bounded: past `max_lines`
+    /// messages or `max_bytes` bytes, the earliest message under way is complete as it is.
     fn ship_ready(&mut self, out: &mut Vec<Line>) {
         loop {
-            while let Some((Slot::Done(_), _)) = self.queue.front() {
-                let Some((Slot::Done(mut line), _)) = self.queue.pop_front() else { break };
+            let ready = self.ready();
+            let mut resume = self.queue.front().map_or(self.last_resume, |e| e.before);
+            let mut last = 0;
+            for _ in 0..ready {
+                let Some(Entry { slot: Slot::Done(mut line, line_last), .. }) = self.queue.pop_front() else { break };
                 self.held_bytes -= line.text.len();
-                if let Some((_, next_before)) = self.queue.front() {
-                    // The next one may have started before this one ended (a message joined on
-                    // the other stream): resume where it starts.
-                    line.resume = *next_before;
+                last = last.max(line_last);
+                match self.queue.front() {
+                    None => resume = self.last_resume,
+                    Some(next) if last < next.first => resume = next.before,
+                    // The next message began before this one ended: no cut here.
+                    Some(_) => {}
                 }
+                line.resume = resume;
                 out.push(line);
             }
-            let held_lines = self.queue.len().saturating_sub(1);
-            let over = held_lines > self.rules.max_lines || self.held_bytes > self.rules.max_bytes;
-            match self.queue.front() {
-                Some((Slot::Open(stream), _)) if over => {
-                    let stream = *stream;
-                    self.close(stream);
-                }
+            let over = self.queue.len() > self.rules.max_lines || self.held_bytes > self.rules.max_bytes;
+            let earliest_open = self.queue.iter().find_map(|e| match e.slot {
+                Slot::Open(stream) => Some(stream),
+                Slot::Done(..) => None,
+            });
+            match earliest_open {
+                Some(stream) if over => self.close(stream),
                 _ => return,
             }
         }
+    }
+
+    /// How many messages at the front of the queue lie before a cut.
+    fn ready(&self) -> usize {
+        let mut last = 0;
+        let mut ready = 0;
+        for (i, entry) in self.queue.iter().enumerate() {
+            let Slot::Done(_, line_last) = entry.slot else { break };
+            last = last.max(line_last);
+            if self.queue.get(i + 1).is_none_or(|next| last < next.first) {
+                ready = i + 1;
+            }
+        }
+        ready
     }
 }
 
@@ -199,20 +247,36 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn streams_never_mix_and_leave_in_log_order() {
+    async fn streams_never_mix_and_leave_at_cuts_in_the_log() {
         let mut j = Joiner::new(rules(), pos(0));
         let mut out = Vec::new();
         j.push(line(Stream::Stdout, 1, "out trace"), &mut out);
         j.push(line(Stream::Stderr, 2, "err trace"), &mut out);
         j.push(line(Stream::Stdout, 3, "\tat out"), &mut out);
         j.push(line(Stream::Stderr, 4, "\tat err"), &mut out);
-        assert!(out.is_empty(), "nothing leaves while the first message is under way");
         j.push(line(Stream::Stdout, 5, "next out"), &mut out);
-        assert_eq!(texts(&out), ["out trace\n\tat out"]);
-        assert_eq!(out[0].resume, pos(1), "the stderr message under way started after line 1: resume there");
+        assert!(out.is_empty(), "the stdout message is complete, but the stderr one began inside it");
         j.push(line(Stream::Stderr, 6, "next err"), &mut out);
         assert_eq!(texts(&out), ["out trace\n\tat out", "err trace\n\tat err"]);
-        assert_eq!(out[1].resume, pos(4), "the next message starts after line 4");
+        assert_eq!(out[0].resume, pos(0), "no cut between the two: a restart reads both again");
+        assert_eq!(out[1].resume, pos(4), "the cut after line 4");
+        j.flush(&mut out);
+        assert_eq!(texts(&out)[2..], ["next out", "next err"]);
+        assert_eq!((out[2].resume, out[3].resume), (pos(5), pos(6)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_complete_message_waits_for_one_begun_inside_it() {
+        let mut j = Joiner::new(rules(), pos(0));
+        let mut out = Vec::new();
+        j.push(line(Stream::Stdout, 1, "out trace"), &mut out);
+        j.push(line(Stream::Stderr, 2, "err trace"), &mut out);
+        j.push(line(Stream::Stdout, 3, "\tat out"), &mut out);
+        j.push(line(Stream::Stdout, 4, "next out"), &mut out);
+        assert!(out.is_empty(), "shipping the stdout trace now would checkpoint inside it or past line 2");
+        j.push(line(Stream::Stderr, 5, "next err"), &mut out);
+        assert_eq!(texts(&out), ["out trace\n\tat out", "err trace"]);
+        assert_eq!(out[1].resume, pos(3));
     }
 
     #[tokio::test(start_paused = true)]
@@ -237,7 +301,10 @@ mod tests {
         let deadline = j.deadline().expect("a message is under way");
         j.expire(deadline - Duration::from_millis(1), &mut out);
         assert!(out.is_empty());
+        j.postpone(Duration::from_secs(2));
         j.expire(deadline, &mut out);
+        assert!(out.is_empty(), "time away from the stream does not count");
+        j.expire(deadline + Duration::from_secs(2), &mut out);
         assert_eq!(texts(&out), ["trace\n\tat a"]);
         assert_eq!(j.deadline(), None);
     }
@@ -264,5 +331,6 @@ mod tests {
         }
         assert_eq!(out[0].text, "trace", "shipped as it was, rather than hold more");
         assert!(out.len() >= 10);
+        assert!(j.queue.len() <= 11);
     }
 }

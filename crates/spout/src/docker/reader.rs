@@ -138,6 +138,7 @@ pub async fn run(
         lines: Vec::new(),
         joiner: None,
         ready: Vec::new(),
+        stream_ended: None,
         progress,
         repeats: Repeats::default(),
         meta: meta.subscribe(),
@@ -164,6 +165,8 @@ struct Reader {
     joiner: Option<Joiner>,
     /// Messages ready to ship: the lines, joined where they are.
     ready: Vec<Line>,
+    /// When the last stream ended, while no other is open.
+    stream_ended: Option<tokio::time::Instant>,
     progress: Arc<Progress>,
     repeats: Repeats,
     /// When the run last inspected started.
@@ -396,6 +399,10 @@ impl Reader {
     }
 
     fn open_stream(&mut self, id: &str, follow: bool) -> LogStream {
+        if let (Some(joiner), Some(ended)) = (&mut self.joiner, self.stream_ended.take()) {
+            // Without a stream no line could join: that time does not count.
+            joiner.postpone(ended.elapsed());
+        }
         let since_secs = self.cursor.since_secs(self.assembler.held_since_ts());
         let stream = self.ctx.source.logs(id, LogsRequest { follow, since_secs });
         self.cursor.restart_stream();
@@ -419,6 +426,8 @@ impl Reader {
             }
             let joined_until = self.joiner.as_ref().and_then(Joiner::deadline);
             let item = tokio::select! {
+                // Lines already waiting join before a message under way is taken as complete.
+                biased;
                 item = stream.next() => item,
                 () = sleep_until(joined_until) => {
                     // A multiline message no line has joined for a while is complete.
@@ -490,6 +499,7 @@ impl Reader {
         if matches!(end, StreamEnd::Ended) {
             self.clean_end = true;
         }
+        self.stream_ended = Some(tokio::time::Instant::now());
         if self.ship().await {
             end
         } else {
@@ -562,6 +572,7 @@ impl Reader {
             return true;
         }
         let container = Arc::clone(&self.meta.borrow_and_update());
+        let shipping_since = tokio::time::Instant::now();
         let mut lines = self.ready.drain(..).peekable();
         while lines.peek().is_some() {
             let batch: Vec<Message> = lines
@@ -593,6 +604,10 @@ impl Reader {
                 return false;
             }
             self.ctx.stats.lines.add(n);
+        }
+        if let Some(joiner) = &mut self.joiner {
+            // Waiting for room in the routes' queues is not time without a new line.
+            joiner.postpone(shipping_since.elapsed());
         }
         true
     }

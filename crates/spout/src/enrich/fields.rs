@@ -34,7 +34,8 @@ pub mod ecs {
 /// A container label `spout.field.<x>=VALUE` gives its messages the field `_<x>`.
 const FIELD_LABEL: &str = "spout.field.";
 
-/// Most additional fields one container's messages carry; past it, the rest are left out.
+/// Most additional fields one container's messages carry; past it, those of the least
+/// particular rules are left out.
 pub const MAX_FIELDS: usize = 100;
 
 /// `_` and `key`, with every character GELF does not allow in a field name (`^[\w\.\-]*$`)
@@ -153,29 +154,33 @@ impl FieldRules {
     /// that to the container's own `spout.field.` label, and that to the ECS agent's labels. No
     /// standard field is ever given.
     pub fn fields(&self, info: &ContainerInfo) -> Vec<(String, String)> {
-        let mut fields: BTreeMap<String, String> = BTreeMap::new();
-        let mut set = |name: Option<String>, value: &str| {
+        // Each field with the rank of the rule that gave it: a later rule overrides an earlier.
+        let mut fields: BTreeMap<String, (String, u8)> = BTreeMap::new();
+        let mut rank = 0;
+        let mut set = |name: Option<String>, value: &str, rank: u8| {
             if let Some(name) = name.filter(|n| !STANDARD.contains(&n.as_str())) {
-                fields.insert(name, value.to_owned());
+                fields.insert(name, (value.to_owned(), rank));
             }
         };
         for (name, value) in &self.statics {
-            set(Some(name.clone()), value);
+            set(Some(name.clone()), value, rank);
         }
+        rank += 1;
         if !self.labels.is_empty() {
             for (key, value) in sorted(&info.labels) {
                 if self.labels.wants(key) {
-                    set(field_name(key), value);
+                    set(field_name(key), value, rank);
                 }
             }
         }
         if !self.env.is_empty() {
             for (key, value) in info.env.iter().filter_map(|e| e.split_once('=')) {
                 if self.env.wants(key) {
-                    set(field_name(key), value);
+                    set(field_name(key), value, rank);
                 }
             }
         }
+        rank += 1;
         for extract in &self.extracts {
             let subject = match &extract.subject {
                 Subject::Name => Some(info.meta.name.as_str()),
@@ -185,19 +190,28 @@ impl FieldRules {
             let Some(captures) = subject.and_then(|s| extract.regex.captures(s)) else { continue };
             for name in extract.regex.capture_names().flatten() {
                 if let Some(value) = captures.name(name) {
-                    set(Some(format!("_{name}")), value.as_str());
+                    set(Some(format!("_{name}")), value.as_str(), rank);
                 }
             }
         }
+        rank += 1;
         for (key, value) in sorted(&info.labels) {
             if let Some(key) = key.strip_prefix(FIELD_LABEL) {
-                set(field_name(key), value);
+                set(field_name(key), value, rank);
             }
         }
+        rank += 1;
         for (name, value) in ecs_fields(&info.labels) {
-            set(Some(name.to_owned()), value);
+            set(Some(name.to_owned()), value, rank);
         }
-        fields.into_iter().take(MAX_FIELDS).collect()
+        let mut fields: Vec<(String, (String, u8))> = fields.into_iter().collect();
+        if fields.len() > MAX_FIELDS {
+            // Keep those of the most particular rules.
+            fields.sort_by_key(|(_, (_, rank))| std::cmp::Reverse(*rank));
+            fields.truncate(MAX_FIELDS);
+            fields.sort();
+        }
+        fields.into_iter().map(|(name, (value, _))| (name, value)).collect()
     }
 }
 
@@ -354,8 +368,11 @@ mod tests {
 
     #[test]
     fn a_container_with_a_thousand_labels_gets_at_most_the_cap() {
-        let labels = (0..1000).map(|i| (format!("spout.field.f{i:04}"), "v".to_owned())).collect();
-        let info = ContainerInfo { labels, ..Default::default() };
-        assert_eq!(FieldRules::default().fields(&info).len(), MAX_FIELDS);
+        let mut info = ecs_info();
+        info.labels.extend((0..1000).map(|i| (format!("spout.field.a{i:04}"), "v".to_owned())));
+        let fields = FieldRules::default().fields(&info);
+        assert_eq!(fields.len(), MAX_FIELDS);
+        assert_eq!(get(&fields, "_ecs_cluster"), Some("production"), "the most particular rules' fields stay");
+        assert!(fields.windows(2).all(|w| w[0].0 < w[1].0), "sorted by name");
     }
 }

@@ -18,6 +18,9 @@ pub struct Pattern {
 
 impl Pattern {
     fn new(option: &str, text: &str) -> Result<Pattern, String> {
+        if text.is_empty() {
+            return Err(format!("option {option}: empty glob (it would match nothing; use * for anything)"));
+        }
         let glob = Glob::new(text).map_err(|e| format!("option {option}: bad glob '{text}': {}", e.kind()))?;
         Ok(Pattern { text: text.to_owned(), matcher: glob.compile_matcher() })
     }
@@ -85,7 +88,7 @@ impl RouteFilter {
             filter.sources = Some(wanted);
         }
         if let Some(labels) = options.remove("filter.labels") {
-            for pair in labels.split(',') {
+            for pair in split_outside_braces(&labels) {
                 let (key, glob) = pair
                     .split_once(':')
                     .filter(|(key, _)| !key.is_empty())
@@ -109,6 +112,24 @@ impl RouteFilter {
         let sources = self.sources.unwrap_or([true; 2]);
         [container && sources[0], container && sources[1]]
     }
+}
+
+/// `s` split at the commas that are not inside a glob's `{a,b}`.
+fn split_outside_braces(s: &str) -> Vec<&str> {
+    let (mut parts, mut depth, mut start) = (Vec::new(), 0usize, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
 }
 
 #[cfg(test)]
@@ -153,6 +174,10 @@ mod tests {
         assert_eq!(filter(&[("filter.id", "ffff")]).expect("valid").wants(&db), [false; 2]);
         let by_labels = filter(&[("filter.labels", "team:pay*,tier:front*")]).expect("valid");
         assert_eq!((by_labels.wants(&web), by_labels.wants(&db)), ([true; 2], [false; 2]));
+        let alternatives = filter(&[("filter.labels", "team:{data,ops},tier:*")]).expect("valid");
+        assert_eq!((alternatives.wants(&web), alternatives.wants(&db)), ([false; 2], [false; 2]));
+        let alternatives = filter(&[("filter.labels", "team:{data,payments}")]).expect("valid");
+        assert_eq!((alternatives.wants(&web), alternatives.wants(&db)), ([true; 2], [true; 2]));
         let by_image = filter(&[("filter.image", "postgres:*")]).expect("valid");
         assert_eq!((by_image.wants(&web), by_image.wants(&db)), ([false; 2], [true; 2]));
         let stderr_of_web = filter(&[("filter.sources", "stderr"), ("filter.name", "ecs-web-*")]).expect("valid");
@@ -166,5 +191,6 @@ mod tests {
         assert!(filter(&[("filter.labels", "team")]).expect_err("bad").contains("KEY:GLOB"));
         assert!(filter(&[("filter.name", "web-[")]).expect_err("bad").contains("filter.name: bad glob 'web-['"));
         assert!(filter(&[("filter.id", "xyz")]).expect_err("bad").contains("filter.id"));
+        assert!(filter(&[("filter.name", "")]).expect_err("bad").contains("filter.name: empty glob"));
     }
 }

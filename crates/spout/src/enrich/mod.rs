@@ -37,28 +37,44 @@ pub enum Skip {
     Unreadable(String),
 }
 
-/// `--exclude-label KEY[=VALUE]`: a container with label KEY (set to VALUE, if given) is not read.
+/// A container with label `key` (set to `value`, if given) is not read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabelMatch {
     pub key: String,
     pub value: Option<String>,
+    /// Values compare without regard to case, as Logspout compares them.
+    pub any_case: bool,
 }
 
 impl LabelMatch {
-    /// `KEY`, `KEY=VALUE`, or Logspout's `KEY:VALUE`.
+    /// `--exclude-label KEY` (any value) or `KEY=VALUE`.
     pub fn parse(spec: &str) -> Result<LabelMatch, String> {
-        let (key, value) = match spec.split_once('=').or_else(|| spec.split_once(':')) {
+        let (key, value) = match spec.split_once('=') {
             Some((key, value)) => (key, Some(value.to_owned())),
             None => (spec, None),
         };
         if key.trim().is_empty() {
             return Err(format!("'{spec}' names no label (expected KEY or KEY=VALUE)"));
         }
-        Ok(LabelMatch { key: key.to_owned(), value })
+        Ok(LabelMatch { key: key.to_owned(), value, any_case: false })
+    }
+
+    /// Logspout's `EXCLUDE_LABEL`: `KEY` (set to `true`) or `KEY:VALUE`, in any case.
+    pub fn logspout(spec: &str) -> Result<LabelMatch, String> {
+        let (key, value) = spec.split_once(':').unwrap_or((spec, "true"));
+        if key.trim().is_empty() {
+            return Err(format!("'{spec}' names no label (expected KEY or KEY:VALUE)"));
+        }
+        Ok(LabelMatch { key: key.to_owned(), value: Some(value.to_owned()), any_case: true })
     }
 
     fn matches(&self, info: &ContainerInfo) -> bool {
-        info.labels.get(&self.key).is_some_and(|v| self.value.as_ref().is_none_or(|want| want == v))
+        let Some(value) = info.labels.get(&self.key) else { return false };
+        match &self.value {
+            None => true,
+            Some(want) if self.any_case => want.eq_ignore_ascii_case(value),
+            Some(want) => want == value,
+        }
     }
 }
 
@@ -87,7 +103,10 @@ pub struct Enrichment {
 impl Enrichment {
     /// Whether to leave a container alone; `own_id` is spout's own container, if it runs in one.
     pub fn skip(&self, info: &ContainerInfo, own_id: Option<&str>) -> Option<Skip> {
-        let env_ignored = info.env.iter().any(|e| e == "LOGSPOUT=ignore");
+        let env_ignored = info
+            .env
+            .iter()
+            .any(|e| e.split_once('=').is_some_and(|(k, v)| k == "LOGSPOUT" && v.eq_ignore_ascii_case("ignore")));
         let label_excluded = info.labels.get("spout.exclude").is_some_and(|v| v == "true");
         if env_ignored || label_excluded {
             Some(Skip::OptedOut)
@@ -192,7 +211,7 @@ mod tests {
         };
         assert_eq!(e.skip(&info("web", &[]), None), None);
         let mut env_ignored = info("web", &[]);
-        env_ignored.env = vec!["A=1".into(), "LOGSPOUT=ignore".into()];
+        env_ignored.env = vec!["A=1".into(), "LOGSPOUT=Ignore".into()];
         assert_eq!(e.skip(&env_ignored, None), Some(Skip::OptedOut));
         assert_eq!(e.skip(&info("web", &[("spout.exclude", "true")]), None), Some(Skip::OptedOut));
         assert_eq!(
@@ -222,10 +241,22 @@ mod tests {
 
     #[test]
     fn label_matches_parse_every_form() {
-        assert_eq!(LabelMatch::parse("a"), Ok(LabelMatch { key: "a".into(), value: None }));
-        assert_eq!(LabelMatch::parse("a=b=c"), Ok(LabelMatch { key: "a".into(), value: Some("b=c".into()) }));
-        assert_eq!(LabelMatch::parse("a:b"), Ok(LabelMatch { key: "a".into(), value: Some("b".into()) }));
+        assert_eq!(LabelMatch::parse("a"), Ok(LabelMatch { key: "a".into(), value: None, any_case: false }));
+        let a_is_b_c = LabelMatch { key: "a".into(), value: Some("b=c".into()), any_case: false };
+        assert_eq!(LabelMatch::parse("a=b=c"), Ok(a_is_b_c));
         assert!(LabelMatch::parse("=b").is_err());
+        // Logspout's EXCLUDE_LABEL: a bare key means the value true, in any case.
+        let e = Enrichment {
+            exclude_labels: vec![
+                LabelMatch::logspout("logspout.exclude").expect("valid"),
+                LabelMatch::logspout("tier:Batch").expect("valid"),
+            ],
+            ..Enrichment::default()
+        };
+        assert!(e.skip(&info("a", &[("logspout.exclude", "TRUE")]), None).is_some());
+        assert_eq!(e.skip(&info("a", &[("logspout.exclude", "false")]), None), None);
+        assert!(e.skip(&info("a", &[("tier", "batch")]), None).is_some());
+        assert!(LabelMatch::logspout(":x").is_err());
     }
 
     #[test]

@@ -211,8 +211,8 @@ fn percent_decode(value: &str) -> Option<String> {
     let mut rest = value.as_bytes();
     while let Some((&b, tail)) = rest.split_first() {
         if b == b'%' {
-            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
-            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            let hex = tail.get(..2).filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
+            bytes.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
             rest = &tail[2..];
         } else {
             bytes.push(b);
@@ -395,6 +395,7 @@ mod tests {
         assert_eq!(ok("stdout://").filter, RouteFilter::default());
         assert_eq!(percent_decode("a%2cb%20c"), Some("a,b c".into()));
         assert_eq!(percent_decode("100%"), None);
+        assert_eq!(percent_decode("%+1"), None);
         assert!(problem("gelf://h:1?filter.name=a%zz").contains("option filter.name: bad %-escape"));
         assert!(problem("gelf://h:1?filter.sources=stdin").contains("option filter.sources: unknown source 'stdin'"));
     }
