@@ -60,15 +60,32 @@ pub struct RouteFilter {
 }
 
 impl RouteFilter {
-    /// Takes the `filter.*` options out of `options`.
-    pub fn from_options(options: &mut BTreeMap<String, String>) -> Result<RouteFilter, String> {
+    /// Takes the `filter.*` options out of `options`; on failure, every problem found.
+    pub fn from_options(options: &mut BTreeMap<String, String>) -> Result<RouteFilter, Vec<String>> {
         let mut filter = RouteFilter::default();
-        if let Some(glob) = options.remove("filter.name") {
-            filter.name = Some(Pattern::new("filter.name", &glob)?);
+        let mut problems = Vec::new();
+        fn glob(problems: &mut Vec<String>, option: &str, text: &str) -> Option<Pattern> {
+            Pattern::new(option, text).map_err(|e| problems.push(e)).ok()
+        }
+        if let Some(text) = options.remove("filter.name") {
+            filter.name = glob(&mut problems, "filter.name", &text);
+        }
+        if let Some(text) = options.remove("filter.image") {
+            filter.image = glob(&mut problems, "filter.image", &text);
+        }
+        if let Some(labels) = options.remove("filter.labels") {
+            for pair in split_outside_braces(&labels) {
+                match pair.split_once(':').filter(|(key, _)| !key.is_empty()) {
+                    Some((key, text)) => {
+                        filter.labels.extend(glob(&mut problems, "filter.labels", text).map(|p| (key.to_owned(), p)))
+                    }
+                    None => problems.push(format!("option filter.labels: '{pair}' is not KEY:GLOB")),
+                }
+            }
         }
         if let Some(prefix) = options.remove("filter.id") {
             if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!("option filter.id: '{prefix}' is not the start of a container id (hex digits)"));
+                problems.push(format!("option filter.id: '{prefix}' is not the start of a container id (hex digits)"));
             }
             filter.id = Some(prefix.to_ascii_lowercase());
         }
@@ -78,28 +95,17 @@ impl RouteFilter {
                 match source {
                     "stdout" => wanted[Stream::Stdout as usize] = true,
                     "stderr" => wanted[Stream::Stderr as usize] = true,
-                    other => {
-                        return Err(format!(
-                            "option filter.sources: unknown source '{other}' (expected stdout, stderr)"
-                        ))
-                    }
+                    other => problems
+                        .push(format!("option filter.sources: unknown source '{other}' (expected stdout, stderr)")),
                 }
             }
             filter.sources = Some(wanted);
         }
-        if let Some(labels) = options.remove("filter.labels") {
-            for pair in split_outside_braces(&labels) {
-                let (key, glob) = pair
-                    .split_once(':')
-                    .filter(|(key, _)| !key.is_empty())
-                    .ok_or_else(|| format!("option filter.labels: '{pair}' is not KEY:GLOB"))?;
-                filter.labels.push((key.to_owned(), Pattern::new("filter.labels", glob)?));
-            }
+        if problems.is_empty() {
+            Ok(filter)
+        } else {
+            Err(problems)
         }
-        if let Some(glob) = options.remove("filter.image") {
-            filter.image = Some(Pattern::new("filter.image", &glob)?);
-        }
-        Ok(filter)
     }
 
     /// Which of the container's streams this route wants, by [`Stream`] number.
@@ -140,7 +146,7 @@ mod tests {
     fn filter(options: &[(&str, &str)]) -> Result<RouteFilter, String> {
         let mut options: BTreeMap<String, String> =
             options.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        let filter = RouteFilter::from_options(&mut options);
+        let filter = RouteFilter::from_options(&mut options).map_err(|problems| problems.join("; "));
         assert!(filter.is_err() || options.is_empty(), "every filter option is taken");
         filter
     }
@@ -192,5 +198,8 @@ mod tests {
         assert!(filter(&[("filter.name", "web-[")]).expect_err("bad").contains("filter.name: bad glob 'web-['"));
         assert!(filter(&[("filter.id", "xyz")]).expect_err("bad").contains("filter.id"));
         assert!(filter(&[("filter.name", "")]).expect_err("bad").contains("filter.name: empty glob"));
+        let every =
+            filter(&[("filter.name", "["), ("filter.labels", "a:[,b"), ("filter.sources", "x")]).expect_err("bad");
+        assert_eq!(every.matches("option filter.").count(), 4, "every problem: {every}");
     }
 }

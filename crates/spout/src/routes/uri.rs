@@ -180,7 +180,7 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
     if backoff_max < backoff_base {
         return Err(format!("option backoff_max: {backoff_max:?} is below backoff {backoff_base:?}"));
     }
-    let filter = RouteFilter::from_options(&mut options)?;
+    let filter = RouteFilter::from_options(&mut options).map_err(|problems| problems.join("; "))?;
     if let Some(name) = options.keys().next() {
         return Err(format!("unknown option '{name}' for {scheme}://"));
     }
