@@ -220,6 +220,16 @@ mod tests {
         Line { stream, ts_ns: n, text: text.into(), truncated: false, resume: pos(n) }
     }
 
+    /// Pushes `lines`, numbered from `first` on.
+    fn feed(j: &mut Joiner, first: i64, lines: &[(Stream, &str)], out: &mut Vec<Line>) {
+        for (n, (stream, text)) in (first..).zip(lines) {
+            j.push(line(*stream, n, text), out);
+        }
+    }
+
+    const OUT: Stream = Stream::Stdout;
+    const ERR: Stream = Stream::Stderr;
+
     fn texts(out: &[Line]) -> Vec<&str> {
         out.iter().map(|l| l.text.as_str()).collect()
     }
@@ -250,13 +260,10 @@ mod tests {
     async fn streams_never_mix_and_leave_at_cuts_in_the_log() {
         let mut j = Joiner::new(rules(), pos(0));
         let mut out = Vec::new();
-        j.push(line(Stream::Stdout, 1, "out trace"), &mut out);
-        j.push(line(Stream::Stderr, 2, "err trace"), &mut out);
-        j.push(line(Stream::Stdout, 3, "\tat out"), &mut out);
-        j.push(line(Stream::Stderr, 4, "\tat err"), &mut out);
-        j.push(line(Stream::Stdout, 5, "next out"), &mut out);
+        let lines = [(OUT, "out trace"), (ERR, "err trace"), (OUT, "\tat out"), (ERR, "\tat err"), (OUT, "next out")];
+        feed(&mut j, 1, &lines, &mut out);
         assert!(out.is_empty(), "the stdout message is complete, but the stderr one began inside it");
-        j.push(line(Stream::Stderr, 6, "next err"), &mut out);
+        feed(&mut j, 6, &[(ERR, "next err")], &mut out);
         assert_eq!(texts(&out), ["out trace\n\tat out", "err trace\n\tat err"]);
         assert_eq!(out[0].resume, pos(0), "no cut between the two: a restart reads both again");
         assert_eq!(out[1].resume, pos(4), "the cut after line 4");
@@ -269,12 +276,9 @@ mod tests {
     async fn a_complete_message_waits_for_one_begun_inside_it() {
         let mut j = Joiner::new(rules(), pos(0));
         let mut out = Vec::new();
-        j.push(line(Stream::Stdout, 1, "out trace"), &mut out);
-        j.push(line(Stream::Stderr, 2, "err trace"), &mut out);
-        j.push(line(Stream::Stdout, 3, "\tat out"), &mut out);
-        j.push(line(Stream::Stdout, 4, "next out"), &mut out);
+        feed(&mut j, 1, &[(OUT, "out trace"), (ERR, "err trace"), (OUT, "\tat out"), (OUT, "next out")], &mut out);
         assert!(out.is_empty(), "shipping the stdout trace now would checkpoint inside it or past line 2");
-        j.push(line(Stream::Stderr, 5, "next err"), &mut out);
+        feed(&mut j, 5, &[(ERR, "next err")], &mut out);
         assert_eq!(texts(&out), ["out trace\n\tat out", "err trace"]);
         assert_eq!(out[1].resume, pos(3));
     }
@@ -283,10 +287,7 @@ mod tests {
     async fn a_restart_mid_trace_resumes_before_it() {
         let mut j = Joiner::new(rules(), pos(0));
         let mut out = Vec::new();
-        j.push(line(Stream::Stdout, 1, "single"), &mut out);
-        j.push(line(Stream::Stdout, 2, "trace"), &mut out);
-        j.push(line(Stream::Stdout, 3, "\tat a"), &mut out);
-        j.push(line(Stream::Stderr, 4, "other"), &mut out);
+        feed(&mut j, 1, &[(OUT, "single"), (OUT, "trace"), (OUT, "\tat a"), (ERR, "other")], &mut out);
         assert_eq!(texts(&out), ["single"]);
         assert_eq!(out[0].resume, pos(1), "shipped up to before the trace: a restart reads it whole");
     }

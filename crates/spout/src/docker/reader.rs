@@ -428,6 +428,7 @@ impl Reader {
             let item = tokio::select! {
                 // Lines already waiting join before a message under way is taken as complete.
                 biased;
+                () = self.ctx.cancel.cancelled() => return StreamEnd::Shutdown,
                 item = stream.next() => item,
                 () = sleep_until(joined_until) => {
                     // A multiline message no line has joined for a while is complete.
@@ -439,7 +440,6 @@ impl Reader {
                     }
                     continue;
                 }
-                () = self.ctx.cancel.cancelled() => return StreamEnd::Shutdown,
             };
             let mut taken = item_len(&item);
             let mut items = 1;
