@@ -40,6 +40,9 @@ struct Pending {
     resume: Position,
     /// The routes (bit `n`: route `n`) that reject it, and so need not accept it.
     rejected_by: u64,
+    /// Docker's timestamp of the (oldest) message it stands for; `None` for a position reached
+    /// without a message.
+    ts_ns: Option<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -65,8 +68,9 @@ impl Progress {
     }
 
     /// Numbers a message about to be shipped; `resume` is where reading must start again to
-    /// reproduce it and everything after it; `rejected_by` the routes whose filters reject it.
-    pub fn ship(&self, resume: Position, rejected_by: u64) -> u64 {
+    /// reproduce it and everything after it; `rejected_by` the routes whose filters reject it;
+    /// `ts_ns` its Docker timestamp.
+    pub fn ship(&self, resume: Position, rejected_by: u64, ts_ns: i64) -> u64 {
         let mut s = self.lock();
         s.next_seq += 1;
         let seq = s.next_seq;
@@ -79,11 +83,12 @@ impl Progress {
             if let Some(last) = s.pending.back_mut() {
                 // Settles only once everything up to `seq` is accepted, and then `resume` is right.
                 // A route may skip the range only if it rejects all of it.
-                *last = Pending { seq, resume, rejected_by: last.rejected_by & rejected_by };
+                let ts_ns = last.ts_ns.map_or(ts_ns, |t| t.min(ts_ns));
+                *last = Pending { seq, resume, rejected_by: last.rejected_by & rejected_by, ts_ns: Some(ts_ns) };
                 return seq;
             }
         }
-        s.pending.push_back(Pending { seq, resume, rejected_by });
+        s.pending.push_back(Pending { seq, resume, rejected_by, ts_ns: Some(ts_ns) });
         seq
     }
 
@@ -96,7 +101,7 @@ impl Progress {
             last.resume = pos;
         } else if s.pending.len() < MAX_PENDING {
             // Everything shipped before has settled: every route may pass it.
-            s.pending.push_back(Pending { seq, resume: pos, rejected_by: u64::MAX });
+            s.pending.push_back(Pending { seq, resume: pos, rejected_by: u64::MAX, ts_ns: None });
         }
     }
 
@@ -110,27 +115,40 @@ impl Progress {
     /// The position every route has got past, if it moved since the last call: `Some` only when
     /// there is something new to persist.
     pub fn settle(&self) -> Option<Position> {
-        let accepted: Vec<u64> = self.accepted.iter().map(|a| a.load(Ordering::Acquire)).collect();
+        let accepted = self.accepted();
         let mut s = self.lock();
-        // Taken in order, so every earlier message has settled: a route that rejects this one
-        // has accepted everything it was given before it. (Loaded before the lock, `accepted`
-        // can only be behind.)
-        let wanted = std::mem::take(&mut s.wanted);
-        let settled = |p: &Pending| {
-            accepted.iter().zip(&wanted).enumerate().all(|(route, (&a, &wanted))| {
-                a >= p.seq || a >= wanted || (route < 64 && p.rejected_by & (1 << route) != 0)
-            })
-        };
         let mut newest = None;
-        while s.pending.front().is_some_and(settled) {
+        while s.pending.front().is_some_and(|p| s.everywhere(p, &accepted)) {
             newest = s.pending.pop_front().map(|p| p.resume);
         }
-        s.wanted = wanted;
         if newest.is_some() && newest != s.settled {
             s.settled = newest;
             return newest;
         }
         None
+    }
+
+    /// Docker's timestamp of the oldest message read and not yet accepted by every route.
+    pub fn oldest_unaccepted_ns(&self) -> Option<i64> {
+        let accepted = self.accepted();
+        let s = self.lock();
+        s.pending.iter().skip_while(|p| s.everywhere(p, &accepted)).filter_map(|p| p.ts_ns).min()
+    }
+
+    /// What each route accepted so far. Loaded before the lock is taken, so it can only be behind.
+    fn accepted(&self) -> Vec<u64> {
+        self.accepted.iter().map(|a| a.load(Ordering::Acquire)).collect()
+    }
+}
+
+impl Shipped {
+    /// Whether every route has accepted `p` or need not: taken in order, every earlier message
+    /// has settled, so a route that rejects this one has accepted everything it was given
+    /// before it.
+    fn everywhere(&self, p: &Pending, accepted: &[u64]) -> bool {
+        accepted.iter().zip(&self.wanted).enumerate().all(|(route, (&a, &wanted))| {
+            a >= p.seq || a >= wanted || (route < 64 && p.rejected_by & (1 << route) != 0)
+        })
     }
 }
 
@@ -281,6 +299,13 @@ impl Checkpoints {
         Arc::clone(progress)
     }
 
+    /// Docker's timestamp of the oldest line read and not yet accepted by every route, over every
+    /// container.
+    pub fn oldest_unaccepted_ns(&self) -> Option<i64> {
+        let live: Vec<Arc<Progress>> = self.lock().live.values().cloned().collect();
+        live.iter().filter_map(|p| p.oldest_unaccepted_ns()).min()
+    }
+
     /// Writes every checkpoint that moved, and `watermark`: every container started before it
     /// has been attached, so one without a checkpoint can be read from there by the next run.
     /// Errors are returned after trying them all.
@@ -399,7 +424,7 @@ mod tests {
     #[test]
     fn settles_at_what_every_route_accepted() {
         let p = Progress::new(2);
-        let (a, b, c) = (p.ship(pos(10), 0), p.ship(pos(20), 0), p.ship(pos(30), 0));
+        let (a, b, c) = (p.ship(pos(10), 0, 0), p.ship(pos(20), 0, 0), p.ship(pos(30), 0, 0));
         assert_eq!(p.settle(), None);
         p.accept(0, c);
         assert_eq!(p.settle(), None, "route 1 has accepted nothing");
@@ -416,13 +441,13 @@ mod tests {
     #[test]
     fn a_route_that_rejects_a_message_does_not_hold_it_back() {
         let p = Progress::new(2);
-        let wanted = p.ship(pos(10), 0);
-        let rejected = p.ship(pos(20), 0b10);
+        let wanted = p.ship(pos(10), 0, 0);
+        let rejected = p.ship(pos(20), 0b10, 0);
         p.accept(0, rejected);
         assert_eq!(p.settle(), None, "route 1 has not accepted the message it wants");
         p.accept(1, wanted);
         assert_eq!(p.settle(), Some(pos(20)), "nor need it accept the one it rejects");
-        p.ship(pos(30), 0b11);
+        p.ship(pos(30), 0b11, 0);
         assert_eq!(p.settle(), Some(pos(30)));
     }
 
@@ -431,14 +456,27 @@ mod tests {
         let p = Progress::new(2);
         for i in 0..MAX_PENDING as i64 {
             // Route 1 wants every other message.
-            p.ship(pos(i), if i % 2 == 0 { 0 } else { 0b10 });
+            p.ship(pos(i), if i % 2 == 0 { 0 } else { 0b10 }, 0);
         }
         // Past the bound, the last entry stands for a range that ends with one route 1 rejects.
-        let last_wanted_by_1 = p.ship(pos(MAX_PENDING as i64), 0);
-        let end = p.ship(pos(MAX_PENDING as i64 + 1), 0b10);
+        let last_wanted_by_1 = p.ship(pos(MAX_PENDING as i64), 0, 0);
+        let end = p.ship(pos(MAX_PENDING as i64 + 1), 0b10, 0);
         p.accept(0, end);
         p.accept(1, last_wanted_by_1);
         assert_eq!(p.settle(), Some(pos(MAX_PENDING as i64 + 1)), "route 1 has everything it wanted");
+    }
+
+    #[test]
+    fn the_oldest_unaccepted_message_is_the_first_not_accepted_everywhere() {
+        let p = Progress::new(2);
+        assert_eq!(p.oldest_unaccepted_ns(), None);
+        let a = p.ship(pos(1), 0, 100);
+        p.ship(pos(2), 0, 200);
+        assert_eq!(p.oldest_unaccepted_ns(), Some(100));
+        p.accept(0, a);
+        assert_eq!(p.oldest_unaccepted_ns(), Some(100), "route 1 has not accepted it");
+        p.accept(1, a);
+        assert_eq!(p.oldest_unaccepted_ns(), Some(200), "settled or not, an accepted message no longer counts");
     }
 
     #[test]
@@ -446,7 +484,7 @@ mod tests {
         let p = Progress::new(1);
         let mut last = 0;
         for i in 0..(MAX_PENDING as i64 + 10) {
-            last = p.ship(pos(i), 0);
+            last = p.ship(pos(i), 0, 0);
         }
         assert_eq!(p.lock().pending.len(), MAX_PENDING);
         p.accept(0, last - 1);
@@ -475,9 +513,9 @@ mod tests {
         {
             let cps = Checkpoints::open(dir.path()).expect("open");
             let pa = cps.progress(&a, 1, pos(1));
-            let seq = pa.ship(pos(42), 0);
+            let seq = pa.ship(pos(42), 0, 0);
             pa.accept(0, seq);
-            cps.progress(&b, 1, pos(5)).ship(pos(7), 0);
+            cps.progress(&b, 1, pos(5)).ship(pos(7), 0, 0);
             assert_eq!(cps.previous_run(), None);
             // a: accepted up to 42; b: nothing accepted, so where its reader started.
             assert_eq!(cps.persist(1_000).expect("persist"), 2);
@@ -506,12 +544,12 @@ mod tests {
         let a = "a".repeat(64);
         let cps = Checkpoints::open(dir.path()).expect("open");
         let pa = cps.progress(&a, 1, pos(1));
-        let seq = pa.ship(pos(42), 0);
+        let seq = pa.ship(pos(42), 0, 0);
         pa.accept(0, seq);
         cps.persist(1_000).expect("persist");
         assert!(dir.path().join("checkpoints").join(&a).exists());
         // Moved again, then removed before the next save.
-        let seq = pa.ship(pos(43), 0);
+        let seq = pa.ship(pos(43), 0, 0);
         pa.accept(0, seq);
         cps.forget(&a);
         cps.persist(2_000).expect("persist");

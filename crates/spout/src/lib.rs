@@ -86,21 +86,37 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     let checkpoint_health = Arc::new(CheckpointHealth::default());
     let health = HealthSources {
         docker_address: config.docker_host.to_string(),
-        docker: health_rx,
+        docker: health_rx.clone(),
         routes: routes.iter().map(|r| (Arc::clone(&r.name), Arc::clone(&r.status))).collect(),
         checkpoints: Arc::clone(&checkpoint_health),
+    };
+    let reader_stats = Arc::new(ReaderStats::default());
+    let metrics = api::MetricSources {
+        readers: Arc::clone(&reader_stats),
+        routes: routes
+            .iter()
+            .map(|r| api::RouteGauges {
+                name: Arc::clone(&r.name),
+                stats: Arc::clone(&r.stats),
+                status: Arc::clone(&r.status),
+                room: Arc::clone(&r.room),
+                queue: r.queue,
+            })
+            .collect(),
+        docker: health_rx,
+        checkpoints: Arc::clone(&checkpoints),
     };
     if let Some(listener) = listener {
         info!(addr = %config.http.map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
         let cancel = shutdown.clone();
+        let state = api::ApiState::new(health, metrics);
         tokio::spawn(async move {
-            if let Err(e) = api::serve(listener, health, cancel).await {
+            if let Err(e) = api::serve(listener, state, cancel).await {
                 warn!(error = %e, "HTTP API stopped");
             }
         });
     }
 
-    let reader_stats = Arc::new(ReaderStats::default());
     let watermark = Arc::new(AtomicI64::new(checkpoints.previous_run().unwrap_or_else(timestamp::now_ns)));
     let watcher = Watcher::new(
         WatcherConfig {

@@ -104,7 +104,7 @@ impl Message {
         progress: &Arc<crate::checkpoint::Progress>,
         resume: crate::position::Position,
     ) -> Message {
-        let ack = crate::checkpoint::Ack { progress: Arc::clone(progress), seq: progress.ship(resume, 0) };
+        let ack = crate::checkpoint::Ack { progress: Arc::clone(progress), seq: progress.ship(resume, 0, 1) };
         Message { ack: Some(ack), ..Message::test(line) }
     }
 }

@@ -1,6 +1,6 @@
 //! Counters for what spout did and what it could not do. Every drop is counted somewhere here.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);
@@ -35,12 +35,18 @@ pub struct ReaderStats {
     /// Containers removed after their log stream ended, before a second read could confirm that
     /// nothing came after (the usual end of a `--rm` job; not warned about).
     pub unconfirmed_ends: Counter,
+    /// Containers with a reader now.
+    pub attached: AtomicUsize,
+    /// Connections to the Docker daemon made again after one was lost.
+    pub docker_reconnects: Counter,
 }
 
 /// What one route did.
 #[derive(Debug, Default)]
 pub struct RouteStats {
     pub sent: Counter,
+    /// Bytes written or sent to the destination (for UDP, datagrams with their chunk headers).
+    pub bytes_sent: Counter,
     /// Not for this route: its filter rejects them.
     pub filtered: Counter,
     /// Dropped because the route's queue was full (when_full=drop).

@@ -583,8 +583,10 @@ impl Reader {
                         self.ctx.stats.truncated_lines.add(1);
                     }
                     let rejected_by = container.rejected_by(line.stream);
-                    let ack =
-                        Ack { progress: Arc::clone(&self.progress), seq: self.progress.ship(line.resume, rejected_by) };
+                    let ack = Ack {
+                        progress: Arc::clone(&self.progress),
+                        seq: self.progress.ship(line.resume, rejected_by, line.ts_ns),
+                    };
                     Message {
                         container: Arc::clone(&container),
                         stream: line.stream,

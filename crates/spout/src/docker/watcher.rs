@@ -218,6 +218,9 @@ impl Watcher {
 
     /// One connection to the source, until it is lost (`Err` with the reason) or spout stops.
     async fn serve(&mut self, connected: Connected) -> Result<(), String> {
+        if self.sessions > 0 {
+            self.parts.stats.docker_reconnects.add(1);
+        }
         self.sessions += 1;
         let host: Arc<str> = match &self.config.hostname {
             Some(name) => name.as_str().into(),
@@ -397,6 +400,7 @@ impl Watcher {
         let placeholder = Container { host: Arc::clone(&session.host), id: id.to_owned(), ..Container::default() };
         let (meta, _) = watch::channel(Arc::new(placeholder));
         self.readers.insert(id.to_owned(), meta.clone());
+        self.parts.stats.attached.store(self.readers.len(), Ordering::Relaxed);
         let ctx = ReaderContext {
             source: Arc::clone(&session.source),
             host: Arc::clone(&session.host),
@@ -413,6 +417,7 @@ impl Watcher {
 
     fn reader_exited(&mut self, session: &Session, exit: ReaderExit) {
         self.readers.remove(&exit.id);
+        self.parts.stats.attached.store(self.readers.len(), Ordering::Relaxed);
         match exit.reason {
             ExitReason::Stopped => {
                 // It may have run again meanwhile, even briefly: its start event found the reader

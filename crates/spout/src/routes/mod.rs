@@ -36,6 +36,9 @@ pub struct RouteHandle {
     pub name: Arc<str>,
     pub stats: Arc<RouteStats>,
     pub status: Arc<RouteStatus>,
+    /// The route's free room, out of `queue` messages.
+    pub room: Arc<Semaphore>,
+    pub queue: usize,
     pub task: JoinHandle<()>,
 }
 
@@ -57,12 +60,12 @@ pub fn spawn(specs: &[RouteSpec], abort: &CancellationToken) -> (Router, Vec<Rou
             name: Arc::clone(&name),
             index,
             tx,
-            room,
+            room: Arc::clone(&room),
             queue: spec.queue,
             when_full: spec.when_full,
             stats: Arc::clone(&stats),
         });
-        handles.push(RouteHandle { name, stats, status, task });
+        handles.push(RouteHandle { name, stats, status, room, queue: spec.queue, task });
     }
     (Router::new(queues), handles)
 }

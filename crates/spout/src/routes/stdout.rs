@@ -85,6 +85,7 @@ pub async fn run(ctx: &mut RouteContext, mut out: impl AsyncWrite + Unpin) {
         match written {
             Ok(()) => {
                 ctx.stats.sent.add(count as u64);
+                ctx.stats.bytes_sent.add(batch.len() as u64);
                 ctx.accept(count);
                 if failures > 0 || !up {
                     failures = 0;

@@ -252,6 +252,7 @@ pub async fn run(ctx: &mut RouteContext, route: &TcpRoute) {
             Ok(()) => {
                 c.written.push_back((c.sent, count));
                 ctx.stats.sent.add(count as u64);
+                ctx.stats.bytes_sent.add(batch.len() as u64);
             }
             Err(Fail::Aborted) => return give_up(ctx, conn.as_ref()),
             Err(Fail::Lost(why)) => {

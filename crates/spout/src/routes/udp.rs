@@ -98,7 +98,10 @@ pub async fn run(ctx: &mut RouteContext, route: &UdpRoute) {
                     error!(route = %ctx.name, container = %msg.container.name, "message fields alone exceed 128 chunks, dropped");
                 }
                 Some(datagrams) => match send_all(&link.socket, datagrams).await {
-                    Ok(()) => sent += 1,
+                    Ok(bytes) => {
+                        sent += 1;
+                        ctx.stats.bytes_sent.add(bytes);
+                    }
                     Err(e) => {
                         // Connection refused (an ICMP answer to an earlier datagram) and the
                         // like: the datagram is gone, the socket still works.
@@ -132,11 +135,13 @@ pub async fn run(ctx: &mut RouteContext, route: &UdpRoute) {
     }
 }
 
-async fn send_all(socket: &UdpSocket, datagrams: gelf::Datagrams<'_>) -> io::Result<()> {
+/// Sends every datagram of a message; returns the bytes sent.
+async fn send_all(socket: &UdpSocket, datagrams: gelf::Datagrams<'_>) -> io::Result<u64> {
+    let mut bytes = 0;
     for datagram in datagrams {
-        socket.send(datagram).await?;
+        bytes += socket.send(datagram).await? as u64;
     }
-    Ok(())
+    Ok(bytes)
 }
 
 async fn resolve(addr: &HostPort) -> io::Result<Vec<SocketAddr>> {

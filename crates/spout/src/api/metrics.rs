@@ -1,0 +1,213 @@
+//! GET /metrics: spout's counters in the Prometheus (OpenMetrics) text format, read at each
+//! scrape from the counters spout keeps anyway. No metric has a per-container label: a host's
+//! containers come and go, and each would be a series of its own.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use tokio::sync::{watch, Semaphore};
+
+use crate::checkpoint::Checkpoints;
+use crate::health::DockerHealth;
+use crate::routes::{Link, RouteStatus};
+use crate::stats::{ReaderStats, RouteStats};
+use crate::timestamp::now_ns;
+
+/// One route, as the metrics see it.
+#[derive(Clone)]
+pub struct RouteGauges {
+    pub name: Arc<str>,
+    pub stats: Arc<RouteStats>,
+    pub status: Arc<RouteStatus>,
+    /// Its queue's free room, out of `queue`.
+    pub room: Arc<Semaphore>,
+    pub queue: usize,
+}
+
+/// Where every metric comes from.
+#[derive(Clone)]
+pub struct MetricSources {
+    pub readers: Arc<ReaderStats>,
+    pub routes: Vec<RouteGauges>,
+    pub docker: watch::Receiver<DockerHealth>,
+    pub checkpoints: Arc<Checkpoints>,
+}
+
+impl fmt::Debug for MetricSources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricSources").field("routes", &self.routes.len()).finish_non_exhaustive()
+    }
+}
+
+/// A registry holding spout's one collector.
+pub fn registry(sources: MetricSources) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(sources));
+    registry
+}
+
+/// The registry as text.
+pub fn render(registry: &Registry) -> String {
+    let mut text = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut text, registry);
+    text
+}
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
+    let metric = ConstCounter::new(value);
+    metric.encode(e.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn gauge<T: prometheus_client::encoding::EncodeGaugeValue + Copy + fmt::Debug + Send + Sync>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: T,
+) -> fmt::Result {
+    let metric = ConstGauge::new(value);
+    metric.encode(e.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+impl MetricSources {
+    /// One series per route (and per `reason`, where given) of a counter or gauge.
+    fn per_route(
+        &self,
+        e: &mut DescriptorEncoder,
+        (name, help, metric_type): (&str, &str, MetricType),
+        reasons: &[&str],
+        value: impl Fn(&RouteGauges, &str) -> i64,
+    ) -> fmt::Result {
+        let mut family = e.encode_descriptor(name, help, None, metric_type)?;
+        for route in &self.routes {
+            for &reason in reasons {
+                let labels: Vec<(&str, &str)> = match reason {
+                    "" => vec![("route", &route.name)],
+                    reason => vec![("route", &route.name), ("reason", reason)],
+                };
+                let v = value(route, reason);
+                let series = family.encode_family(&labels)?;
+                match metric_type {
+                    MetricType::Counter => ConstCounter::new(v.max(0) as u64).encode(series)?,
+                    _ => ConstGauge::new(v).encode(series)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Collector for MetricSources {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        let r = &self.readers;
+        counter(
+            &mut e,
+            "spout_messages_read",
+            "Messages read from containers and handed to the routes.",
+            r.lines.get(),
+        )?;
+        counter(
+            &mut e,
+            "spout_repeats_dropped",
+            "Log entries the daemon sent again (at a json-file rotation), dropped.",
+            r.repeated_entries.get(),
+        )?;
+        counter(&mut e, "spout_lines_truncated", "Lines cut at --max-line-bytes.", r.truncated_lines.get())?;
+        counter(&mut e, "spout_empty_lines", "Empty lines, skipped.", r.empty_lines.get())?;
+        counter(
+            &mut e,
+            "spout_containers_lost_logs",
+            "Containers removed with lines known or likely unread.",
+            r.lost_logs.get(),
+        )?;
+        gauge(
+            &mut e,
+            "spout_containers_attached",
+            "Containers being read.",
+            r.attached.load(Ordering::Relaxed) as i64,
+        )?;
+        gauge(
+            &mut e,
+            "spout_docker_connected",
+            "1 while connected to the Docker daemon.",
+            i64::from(self.docker.borrow().connected),
+        )?;
+        counter(
+            &mut e,
+            "spout_docker_reconnects",
+            "Connections to the Docker daemon made again after one was lost.",
+            r.docker_reconnects.get(),
+        )?;
+        let oldest = self.checkpoints.oldest_unaccepted_ns().map_or(0.0, |ts| (now_ns() - ts).max(0) as f64 / 1e9);
+        gauge(&mut e, "spout_oldest_unaccepted_seconds",
+              "Age (from Docker's timestamp) of the oldest line read and not yet accepted by every route; 0 when there is none.",
+              oldest)?;
+        let count = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.per_route(
+            &mut e,
+            ("spout_messages_sent", "Messages sent (written or sent) to the route's destination.", MetricType::Counter),
+            &[""],
+            |route, _| count(route.stats.sent.get()),
+        )?;
+        self.per_route(
+            &mut e,
+            ("spout_bytes_sent", "Bytes written or sent to the route's destination.", MetricType::Counter),
+            &[""],
+            |route, _| count(route.stats.bytes_sent.get()),
+        )?;
+        self.per_route(
+            &mut e,
+            ("spout_messages_dropped", "Messages a route gave up: its queue full (when_full=drop), a send that failed (UDP), or still queued when the shutdown grace period ended.", MetricType::Counter),
+            &["queue_full", "send_failed", "undelivered"],
+            |route, reason| match reason {
+                "queue_full" => count(route.stats.dropped_full.get()),
+                "send_failed" => count(route.stats.dropped_failed.get()),
+                _ => count(route.stats.undelivered.get()),
+            },
+        )?;
+        self.per_route(
+            &mut e,
+            ("spout_messages_filtered", "Messages the route's filter rejects.", MetricType::Counter),
+            &[""],
+            |route, _| count(route.stats.filtered.get()),
+        )?;
+        self.per_route(
+            &mut e,
+            (
+                "spout_route_queue_depth",
+                "Messages held for the route: queued, and written but not yet acknowledged.",
+                MetricType::Gauge,
+            ),
+            &[""],
+            |route, _| route.queue.saturating_sub(route.room.available_permits()) as i64,
+        )?;
+        self.per_route(
+            &mut e,
+            (
+                "spout_route_up",
+                "0 while the route's destination cannot be reached or fails, else 1.",
+                MetricType::Gauge,
+            ),
+            &[""],
+            |route, _| i64::from(route.status.snapshot().link != Link::Down),
+        )?;
+        self.per_route(
+            &mut e,
+            (
+                "spout_route_reconnects",
+                "Connections to the route's destination lost and made again.",
+                MetricType::Counter,
+            ),
+            &[""],
+            |route, _| count(route.stats.reconnects.get()),
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,50 @@
+//! The HTTP API: GET /health and GET /metrics.
+
+mod metrics;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::health::{HealthSources, Report};
+pub use metrics::{MetricSources, RouteGauges};
+
+/// What the endpoints read.
+#[derive(Clone)]
+pub struct ApiState {
+    pub health: HealthSources,
+    pub metrics: Arc<Registry>,
+}
+
+impl ApiState {
+    pub fn new(health: HealthSources, metrics: MetricSources) -> Self {
+        ApiState { health, metrics: Arc::new(metrics::registry(metrics)) }
+    }
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new().route("/health", get(health_handler)).route("/metrics", get(metrics_handler)).with_state(state)
+}
+
+/// A JSON report; 200 while spout can do its job, 503 otherwise (see [`crate::health`]).
+async fn health_handler(State(state): State<ApiState>) -> (StatusCode, Json<Report>) {
+    let report = state.health.report();
+    let code = if report.problems.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(report))
+}
+
+async fn metrics_handler(State(state): State<ApiState>) -> impl IntoResponse {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], metrics::render(&state.metrics))
+}
+
+pub async fn serve(listener: TcpListener, state: ApiState, cancel: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(async move { cancel.cancelled().await }).await
+}
