@@ -40,9 +40,9 @@ struct Pending {
     resume: Position,
     /// The routes (bit `n`: route `n`) that reject it, and so need not accept it.
     rejected_by: u64,
-    /// Docker's timestamp of the (oldest) message it stands for; `None` for a position reached
-    /// without a message.
-    ts_ns: Option<i64>,
+    /// Docker's timestamps of the oldest and the newest message it stands for; `None` for a
+    /// position reached without a message.
+    ts_ns: Option<(i64, i64)>,
 }
 
 #[derive(Debug, Default)]
@@ -53,6 +53,8 @@ struct Shipped {
     wanted: Vec<u64>,
     pending: VecDeque<Pending>,
     settled: Option<Position>,
+    /// Docker's timestamp of the newest message settled.
+    settled_ts_ns: Option<i64>,
 }
 
 impl Progress {
@@ -83,12 +85,13 @@ impl Progress {
             if let Some(last) = s.pending.back_mut() {
                 // Settles only once everything up to `seq` is accepted, and then `resume` is right.
                 // A route may skip the range only if it rejects all of it.
-                let ts_ns = last.ts_ns.map_or(ts_ns, |t| t.min(ts_ns));
+                let ts_ns =
+                    last.ts_ns.map_or((ts_ns, ts_ns), |(oldest, newest)| (oldest.min(ts_ns), newest.max(ts_ns)));
                 *last = Pending { seq, resume, rejected_by: last.rejected_by & rejected_by, ts_ns: Some(ts_ns) };
                 return seq;
             }
         }
-        s.pending.push_back(Pending { seq, resume, rejected_by, ts_ns: Some(ts_ns) });
+        s.pending.push_back(Pending { seq, resume, rejected_by, ts_ns: Some((ts_ns, ts_ns)) });
         seq
     }
 
@@ -119,7 +122,12 @@ impl Progress {
         let mut s = self.lock();
         let mut newest = None;
         while s.pending.front().is_some_and(|p| s.everywhere(p, &accepted)) {
-            newest = s.pending.pop_front().map(|p| p.resume);
+            if let Some(p) = s.pending.pop_front() {
+                if let Some((_, ts)) = p.ts_ns {
+                    s.settled_ts_ns = Some(s.settled_ts_ns.map_or(ts, |t| t.max(ts)));
+                }
+                newest = Some(p.resume);
+            }
         }
         if newest.is_some() && newest != s.settled {
             s.settled = newest;
@@ -132,7 +140,14 @@ impl Progress {
     pub fn oldest_unaccepted_ns(&self) -> Option<i64> {
         let accepted = self.accepted();
         let s = self.lock();
-        s.pending.iter().skip_while(|p| s.everywhere(p, &accepted)).filter_map(|p| p.ts_ns).min()
+        s.pending.iter().skip_while(|p| s.everywhere(p, &accepted)).filter_map(|p| p.ts_ns.map(|t| t.0)).min()
+    }
+
+    /// As of the last [`Progress::settle`]: the position every route has got past, and Docker's
+    /// timestamp of the newest message every route has accepted.
+    pub fn settled(&self) -> (Option<Position>, Option<i64>) {
+        let s = self.lock();
+        (s.settled, s.settled_ts_ns)
     }
 
     /// What each route accepted so far. Loaded before the lock is taken, so it can only be behind.

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -10,9 +10,36 @@ use clap::Parser;
     version,
     about = "A per-host log router for Docker: every container's lines, with metadata, to GELF or JSON.",
     after_help = "With no route, every message is written to stdout as one JSON object per line.\n\
-                  Routes: gelf://HOST:PORT (UDP), gelf+udp://HOST:PORT, gelf+tcp://HOST:PORT, stdout://"
+                  Routes: gelf://HOST:PORT (UDP), gelf+udp://HOST:PORT, gelf+tcp://HOST:PORT, stdout://\n\
+                  `spout [OPTIONS] [ROUTE]...` is `spout run [OPTIONS] [ROUTE]...`.",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Without a subcommand: run the agent.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent (the default).
+    Run(Box<RunArgs>),
+    /// Show what a running spout is doing with each container, from its HTTP API.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The running spout's HTTP API address.
+    #[arg(long, env = "SPOUT_HTTP", default_value = "127.0.0.1:8000")]
+    pub http: String,
+}
+
+/// The agent's options.
+#[derive(Debug, Args)]
+pub struct RunArgs {
     /// Where to send logs: route URIs such as gelf+tcp://graylog:12201.
     #[arg(value_name = "ROUTE")]
     pub routes: Vec<String>,
@@ -108,7 +135,7 @@ pub struct Cli {
     pub log_level: Option<String>,
 }
 
-impl Cli {
+impl RunArgs {
     /// Routes from the command line, then from ROUTE_URIS (comma-separated, as in Logspout). A
     /// comma not followed by `SCHEME://` belongs to the URI before it (`filter.sources=stdout,stderr`).
     pub fn route_uris(&self, env_routes: Option<&str>) -> Vec<String> {

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::Cli;
+use crate::cli::RunArgs as Cli;
 use crate::enrich::fields::{self, Extract, FieldRules, Pick};
 use crate::enrich::{Enrichment, LabelMatch, Multiline};
 use crate::routes::uri::RouteSpec;
@@ -197,7 +197,10 @@ mod tests {
     use clap::Parser;
 
     fn cli(args: &[&str]) -> Cli {
-        Cli::try_parse_from(std::iter::once("spout").chain(args.iter().copied())).expect("parses")
+        let cli =
+            crate::cli::Cli::try_parse_from(std::iter::once("spout").chain(args.iter().copied())).expect("parses");
+        assert!(cli.command.is_none());
+        cli.run
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod backoff;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod containers;
 pub mod docker;
 pub mod enrich;
 mod fnv;
@@ -20,6 +21,7 @@ pub mod position;
 pub mod router;
 pub mod routes;
 pub mod stats;
+pub mod status;
 pub mod timestamp;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -91,6 +93,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
         checkpoints: Arc::clone(&checkpoint_health),
     };
     let reader_stats = Arc::new(ReaderStats::default());
+    let board = Arc::new(containers::Board::new(routes.iter().map(|r| Arc::clone(&r.name)).collect()));
     let metrics = api::MetricSources {
         readers: Arc::clone(&reader_stats),
         routes: routes
@@ -109,7 +112,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     if let Some(listener) = listener {
         info!(addr = %config.http.map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
         let cancel = shutdown.clone();
-        let state = api::ApiState::new(health, metrics);
+        let state = api::ApiState::new(health, metrics, Arc::clone(&board));
         tokio::spawn(async move {
             if let Err(e) = api::serve(listener, state, cancel).await {
                 warn!(error = %e, "HTTP API stopped");
@@ -132,6 +135,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
             checkpoints: Arc::clone(&checkpoints),
             watermark: Arc::clone(&watermark),
             stats: Arc::clone(&reader_stats),
+            board,
             health: health_tx,
             cancel: shutdown.clone(),
         },

@@ -2,7 +2,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use spout::cli::Cli;
+use spout::cli::{Cli, Command, RunArgs, StatusArgs};
 use spout::config::Config;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -22,6 +22,29 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
+    match cli.command {
+        None => run(cli.run),
+        Some(Command::Run(args)) => run(*args),
+        Some(Command::Status(args)) => status(&args),
+    }
+}
+
+/// `spout status`: the running spout's containers as a table.
+fn status(args: &StatusArgs) -> ExitCode {
+    match spout::status::fetch(&args.http) {
+        Ok(rows) => {
+            print!("{}", spout::status::table(&rows));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("spout: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `spout run`: the agent, until SIGTERM or SIGINT.
+fn run(cli: RunArgs) -> ExitCode {
     let env = |name| std::env::var(name).ok();
     let config = match Config::from_cli_and_env(&cli, env("ROUTE_URIS").as_deref(), env("EXCLUDE_LABEL").as_deref()) {
         Ok(config) => config,

@@ -105,3 +105,81 @@ fn route_up_falls_to_zero_while_a_tcp_destination_is_down_and_the_oldest_line_ag
     assert!(wait_until(PATIENCE, || value(&scrape(&spout), &up) == 1.0));
     assert!(wait_until(PATIENCE, || value(&scrape(&spout), "spout_oldest_unaccepted_seconds") == 0.0));
 }
+
+/// GET /containers, as JSON.
+fn containers(spout: &Spout) -> Vec<serde_json::Value> {
+    let (code, body) = http_get(spout.http_port, "/containers").unwrap_or_default();
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("a JSON list")
+}
+
+fn entry(spout: &Spout, id: &str) -> Option<serde_json::Value> {
+    containers(spout).into_iter().find(|c| c["id"] == id)
+}
+
+#[test]
+fn containers_shows_each_containers_state_progress_and_routes_and_status_prints_it() {
+    require_docker!();
+    let r = TcpReceiver::start();
+    let label = support::unique_name();
+    let other_route = format!("{}?filter.labels=spout-test:nobody", r.route());
+    let spout = Spout::start_healthy(&[&r.route(), &other_route]);
+    let running = Container::run(&[], "for i in 1 2 3; do echo line$i; done; sleep 600");
+    let stopped = Container::run(&["--label", &format!("spout-test={label}")], "echo only-line");
+    let ignored = Container::run(&["-e", "LOGSPOUT=ignore"], "echo secret; sleep 600");
+    r.inbox.wait_lines(&running.id, 3);
+    stopped.wait();
+    r.inbox.wait_lines(&stopped.id, 1);
+
+    // Caught up once the checkpoint says every route accepted its lines.
+    let caught_up = |c: &serde_json::Value| c["state"] == "caught_up" && c["last_accepted"] == c["last_read"];
+    assert!(
+        wait_until(PATIENCE, || entry(&spout, &running.id).is_some_and(|c| caught_up(&c))),
+        "{:#?}",
+        entry(&spout, &running.id)
+    );
+    let c = entry(&spout, &running.id).expect("known");
+    assert_eq!(c["name"], running.name.as_str());
+    assert_eq!(c["image"], support::IMAGE);
+    assert_eq!(c["lines_shipped"], 3);
+    assert_eq!(c["bytes_shipped"], 15);
+    assert!(c["last_read"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert_eq!(c["checkpoint"]["time"], c["last_read"], "a restart resumes after the last line");
+    assert_eq!(c["routes"], serde_json::json!([r.route()]), "the second route's filter rejects it");
+
+    assert!(wait_until(PATIENCE, || entry(&spout, &stopped.id).is_some_and(|c| c["state"] == "stopped")));
+    let ignored_entry = || entry(&spout, &ignored.id);
+    assert!(
+        wait_until(PATIENCE, || ignored_entry().is_some_and(|c| c["state"] == "left_alone")),
+        "{:#?}",
+        ignored_entry()
+    );
+    let reason = ignored_entry().and_then(|c| c["reason"].as_str().map(str::to_owned)).unwrap_or_default();
+    assert!(reason.contains("opted out"), "{reason}");
+
+    // `spout status` prints the same for a person.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spout"))
+        .args(["status", "--http", &format!("127.0.0.1:{}", spout.http_port)])
+        .output()
+        .expect("spout status");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let line_of = |name: &str| table.lines().find(|l| l.starts_with(name)).map(str::to_owned);
+    assert!(table.starts_with("NAME"), "{table}");
+    let running_line = line_of(&running.name).unwrap_or_default();
+    assert!(
+        running_line.contains("caught_up") && running_line.contains(" 3 ") && running_line.contains("0.0s"),
+        "{table}"
+    );
+    assert!(line_of(&stopped.name).is_some_and(|l| l.contains("stopped")), "{table}");
+    assert!(line_of(&ignored.name).is_some_and(|l| l.contains("left_alone: opted out")), "{table}");
+    eprintln!("{table}");
+
+    // And says so when no spout answers.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spout"))
+        .args(["status", "--http", &format!("127.0.0.1:{}", support::free_port())])
+        .output()
+        .expect("spout status");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach spout's HTTP API"));
+}

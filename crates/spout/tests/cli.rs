@@ -82,3 +82,12 @@ fn bad_enrichment_options_exit_64_listing_every_problem_by_option() {
         assert!(stderr.contains(part), "{part:?} not in {stderr}");
     }
 }
+
+#[test]
+fn run_is_the_default_subcommand() {
+    for args in [&["gelf://graylog"][..], &["run", "gelf://graylog"][..]] {
+        let (code, stderr) = spout(args);
+        assert_eq!(code, Some(64), "{args:?}: {stderr}");
+        assert!(stderr.contains("missing port in 'graylog'"), "{args:?}: {stderr}");
+    }
+}

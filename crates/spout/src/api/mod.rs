@@ -1,4 +1,4 @@
-//! The HTTP API: GET /health and GET /metrics.
+//! The HTTP API: GET /health, /metrics and /containers.
 
 mod metrics;
 
@@ -13,6 +13,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::containers::{Board, ContainerReport};
 use crate::health::{HealthSources, Report};
 pub use metrics::{MetricSources, RouteGauges};
 
@@ -21,16 +22,21 @@ pub use metrics::{MetricSources, RouteGauges};
 pub struct ApiState {
     pub health: HealthSources,
     pub metrics: Arc<Registry>,
+    pub containers: Arc<Board>,
 }
 
 impl ApiState {
-    pub fn new(health: HealthSources, metrics: MetricSources) -> Self {
-        ApiState { health, metrics: Arc::new(metrics::registry(metrics)) }
+    pub fn new(health: HealthSources, metrics: MetricSources, containers: Arc<Board>) -> Self {
+        ApiState { health, metrics: Arc::new(metrics::registry(metrics)), containers }
     }
 }
 
 pub fn router(state: ApiState) -> Router {
-    Router::new().route("/health", get(health_handler)).route("/metrics", get(metrics_handler)).with_state(state)
+    Router::new()
+        .route("/health", get(health_handler))
+        .route("/metrics", get(metrics_handler))
+        .route("/containers", get(containers_handler))
+        .with_state(state)
 }
 
 /// A JSON report; 200 while spout can do its job, 503 otherwise (see [`crate::health`]).
@@ -43,6 +49,11 @@ async fn health_handler(State(state): State<ApiState>) -> (StatusCode, Json<Repo
 async fn metrics_handler(State(state): State<ApiState>) -> impl IntoResponse {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     ([(header::CONTENT_TYPE, content_type)], metrics::render(&state.metrics))
+}
+
+/// Every container spout knows, by name (see [`crate::containers`]).
+async fn containers_handler(State(state): State<ApiState>) -> Json<Vec<ContainerReport>> {
+    Json(state.containers.report())
 }
 
 pub async fn serve(listener: TcpListener, state: ApiState, cancel: CancellationToken) -> std::io::Result<()> {

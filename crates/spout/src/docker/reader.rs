@@ -18,6 +18,7 @@ use super::frames::{Decoded, Decoder};
 use super::source::{BoxStream, ErrorClass, LogsRequest, Source, SourceError};
 use crate::backoff::Backoff;
 use crate::checkpoint::{Ack, Progress};
+use crate::containers::{Ended, Tracked};
 use crate::enrich::{Enrichment, Skip};
 use crate::line::{Assembler, Line, Repeats, Span};
 use crate::message::{Container, Message, Stream};
@@ -123,12 +124,13 @@ fn item_len(item: &LogItem) -> usize {
 /// opens at once, while the inspect that says what the container is (and whether to read it at
 /// all) is on its way: the daemon answers an inspect only after it has finished with a container
 /// that exited, about 80 ms, and by then a `--rm` container and its log may be gone. `running`
-/// is what the caller last saw; `meta` gets the inspected metadata.
+/// is what the caller last saw; `meta` gets the inspected metadata; `tracked` holds its
+/// progress and what /containers shows.
 pub async fn run(
     ctx: ReaderContext,
     id: String,
     meta: watch::Sender<Arc<Container>>,
-    progress: Arc<Progress>,
+    tracked: Arc<Tracked>,
     from: Position,
     running: bool,
 ) {
@@ -139,7 +141,8 @@ pub async fn run(
         joiner: None,
         ready: Vec::new(),
         stream_ended: None,
-        progress,
+        progress: Arc::clone(tracked.progress()),
+        tracked,
         repeats: Repeats::default(),
         meta: meta.subscribe(),
         started_ns: None,
@@ -147,6 +150,9 @@ pub async fn run(
         ctx: ctx.clone(),
     };
     let reason = reader.run(&id, &meta, running).await;
+    if reason == ExitReason::Stopped {
+        reader.tracked.ended(Ended::Stopped);
+    }
     let exit = ReaderExit { id, position: reader.cursor.position(), reason, started_ns: reader.started_ns };
     tokio::select! {
         _ = ctx.exits.send(exit) => {}
@@ -168,6 +174,8 @@ struct Reader {
     /// When the last stream ended, while no other is open.
     stream_ended: Option<tokio::time::Instant>,
     progress: Arc<Progress>,
+    /// What /containers shows of it.
+    tracked: Arc<Tracked>,
     repeats: Repeats,
     /// When the run last inspected started.
     started_ns: Option<i64>,
@@ -238,6 +246,7 @@ impl Reader {
                     ErrorClass::Unreadable => {
                         warn!(container = %id, name = %self.meta.borrow().name, error = %e,
                               "container's log driver cannot be read through the Docker API; its logs are not shipped");
+                        self.tracked.ended(Ended::LeftAlone(format!("its log cannot be read: {e}")));
                         return ExitReason::Unreadable;
                     }
                     ErrorClass::Transient => {
@@ -290,13 +299,17 @@ impl Reader {
         };
         match self.ctx.enrichment.skip(&info, self.ctx.own_id.as_deref()) {
             None => {}
-            Some(Skip::Unreadable(driver)) => {
-                warn!(container = %id, name = %info.meta.name, driver = %driver,
+            Some(skip @ Skip::Unreadable(_)) => {
+                warn!(container = %id, name = %info.meta.name, reason = %skip,
                       "container's log driver keeps nothing the Docker API can return; its logs are not shipped");
+                meta.send_replace(Arc::new(self.ctx.enrichment.container(&info, &self.ctx.host)));
+                self.tracked.ended(Ended::LeftAlone(skip.to_string()));
                 return Err(ExitReason::Unreadable);
             }
             Some(skip) => {
                 debug!(container = %id, name = %info.meta.name, reason = ?skip, "not reading container");
+                meta.send_replace(Arc::new(self.ctx.enrichment.container(&info, &self.ctx.host)));
+                self.tracked.ended(Ended::LeftAlone(skip.to_string()));
                 return Err(ExitReason::Skipped);
             }
         }
@@ -598,14 +611,19 @@ impl Reader {
                 })
                 .collect();
             let n = batch.len() as u64;
+            let bytes = batch.iter().map(|m| m.line.len() as u64).sum();
+            let newest_ns = batch.iter().map(|m| m.ts_ns).max().unwrap_or(i64::MIN);
+            self.tracked.waiting(true);
             let sent = tokio::select! {
                 sent = self.ctx.router.send(batch) => sent.is_ok(),
                 () = self.ctx.cancel.cancelled() => false,
             };
+            self.tracked.waiting(false);
             if !sent {
                 return false;
             }
             self.ctx.stats.lines.add(n);
+            self.tracked.shipped(n, bytes, newest_ns);
         }
         if let Some(joiner) = &mut self.joiner {
             // Waiting for room in the routes' queues is not time without a new line.
@@ -709,7 +727,8 @@ mod tests {
         let progress = Arc::new(Progress::new(1));
         progress.reached(Position::START);
         let (meta, _) = watch::channel(Arc::new(Container::default()));
-        run(ctx, id.into(), meta, progress, Position::START, running).await;
+        let tracked = crate::containers::Board::new(Vec::new()).attach(id, meta.subscribe(), progress);
+        run(ctx, id.into(), meta, tracked, Position::START, running).await;
         // A reader shut down may not get to report.
         let shut_down =
             ReaderExit { id: id.into(), position: Position::START, reason: ExitReason::Shutdown, started_ns: None };

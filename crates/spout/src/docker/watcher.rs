@@ -26,6 +26,7 @@ use super::reader::{self, ExitReason, ReaderContext, ReaderExit};
 use super::source::{Connect, Connected, ContainerInfo, ErrorClass, Event, EventKind, Listed, Source, SourceError};
 use crate::backoff::Backoff;
 use crate::checkpoint::Checkpoints;
+use crate::containers::Board;
 use crate::enrich::Enrichment;
 use crate::health::DockerHealth;
 use crate::message::Container;
@@ -66,6 +67,8 @@ pub struct WatcherParts {
     /// next run reads containers without a checkpoint from.
     pub watermark: Arc<AtomicI64>,
     pub stats: Arc<ReaderStats>,
+    /// What /containers shows.
+    pub board: Arc<Board>,
     pub health: watch::Sender<DockerHealth>,
     pub cancel: CancellationToken,
 }
@@ -282,6 +285,7 @@ impl Watcher {
                 }
             }
             EventKind::Destroy => {
+                self.parts.board.remove(&id);
                 self.stopped.remove(&id);
                 self.left_alone.remove(&id);
                 self.parts.checkpoints.forget(&id);
@@ -325,6 +329,7 @@ impl Watcher {
         existing.extend(self.stopped.keys().cloned());
         existing.extend(self.left_alone.keys().cloned());
         self.parts.checkpoints.retain(&existing);
+        self.parts.board.retain(&existing);
         if catch_up && pending > 0 {
             self.catch_up = Some(CatchUp { listed_at, pending });
         }
@@ -412,7 +417,8 @@ impl Watcher {
             cancel: self.parts.cancel.child_token(),
             exits: self.exits_tx.clone(),
         };
-        self.tracker.spawn(reader::run(ctx, id.to_owned(), meta, progress, from, running));
+        let tracked = self.parts.board.attach(id, meta.subscribe(), progress);
+        self.tracker.spawn(reader::run(ctx, id.to_owned(), meta, tracked, from, running));
     }
 
     fn reader_exited(&mut self, session: &Session, exit: ReaderExit) {
@@ -431,7 +437,11 @@ impl Watcher {
                 self.parts.checkpoints.forget(&exit.id);
                 self.left_alone.insert(exit.id, now_ns());
             }
-            ExitReason::Gone | ExitReason::Shutdown => {
+            ExitReason::Gone => {
+                self.stopped.remove(&exit.id);
+                self.parts.board.remove(&exit.id);
+            }
+            ExitReason::Shutdown => {
                 self.stopped.remove(&exit.id);
             }
         }
@@ -554,6 +564,7 @@ mod tests {
                 checkpoints,
                 watermark: Arc::clone(&watermark),
                 stats: Arc::default(),
+                board: Arc::new(crate::containers::Board::new(Vec::new())),
                 health,
                 cancel: cancel.clone(),
             },

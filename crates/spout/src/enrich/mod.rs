@@ -37,6 +37,18 @@ pub enum Skip {
     Unreadable(String),
 }
 
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Skip::OptedOut => f.write_str("opted out (LOGSPOUT=ignore or spout.exclude=true)"),
+            Skip::Excluded(key) => write!(f, "excluded by its label {key}"),
+            Skip::EcsInternal => f.write_str("an ECS internal container (--include-ecs-internal ships it)"),
+            Skip::Spout => f.write_str("spout's own container"),
+            Skip::Unreadable(driver) => write!(f, "its log driver ({driver}) keeps nothing the Docker API can return"),
+        }
+    }
+}
+
 /// A container with label `key` (set to `value`, if given) is not read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabelMatch {
