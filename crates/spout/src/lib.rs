@@ -22,6 +22,7 @@ pub mod router;
 pub mod routes;
 pub mod stats;
 pub mod status;
+pub mod tail;
 pub mod timestamp;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -84,6 +85,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
 
     let abort = CancellationToken::new();
     let (router, routes) = routes::spawn(&config.routes, &abort);
+    let tail = Arc::new(tail::Tail::default());
+    let router = router.with_tail(Arc::clone(&tail));
     let (health_tx, health_rx) = watch::channel(DockerHealth::starting());
     let checkpoint_health = Arc::new(CheckpointHealth::default());
     let health = HealthSources {
@@ -108,11 +111,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
             .collect(),
         docker: health_rx,
         checkpoints: Arc::clone(&checkpoints),
+        tail: Arc::clone(&tail),
     };
     if let Some(listener) = listener {
         info!(addr = %config.http.map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
         let cancel = shutdown.clone();
-        let state = api::ApiState::new(health, metrics, Arc::clone(&board));
+        let state = api::ApiState::new(health, metrics, Arc::clone(&board), Arc::clone(&tail), shutdown.clone());
         tokio::spawn(async move {
             if let Err(e) = api::serve(listener, state, cancel).await {
                 warn!(error = %e, "HTTP API stopped");

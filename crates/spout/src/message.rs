@@ -24,6 +24,8 @@ pub struct Container {
     pub tty: bool,
     /// Additional fields, named with their leading `_`, sorted by name ([`crate::enrich`]).
     pub fields: Vec<(String, String)>,
+    /// The container's labels, for filters decided later (a live tail's).
+    pub labels: std::collections::HashMap<String, String>,
     /// By stream number, the routes whose filter rejects this container's messages: bit `n` is
     /// route `n`.
     pub rejected_by: [u64; 2],

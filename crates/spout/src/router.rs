@@ -50,12 +50,19 @@ pub struct Closed;
 pub struct Router {
     queues: Arc<[RouteQueue]>,
     batch_max: usize,
+    /// Offered every batch, for `GET /logs`.
+    tail: Option<Arc<crate::tail::Tail>>,
 }
 
 impl Router {
     pub fn new(queues: Vec<RouteQueue>) -> Self {
         let batch_max = queues.iter().map(|q| q.queue.clamp(1, SHIP_MAX)).min().unwrap_or(SHIP_MAX);
-        Router { queues: queues.into(), batch_max }
+        Router { queues: queues.into(), batch_max, tail: None }
+    }
+
+    /// The same router, offering every batch to `tail` too.
+    pub fn with_tail(self, tail: Arc<crate::tail::Tail>) -> Self {
+        Router { tail: Some(tail), ..self }
     }
 
     /// Most messages to put in one batch: [`SHIP_MAX`], or less where a route's whole queue is
@@ -77,6 +84,9 @@ impl Router {
     /// blocks when full, drops and counts where it drops. Fails only when no route is left.
     pub async fn send(&self, batch: Vec<Message>) -> Result<(), Closed> {
         let batch: Messages = batch.into();
+        if let Some(tail) = &self.tail {
+            tail.offer(&batch);
+        }
         let mut open = 0;
         for q in self.queues.iter() {
             let Some(batch) = wanted_by(&batch, q) else {

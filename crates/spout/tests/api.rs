@@ -183,3 +183,87 @@ fn containers_shows_each_containers_state_progress_and_routes_and_status_prints_
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach spout's HTTP API"));
 }
+
+/// `curl -sN URL` in the background, its output lines arriving on a channel.
+fn curl_lines(url: &str) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new("curl")
+        .args(["-sN", url])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("curl");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (child, rx)
+}
+
+fn next_lines(rx: &std::sync::mpsc::Receiver<String>, n: usize) -> Vec<String> {
+    (0..n).map_while(|_| rx.recv_timeout(PATIENCE).ok()).collect()
+}
+
+#[test]
+fn logs_streams_every_message_live_as_text_or_json_with_filters() {
+    require_docker!();
+    let spout = Spout::start_healthy(&[]);
+    let label = support::unique_name();
+    let base = format!("http://127.0.0.1:{}/logs", spout.http_port);
+    let (mut text, text_rx) = curl_lines(&format!("{base}?filter.labels=spout-test:{label}"));
+    let (mut json, json_rx) =
+        curl_lines(&format!("{base}?format=json&filter.labels=spout-test:{label}&filter.sources=stderr"));
+    assert!(wait_until(PATIENCE, || value(&scrape(&spout), "spout_tail_clients") == 2.0));
+    let _other = Container::run(&[], "echo not-mine; sleep 600");
+    let c = Container::run(&["--label", &format!("spout-test={label}")], "echo out-line; echo err-line >&2; sleep 600");
+    let mut got = next_lines(&text_rx, 2);
+    got.sort();
+    assert_eq!(got, [format!("{}|err-line", c.name), format!("{}|out-line", c.name)]);
+    let record: serde_json::Value =
+        serde_json::from_str(&next_lines(&json_rx, 1)[0]).expect("one JSON object per line");
+    assert_eq!((record["message"].as_str(), record["stream"].as_str()), (Some("err-line"), Some("stderr")));
+    assert_eq!(record["container_id"], c.id.as_str());
+    let _ = text.kill();
+    let _ = json.kill();
+    assert!(wait_until(PATIENCE, || value(&scrape(&spout), "spout_tail_clients") == 0.0), "leaving frees the places");
+}
+
+#[test]
+fn a_logs_client_that_never_reads_is_dropped_and_the_routes_keep_shipping() {
+    require_docker!();
+    use std::io::Write;
+    let r = TcpReceiver::start();
+    let spout = Spout::start_healthy(&[&r.route()]);
+    // Asks for the tail and never reads a byte of it.
+    let mut stuck = std::net::TcpStream::connect(("127.0.0.1", spout.http_port)).expect("connect");
+    write!(stuck, "GET /logs HTTP/1.1\r\nHost: spout\r\n\r\n").expect("request");
+    assert!(wait_until(PATIENCE, || value(&scrape(&spout), "spout_tail_clients") == 1.0));
+    let c = Container::run(&[], "i=0; x=$(printf '%01000d' 0); while [ $i -lt 20000 ]; do i=$((i+1)); echo $i$x; done");
+    c.wait();
+    assert_eq!(r.inbox.wait_lines(&c.id, 20_000).len(), 20_000, "every line reached the route");
+    let m = scrape(&spout);
+    assert_eq!(value(&m, "spout_tail_clients_dropped_total"), 1.0, "{m:#?}");
+    assert_eq!(value(&m, "spout_tail_clients"), 0.0, "its place is free again");
+    drop(stuck);
+}
+
+#[test]
+fn bad_logs_requests_get_400_with_a_json_error() {
+    require_docker!();
+    let spout = Spout::start_healthy(&[]);
+    for (query, part) in [
+        ("format=xml", "format: unknown 'xml'"),
+        ("filter.sources=stdin", "filter.sources: unknown source 'stdin'"),
+        ("filter.name=%5B", "filter.name: bad glob '['"),
+        ("tail=10", "unknown parameter 'tail'"),
+    ] {
+        let (code, body) = http_get(spout.http_port, &format!("/logs?{query}")).unwrap_or_default();
+        assert_eq!(code, 400, "{query}: {body}");
+        let error: serde_json::Value = serde_json::from_str(&body).expect("a JSON body");
+        assert!(error["error"].as_str().is_some_and(|e| e.contains(part)), "{query}: {body}");
+    }
+}

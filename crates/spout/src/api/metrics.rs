@@ -38,6 +38,7 @@ pub struct MetricSources {
     pub routes: Vec<RouteGauges>,
     pub docker: watch::Receiver<DockerHealth>,
     pub checkpoints: Arc<Checkpoints>,
+    pub tail: Arc<crate::tail::Tail>,
 }
 
 impl fmt::Debug for MetricSources {
@@ -149,6 +150,13 @@ impl Collector for MetricSources {
         gauge(&mut e, "spout_oldest_unaccepted_seconds",
               "Age (from Docker's timestamp) of the oldest line read and not yet accepted by every route; 0 when there is none.",
               oldest)?;
+        gauge(&mut e, "spout_tail_clients", "Clients of GET /logs.", self.tail.clients() as i64)?;
+        counter(
+            &mut e,
+            "spout_tail_clients_dropped",
+            "Clients of GET /logs dropped for falling behind.",
+            self.tail.dropped.get(),
+        )?;
         let count = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         self.per_route(
             &mut e,

@@ -1,5 +1,6 @@
-//! The HTTP API: GET /health, /metrics and /containers.
+//! The HTTP API: GET /health, /metrics, /containers and /logs.
 
+mod logs;
 mod metrics;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::containers::{Board, ContainerReport};
 use crate::health::{HealthSources, Report};
+use crate::tail::Tail;
 pub use metrics::{MetricSources, RouteGauges};
 
 /// What the endpoints read.
@@ -23,12 +25,26 @@ pub struct ApiState {
     pub health: HealthSources,
     pub metrics: Arc<Registry>,
     pub containers: Arc<Board>,
+    pub tail: Arc<Tail>,
+    /// Ends the live streams when spout stops.
+    pub cancel: CancellationToken,
 }
 
 impl ApiState {
-    pub fn new(health: HealthSources, metrics: MetricSources, containers: Arc<Board>) -> Self {
-        ApiState { health, metrics: Arc::new(metrics::registry(metrics)), containers }
+    pub fn new(
+        health: HealthSources,
+        metrics: MetricSources,
+        containers: Arc<Board>,
+        tail: Arc<Tail>,
+        cancel: CancellationToken,
+    ) -> Self {
+        ApiState { health, metrics: Arc::new(metrics::registry(metrics)), containers, tail, cancel }
     }
+}
+
+/// A 4xx or 5xx answer with a JSON body `{"error": "..."}`.
+pub(crate) fn error(code: StatusCode, message: String) -> axum::response::Response {
+    (code, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -36,6 +52,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/health", get(health_handler))
         .route("/metrics", get(metrics_handler))
         .route("/containers", get(containers_handler))
+        .route("/logs", get(logs::handler))
         .with_state(state)
 }
 

@@ -1,13 +1,13 @@
 //! A route's filter, from its URI's `filter.*` options (Logspout's names): which containers, and
 //! which of their streams, the route wants. Judged once per container and again on a rename.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use globset::{Glob, GlobMatcher};
 
 use crate::docker::source::ContainerInfo;
-use crate::message::Stream;
+use crate::message::{Container, Stream};
 
 /// A glob, compared by the text it was given as.
 #[derive(Clone)]
@@ -110,11 +110,19 @@ impl RouteFilter {
 
     /// Which of the container's streams this route wants, by [`Stream`] number.
     pub fn wants(&self, info: &ContainerInfo) -> [bool; 2] {
-        let c = &info.meta;
+        self.decide(&info.meta, &info.labels)
+    }
+
+    /// The same, of a container as its messages carry it.
+    pub fn wants_container(&self, c: &Container) -> [bool; 2] {
+        self.decide(c, &c.labels)
+    }
+
+    fn decide(&self, c: &Container, labels: &HashMap<String, String>) -> [bool; 2] {
         let container = self.name.as_ref().is_none_or(|p| p.is_match(&c.name))
             && self.id.as_ref().is_none_or(|prefix| c.id.starts_with(prefix.as_str()))
             && self.image.as_ref().is_none_or(|p| p.is_match(&c.image_name))
-            && self.labels.iter().all(|(key, p)| info.labels.get(key).is_some_and(|v| p.is_match(v)));
+            && self.labels.iter().all(|(key, p)| labels.get(key).is_some_and(|v| p.is_match(v)));
         let sources = self.sources.unwrap_or([true; 2]);
         [container && sources[0], container && sources[1]]
     }
@@ -141,7 +149,6 @@ fn split_outside_braces(s: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Container;
 
     fn filter(options: &[(&str, &str)]) -> Result<RouteFilter, String> {
         let mut options: BTreeMap<String, String> =

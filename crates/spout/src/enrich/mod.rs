@@ -145,7 +145,13 @@ impl Enrichment {
                 }
             }
         }
-        Container { host: Arc::clone(host), fields: self.fields.fields(info), rejected_by, ..info.meta.clone() }
+        Container {
+            host: Arc::clone(host),
+            fields: self.fields.fields(info),
+            labels: info.labels.clone(),
+            rejected_by,
+            ..info.meta.clone()
+        }
     }
 
     /// How the container's lines are joined, if they are: its labels `spout.multiline=off` and

@@ -95,6 +95,7 @@ mod tests {
             tty: false,
             fields: vec![("_ecs_cluster".into(), "production".into()), ("_service".into(), "web".into())],
             rejected_by: [0; 2],
+            labels: Default::default(),
         });
         let mut cache = GelfFields::default();
         let m = msg(&c, Stream::Stderr);
