@@ -35,6 +35,14 @@ pub struct StatusArgs {
     /// The running spout's HTTP API address.
     #[arg(long, env = "SPOUT_HTTP", default_value = "127.0.0.1:8000")]
     pub http: String,
+
+    /// The running spout's API token, if it has one.
+    #[arg(long, env = "SPOUT_API_TOKEN", hide_env_values = true, conflicts_with = "api_token_file")]
+    pub api_token: Option<String>,
+
+    /// A file holding the API token (its first line).
+    #[arg(long, value_name = "FILE", env = "SPOUT_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
 }
 
 /// The agent's options.
@@ -52,9 +60,18 @@ pub struct RunArgs {
     #[arg(long, env = "SPOUT_STATE_DIR", default_value = "/var/lib/spout")]
     pub state_dir: PathBuf,
 
-    /// Address of the HTTP API (GET /health), or `off`.
+    /// Address of the HTTP API, or `off`.
     #[arg(long, env = "SPOUT_HTTP", default_value = "127.0.0.1:8000")]
     pub http: String,
+
+    /// A token the HTTP API's /logs, /containers and /routes require (`Authorization: Bearer
+    /// TOKEN`); /health and /metrics stay open.
+    #[arg(long, env = "SPOUT_API_TOKEN", hide_env_values = true, conflicts_with = "api_token_file")]
+    pub api_token: Option<String>,
+
+    /// A file holding the API token (its first line).
+    #[arg(long, value_name = "FILE", env = "SPOUT_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
 
     /// Host name put on every message [default: the Docker daemon's host name].
     #[arg(long, env = "SPOUT_HOSTNAME")]

@@ -19,6 +19,8 @@ pub struct Config {
     pub docker_host: DockerHost,
     pub state_dir: PathBuf,
     pub http: Option<SocketAddr>,
+    /// What /logs, /containers and /routes require, if anything.
+    pub api_token: Option<String>,
     pub hostname: Option<String>,
     pub backlog: bool,
     pub max_line_bytes: usize,
@@ -80,6 +82,9 @@ impl Config {
                 .map_err(|_| errors.push(format!("--http: '{addr}' is not IP:PORT or off")))
                 .ok(),
         };
+        let api_token =
+            ok(&mut errors, "--api-token", api_token(cli.api_token.as_deref(), cli.api_token_file.as_deref()))
+                .flatten();
         let hostname = cli.hostname.clone();
         if hostname.as_deref().is_some_and(|h| h.trim().is_empty()) {
             errors.push("--hostname: must not be empty".to_owned());
@@ -111,6 +116,7 @@ impl Config {
                 docker_host,
                 state_dir: cli.state_dir.clone(),
                 http,
+                api_token,
                 hostname,
                 backlog: cli.backlog,
                 max_line_bytes: cli.max_line_bytes,
@@ -120,6 +126,28 @@ impl Config {
             _ => Err(errors),
         }
     }
+}
+
+/// The API token, from `--api-token` or the first line of `--api-token-file`.
+pub fn api_token(token: Option<&str>, file: Option<&std::path::Path>) -> Result<Option<String>, String> {
+    let token = match (token, file) {
+        (Some(token), _) => token.to_owned(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned(),
+        (None, None) => return Ok(None),
+    };
+    let token = token.trim();
+    if token.is_empty() {
+        return Err("the token is empty".to_owned());
+    }
+    if token.chars().any(|c| c.is_control() || c == ' ') {
+        return Err("the token may not hold spaces or control characters".to_owned());
+    }
+    Ok(Some(token.to_owned()))
 }
 
 /// The value of `result`, or `None` with its error, naming `option`, added to `errors`.

@@ -116,7 +116,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     if let Some(listener) = listener {
         info!(addr = %config.http.map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
         let cancel = shutdown.clone();
-        let state = api::ApiState::new(health, metrics, Arc::clone(&board), Arc::clone(&tail), shutdown.clone());
+        let loopback = config.http.is_some_and(|a| a.ip().is_loopback());
+        if !loopback && config.api_token.is_none() {
+            warn!(addr = %config.http.map(|a| a.to_string()).unwrap_or_default(),
+                  "the HTTP API listens beyond loopback without --api-token: /logs and /containers are open to anyone who can reach it, and routes cannot be changed through it");
+        }
+        let state = api::ApiState {
+            health,
+            metrics: Arc::new(api::registry(metrics)),
+            containers: Arc::clone(&board),
+            tail: Arc::clone(&tail),
+            cancel: shutdown.clone(),
+            token: config.api_token.as_deref().map(Arc::from),
+            loopback,
+        };
         tokio::spawn(async move {
             if let Err(e) = api::serve(listener, state, cancel).await {
                 warn!(error = %e, "HTTP API stopped");

@@ -31,7 +31,14 @@ fn main() -> ExitCode {
 
 /// `spout status`: the running spout's containers as a table.
 fn status(args: &StatusArgs) -> ExitCode {
-    match spout::status::fetch(&args.http) {
+    let token = match spout::config::api_token(args.api_token.as_deref(), args.api_token_file.as_deref()) {
+        Ok(token) => token,
+        Err(e) => {
+            eprintln!("spout: --api-token: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    match spout::status::fetch(&args.http, token.as_deref()) {
         Ok(rows) => {
             print!("{}", spout::status::table(&rows));
             ExitCode::SUCCESS

@@ -31,10 +31,10 @@ pub enum StatusError {
     Body { addr: String, source: serde_json::Error },
 }
 
-/// Asks the spout listening on `addr` for its containers.
-pub fn fetch(addr: &str) -> Result<Vec<Row>, StatusError> {
+/// Asks the spout listening on `addr` for its containers, with its API token if it has one.
+pub fn fetch(addr: &str, token: Option<&str>) -> Result<Vec<Row>, StatusError> {
     let connect = |source| StatusError::Connect { addr: addr.to_owned(), source };
-    let (status, body) = get(addr, "/containers").map_err(connect)?;
+    let (status, body) = get(addr, "/containers", token).map_err(connect)?;
     if status != 200 {
         return Err(StatusError::Status { addr: addr.to_owned(), status, body });
     }
@@ -42,10 +42,11 @@ pub fn fetch(addr: &str) -> Result<Vec<Row>, StatusError> {
 }
 
 /// A plain HTTP/1.1 GET (the API is on the host, usually on loopback).
-fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+fn get(addr: &str, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let authorization = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}Connection: close\r\n\r\n")?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
     let response = String::from_utf8_lossy(&response);

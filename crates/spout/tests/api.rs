@@ -267,3 +267,65 @@ fn bad_logs_requests_get_400_with_a_json_error() {
         assert!(error["error"].as_str().is_some_and(|e| e.contains(part)), "{query}: {body}");
     }
 }
+
+#[test]
+fn with_a_token_logs_and_containers_need_it_and_health_and_metrics_stay_open() {
+    require_docker!();
+    let dir = tempfile::tempdir().expect("dir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret-token\n").expect("write");
+    let spout = Spout::start_healthy(&["--api-token-file", token_file.to_str().expect("utf-8")]);
+    let port = spout.http_port;
+    for path in ["/containers", "/logs"] {
+        for headers in [&[][..], &[("Authorization", "Bearer wrong")][..], &[("Authorization", "s3cret-token")][..]] {
+            let (code, head, body) = support::http(port, "GET", path, headers, "").unwrap_or_default();
+            assert_eq!(code, 401, "{path} {headers:?}: {body}");
+            assert!(head.to_ascii_lowercase().contains("www-authenticate: bearer"), "{head}");
+            let error: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+            assert!(error["error"].as_str().is_some_and(|e| e.contains("Bearer")));
+        }
+    }
+    let right = [("Authorization", "Bearer s3cret-token")];
+    assert_eq!(support::http(port, "GET", "/containers", &right, "").map(|r| r.0), Some(200));
+    for path in ["/health", "/metrics"] {
+        assert_eq!(http_get(port, path).map(|r| r.0), Some(200), "{path} stays open");
+    }
+    let status = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_spout"))
+            .args(["status", "--http", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .env_remove("SPOUT_API_TOKEN")
+            .output()
+            .expect("spout status")
+    };
+    let without = status(&[]);
+    assert_eq!(without.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&without.stderr).contains("answered 401"));
+    assert!(status(&["--api-token-file", token_file.to_str().expect("utf-8")]).status.success());
+    assert!(status(&["--api-token", "s3cret-token"]).status.success());
+}
+
+#[test]
+fn an_api_beyond_loopback_without_a_token_is_warned_about() {
+    require_docker!();
+    let state = tempfile::tempdir().expect("dir");
+    let port = support::free_port();
+    let out = std::process::Command::new("timeout")
+        .args([
+            "--preserve-status",
+            "-s",
+            "TERM",
+            "5",
+            env!("CARGO_BIN_EXE_spout"),
+            "--http",
+            &format!("0.0.0.0:{port}"),
+            "--state-dir",
+        ])
+        .arg(state.path())
+        .env_remove("SPOUT_API_TOKEN")
+        .output()
+        .expect("run spout");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("listens beyond loopback without --api-token"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "it runs, and stops on SIGTERM: {stderr}");
+}

@@ -1,5 +1,6 @@
 //! The HTTP API: GET /health, /metrics, /containers and /logs.
 
+mod auth;
 mod logs;
 mod metrics;
 
@@ -17,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::containers::{Board, ContainerReport};
 use crate::health::{HealthSources, Report};
 use crate::tail::Tail;
-pub use metrics::{MetricSources, RouteGauges};
+pub use metrics::{registry, MetricSources, RouteGauges};
 
 /// What the endpoints read.
 #[derive(Clone)]
@@ -28,18 +29,10 @@ pub struct ApiState {
     pub tail: Arc<Tail>,
     /// Ends the live streams when spout stops.
     pub cancel: CancellationToken,
-}
-
-impl ApiState {
-    pub fn new(
-        health: HealthSources,
-        metrics: MetricSources,
-        containers: Arc<Board>,
-        tail: Arc<Tail>,
-        cancel: CancellationToken,
-    ) -> Self {
-        ApiState { health, metrics: Arc::new(metrics::registry(metrics)), containers, tail, cancel }
-    }
+    /// What /logs, /containers and /routes require.
+    pub token: Option<Arc<str>>,
+    /// The API listens on loopback only.
+    pub loopback: bool,
 }
 
 /// A 4xx or 5xx answer with a JSON body `{"error": "..."}`.
@@ -48,11 +41,15 @@ pub(crate) fn error(code: StatusCode, message: String) -> axum::response::Respon
 }
 
 pub fn router(state: ApiState) -> Router {
+    let guarded = Router::new()
+        .route("/containers", get(containers_handler))
+        .route("/logs", get(logs::handler))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard_changes))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/health", get(health_handler))
         .route("/metrics", get(metrics_handler))
-        .route("/containers", get(containers_handler))
-        .route("/logs", get(logs::handler))
+        .merge(guarded)
         .with_state(state)
 }
 
