@@ -58,9 +58,24 @@ struct Shipped {
 }
 
 impl Progress {
-    pub fn new(routes: usize) -> Self {
+    /// Progress over `routes` route slots, of which those in `retired` (bit `n`: slot `n`) are
+    /// gone for good and never hold anything back.
+    pub fn new(routes: usize, retired: u64) -> Self {
         let inner = Shipped { wanted: vec![0; routes], ..Shipped::default() };
-        Progress { accepted: (0..routes).map(|_| AtomicU64::new(0)).collect(), inner: Mutex::new(inner) }
+        let accepted = (0..routes)
+            .map(|slot| {
+                let gone = slot < 64 && retired & (1 << slot) != 0;
+                AtomicU64::new(if gone { u64::MAX } else { 0 })
+            })
+            .collect();
+        Progress { accepted, inner: Mutex::new(inner) }
+    }
+
+    /// Route `route` is gone: nothing it was given holds anything back any more.
+    pub fn release(&self, route: usize) {
+        if let Some(a) = self.accepted.get(route) {
+            a.store(u64::MAX, Ordering::Release);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Shipped> {
@@ -304,14 +319,22 @@ impl Checkpoints {
     /// The progress of a container read by this process, created on first use at `from`, where
     /// its reader starts: that is its checkpoint until routes accept anything, so a restart
     /// before then reads from the same place again.
-    pub fn progress(&self, id: &str, routes: usize, from: Position) -> Arc<Progress> {
+    /// `retired`: the route slots gone for good.
+    pub fn progress(&self, id: &str, retired: u64, from: Position) -> Arc<Progress> {
         let mut store = self.lock();
         let progress = store.live.entry(id.to_owned()).or_insert_with(|| {
-            let p = Progress::new(routes);
+            let p = Progress::new(crate::router::MAX_ROUTES, retired);
             p.reached(from);
             Arc::new(p)
         });
         Arc::clone(progress)
+    }
+
+    /// Route `route` is gone: it holds back no container's checkpoint any more.
+    pub fn release_route(&self, route: usize) {
+        for progress in self.lock().live.values() {
+            progress.release(route);
+        }
     }
 
     /// Docker's timestamp of the oldest line read and not yet accepted by every route, over every
@@ -420,12 +443,13 @@ fn is_container_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn write_atomically(dir: &Path, id: &str, contents: &str) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{id}.tmp"));
+/// Replaces `dir/name` with `contents` atomically: a temporary file, fsync, rename.
+pub(crate) fn write_atomically(dir: &Path, name: &str, contents: &str) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(contents.as_bytes())?;
     file.sync_all()?;
-    std::fs::rename(&tmp, dir.join(id))
+    std::fs::rename(&tmp, dir.join(name))
 }
 
 #[cfg(test)]
@@ -438,7 +462,7 @@ mod tests {
 
     #[test]
     fn settles_at_what_every_route_accepted() {
-        let p = Progress::new(2);
+        let p = Progress::new(2, 0);
         let (a, b, c) = (p.ship(pos(10), 0, 0), p.ship(pos(20), 0, 0), p.ship(pos(30), 0, 0));
         assert_eq!(p.settle(), None);
         p.accept(0, c);
@@ -455,7 +479,7 @@ mod tests {
 
     #[test]
     fn a_route_that_rejects_a_message_does_not_hold_it_back() {
-        let p = Progress::new(2);
+        let p = Progress::new(2, 0);
         let wanted = p.ship(pos(10), 0, 0);
         let rejected = p.ship(pos(20), 0b10, 0);
         p.accept(0, rejected);
@@ -468,7 +492,7 @@ mod tests {
 
     #[test]
     fn a_coarse_entry_settles_once_each_route_has_all_it_wanted() {
-        let p = Progress::new(2);
+        let p = Progress::new(2, 0);
         for i in 0..MAX_PENDING as i64 {
             // Route 1 wants every other message.
             p.ship(pos(i), if i % 2 == 0 { 0 } else { 0b10 }, 0);
@@ -483,7 +507,7 @@ mod tests {
 
     #[test]
     fn the_oldest_unaccepted_message_is_the_first_not_accepted_everywhere() {
-        let p = Progress::new(2);
+        let p = Progress::new(2, 0);
         assert_eq!(p.oldest_unaccepted_ns(), None);
         let a = p.ship(pos(1), 0, 100);
         p.ship(pos(2), 0, 200);
@@ -496,7 +520,7 @@ mod tests {
 
     #[test]
     fn pending_positions_are_bounded() {
-        let p = Progress::new(1);
+        let p = Progress::new(1, 0);
         let mut last = 0;
         for i in 0..(MAX_PENDING as i64 + 10) {
             last = p.ship(pos(i), 0, 0);
@@ -527,10 +551,10 @@ mod tests {
         let (a, b) = ("a".repeat(64), "b".repeat(64));
         {
             let cps = Checkpoints::open(dir.path()).expect("open");
-            let pa = cps.progress(&a, 1, pos(1));
-            let seq = pa.ship(pos(42), 0, 0);
+            let pa = cps.progress(&a, 0, pos(1));
+            let seq = pa.ship(pos(42), !1, 0);
             pa.accept(0, seq);
-            cps.progress(&b, 1, pos(5)).ship(pos(7), 0, 0);
+            cps.progress(&b, 0, pos(5)).ship(pos(7), !1, 0);
             assert_eq!(cps.previous_run(), None);
             // a: accepted up to 42; b: nothing accepted, so where its reader started.
             assert_eq!(cps.persist(1_000).expect("persist"), 2);
@@ -558,13 +582,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = "a".repeat(64);
         let cps = Checkpoints::open(dir.path()).expect("open");
-        let pa = cps.progress(&a, 1, pos(1));
-        let seq = pa.ship(pos(42), 0, 0);
+        let pa = cps.progress(&a, 0, pos(1));
+        let seq = pa.ship(pos(42), !1, 0);
         pa.accept(0, seq);
         cps.persist(1_000).expect("persist");
         assert!(dir.path().join("checkpoints").join(&a).exists());
         // Moved again, then removed before the next save.
-        let seq = pa.ship(pos(43), 0, 0);
+        let seq = pa.ship(pos(43), !1, 0);
         pa.accept(0, seq);
         cps.forget(&a);
         cps.persist(2_000).expect("persist");

@@ -12,7 +12,7 @@ use crate::routes::uri::RouteSpec;
 /// Lines are never cut below this: Docker itself splits at 16 KiB.
 const MIN_MAX_LINE: usize = 16 * 1024;
 /// Routes at most: a container's filter decisions are a bit per route.
-const MAX_ROUTES: usize = 64;
+const MAX_ROUTES: usize = crate::router::MAX_ROUTES;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -27,7 +27,7 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub checkpoint_interval: Duration,
     pub routes: Vec<RouteSpec>,
-    /// What to make of each container; its filters are the routes', in route order.
+    /// What to make of each container.
     pub enrichment: Enrichment,
 }
 
@@ -71,6 +71,11 @@ impl Config {
         if routes.is_empty() && errors.is_empty() {
             routes.push(RouteSpec::stdout());
         }
+        for (i, route) in routes.iter().enumerate() {
+            if routes[..i].iter().any(|r| r.uri == route.uri) {
+                errors.push(format!("route {:?} is given twice", route.uri));
+            }
+        }
         if routes.len() > MAX_ROUTES {
             errors.push(format!("{} routes given: spout takes at most {MAX_ROUTES}", routes.len()));
         }
@@ -108,7 +113,6 @@ impl Config {
         for spec in env_exclude.unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
             enrichment.exclude_labels.extend(ok(&mut errors, "EXCLUDE_LABEL", LabelMatch::logspout(spec)));
         }
-        enrichment.filters = routes.iter().map(|r| r.filter.clone()).collect();
         match (docker_host, shutdown_grace, checkpoint_interval, errors.is_empty()) {
             (Some(docker_host), Some(shutdown_grace), Some(checkpoint_interval), true) => Ok(Config {
                 enrichment,
@@ -198,7 +202,6 @@ fn enrichment(cli: &Cli, errors: &mut Vec<String>) -> Enrichment {
         exclude_labels,
         include_ecs_internal: cli.include_ecs_internal,
         fields: FieldRules { statics, labels, env, extracts },
-        filters: Vec::new(),
         multiline: Multiline { start, timeout, max_lines: cli.multiline_max_lines },
         max_line_bytes: cli.max_line_bytes,
     }
@@ -344,7 +347,6 @@ mod tests {
         assert_eq!(e.fields.statics, [("_region".to_owned(), "eu-west-1".to_owned())]);
         assert_eq!(e.fields.labels.keys.len(), 3);
         assert_eq!(e.fields.extracts.len(), 2);
-        assert_eq!(e.filters.len(), 2, "one filter per route");
         assert_eq!(e.exclude_labels, [LabelMatch { key: "a".into(), value: Some("b".into()), any_case: false }]);
         let logspout = Config::from_cli_and_env(&cli(&[]), None, Some("k8s-app, team:data")).expect("valid");
         assert_eq!(

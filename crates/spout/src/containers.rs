@@ -60,9 +60,8 @@ impl Tracked {
 }
 
 /// Every container spout knows.
+#[derive(Default)]
 pub struct Board {
-    /// The routes' names, by route number.
-    routes: Vec<Arc<str>>,
     known: Mutex<HashMap<String, Arc<Tracked>>>,
 }
 
@@ -98,10 +97,6 @@ pub struct CheckpointReport {
 }
 
 impl Board {
-    pub fn new(routes: Vec<Arc<str>>) -> Self {
-        Board { routes, known: Mutex::default() }
-    }
-
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Tracked>>> {
         self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -136,15 +131,18 @@ impl Board {
     }
 
     /// Every container, by name.
-    pub fn report(&self) -> Vec<ContainerReport> {
+    /// `routes`: the routes' slots and URIs.
+    pub fn report(&self, routes: &[(usize, Arc<str>)]) -> Vec<ContainerReport> {
         let known: Vec<(String, Arc<Tracked>)> =
             self.lock().iter().map(|(id, t)| (id.clone(), Arc::clone(t))).collect();
-        let mut report: Vec<ContainerReport> = known.into_iter().map(|(id, t)| self.one(id, &t)).collect();
+        let mut report: Vec<ContainerReport> = known.into_iter().map(|(id, t)| one(id, &t, routes)).collect();
         report.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
         report
     }
+}
 
-    fn one(&self, id: String, t: &Tracked) -> ContainerReport {
+fn one(id: String, t: &Tracked, route_names: &[(usize, Arc<str>)]) -> ContainerReport {
+    {
         let meta = Arc::clone(&t.meta.borrow());
         let ended = t.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let (state, reason) = match ended {
@@ -156,10 +154,8 @@ impl Board {
         };
         let (checkpoint, accepted_ns) = t.progress.settled();
         let rejected_everywhere = meta.rejected_by(Stream::Stdout) & meta.rejected_by(Stream::Stderr);
-        let routes = self
-            .routes
+        let routes = route_names
             .iter()
-            .enumerate()
             .filter(|(n, _)| *n >= 64 || rejected_everywhere & (1 << n) == 0)
             .map(|(_, name)| name.to_string())
             .collect();

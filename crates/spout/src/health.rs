@@ -78,7 +78,6 @@ impl CheckpointHealth {
 pub struct HealthSources {
     pub docker_address: String,
     pub docker: watch::Receiver<DockerHealth>,
-    pub routes: Vec<(Arc<str>, Arc<RouteStatus>)>,
     pub checkpoints: Arc<CheckpointHealth>,
 }
 
@@ -120,15 +119,15 @@ pub struct CheckpointReport {
 }
 
 impl HealthSources {
-    pub fn report(&self) -> Report {
+    /// The report, over `routes` (each route's URI and state).
+    pub fn report(&self, routes: &[(Arc<str>, Arc<RouteStatus>)]) -> Report {
         let mut problems = Vec::new();
         let docker = self.docker.borrow().clone();
         if !docker.connected {
             let why = docker.error.as_deref().unwrap_or("unknown");
             problems.push(format!("not connected to the Docker daemon at {}: {why}", self.docker_address));
         }
-        let routes = self
-            .routes
+        let routes = routes
             .iter()
             .map(|(uri, status)| {
                 let link = status.snapshot();
@@ -172,17 +171,23 @@ impl HealthSources {
 mod tests {
     use super::*;
 
-    fn sources(connected: bool) -> (HealthSources, Arc<RouteStatus>) {
+    struct Sources {
+        health: HealthSources,
+        routes: Vec<(Arc<str>, Arc<RouteStatus>)>,
+    }
+
+    impl Sources {
+        fn report(&self) -> Report {
+            self.health.report(&self.routes)
+        }
+    }
+
+    fn sources(connected: bool) -> (Sources, Arc<RouteStatus>) {
         let health = DockerHealth::starting().next(connected, (!connected).then(|| "Connection refused".to_owned()));
         let (_tx, docker) = watch::channel(health);
         let route = Arc::new(RouteStatus::default());
-        let sources = HealthSources {
-            docker_address: "tcp://127.0.0.1:1".into(),
-            docker,
-            routes: vec![("gelf+tcp://graylog:12201".into(), Arc::clone(&route))],
-            checkpoints: Arc::default(),
-        };
-        (sources, route)
+        let health = HealthSources { docker_address: "tcp://127.0.0.1:1".into(), docker, checkpoints: Arc::default() };
+        (Sources { health, routes: vec![("gelf+tcp://graylog:12201".into(), Arc::clone(&route))] }, route)
     }
 
     #[test]
@@ -219,13 +224,13 @@ mod tests {
     #[test]
     fn checkpoints_that_cannot_be_saved_are_reported() {
         let (sources, _) = sources(true);
-        sources.checkpoints.saved();
+        sources.health.checkpoints.saved();
         assert!(sources.report().checkpoints.saving);
-        assert_eq!(sources.checkpoints.failed("No space left on device (os error 28)"), 1);
+        assert_eq!(sources.health.checkpoints.failed("No space left on device (os error 28)"), 1);
         let report = sources.report();
         assert!(!report.checkpoints.saving && report.checkpoints.failing_since.is_some());
         assert_eq!(report.status, "ok", "shipping goes on; only a restart would read more again");
-        sources.checkpoints.saved();
+        sources.health.checkpoints.saved();
         assert!(sources.report().checkpoints.saving);
     }
 }

@@ -37,6 +37,8 @@ use config::Config;
 use docker::api::DockerConnector;
 use docker::watcher::{Watcher, WatcherConfig, WatcherParts};
 use health::{CheckpointHealth, DockerHealth, HealthSources};
+use router::Router;
+use routes::table::{Origin, RouteTable};
 use stats::ReaderStats;
 
 /// Writes the checkpoints that moved, off the async threads (each write is fsynced).
@@ -68,6 +70,8 @@ pub enum StartError {
     StateDir { path: String, source: std::io::Error },
     #[error("cannot listen on {addr}: {source}")]
     Http { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("cannot start route {uri}: {problem}")]
+    Route { uri: String, problem: String },
 }
 
 /// Runs spout until `shutdown` is cancelled, then stops reading, delivers what is queued within
@@ -84,38 +88,34 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     };
 
     let abort = CancellationToken::new();
-    let (router, routes) = routes::spawn(&config.routes, &abort);
     let tail = Arc::new(tail::Tail::default());
-    let router = router.with_tail(Arc::clone(&tail));
+    let router = Router::new(Vec::new()).with_tail(Arc::clone(&tail));
+    let routes =
+        Arc::new(RouteTable::new(router.clone(), Arc::clone(&checkpoints), abort.clone(), config.state_dir.clone()));
+    for spec in &config.routes {
+        routes
+            .start(spec, Origin::Cli)
+            .map_err(|e| StartError::Route { uri: spec.uri.clone(), problem: e.to_string() })?;
+    }
+    routes.restore();
     let (health_tx, health_rx) = watch::channel(DockerHealth::starting());
     let checkpoint_health = Arc::new(CheckpointHealth::default());
     let health = HealthSources {
         docker_address: config.docker_host.to_string(),
         docker: health_rx.clone(),
-        routes: routes.iter().map(|r| (Arc::clone(&r.name), Arc::clone(&r.status))).collect(),
         checkpoints: Arc::clone(&checkpoint_health),
     };
     let reader_stats = Arc::new(ReaderStats::default());
-    let board = Arc::new(containers::Board::new(routes.iter().map(|r| Arc::clone(&r.name)).collect()));
+    let board = Arc::new(containers::Board::default());
     let metrics = api::MetricSources {
         readers: Arc::clone(&reader_stats),
-        routes: routes
-            .iter()
-            .map(|r| api::RouteGauges {
-                name: Arc::clone(&r.name),
-                stats: Arc::clone(&r.stats),
-                status: Arc::clone(&r.status),
-                room: Arc::clone(&r.room),
-                queue: r.queue,
-            })
-            .collect(),
+        routes: Arc::clone(&routes),
         docker: health_rx,
         checkpoints: Arc::clone(&checkpoints),
         tail: Arc::clone(&tail),
     };
     if let Some(listener) = listener {
         info!(addr = %config.http.map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
-        let cancel = shutdown.clone();
         let loopback = config.http.is_some_and(|a| a.ip().is_loopback());
         if !loopback && config.api_token.is_none() {
             warn!(addr = %config.http.map(|a| a.to_string()).unwrap_or_default(),
@@ -129,7 +129,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
             cancel: shutdown.clone(),
             token: config.api_token.as_deref().map(Arc::from),
             loopback,
+            routes: Arc::clone(&routes),
         };
+        let cancel = shutdown.clone();
         tokio::spawn(async move {
             if let Err(e) = api::serve(listener, state, cancel).await {
                 warn!(error = %e, "HTTP API stopped");
@@ -148,7 +150,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
         },
         WatcherParts {
             connector: Arc::new(DockerConnector { host: config.docker_host.clone() }),
-            router,
+            router: router.clone(),
             checkpoints: Arc::clone(&checkpoints),
             watermark: Arc::clone(&watermark),
             stats: Arc::clone(&reader_stats),
@@ -175,8 +177,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
         Ok(Err(e)) => error!(error = %e, "watcher task failed"),
         Err(_) => warn!("readers did not stop within the grace period"),
     }
-    for route in routes {
-        let mut task = route.task;
+    // The readers are done: with the router's queues gone, the routes finish what they hold.
+    router.close();
+    for route in routes.routes() {
+        let Some(mut task) = route.take_task() else { continue };
         let ended = match tokio::time::timeout_at(deadline, &mut task).await {
             Ok(ended) => ended,
             Err(_) => {
@@ -185,10 +189,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
             }
         };
         if let Err(e) = ended {
-            error!(route = %route.name, error = %e, "route supervisor failed; what it held is read again at the next start");
+            error!(route = %route.uri, error = %e, "route supervisor failed; what it held is read again at the next start");
         }
         let s = &route.stats;
-        info!(route = %route.name, sent = s.sent.get(), filtered = s.filtered.get(), dropped_full = s.dropped_full.get(),
+        info!(route = %route.uri, sent = s.sent.get(), filtered = s.filtered.get(), dropped_full = s.dropped_full.get(),
               dropped_failed = s.dropped_failed.get(), undelivered = s.undelivered.get(),
               reconnects = s.reconnects.get(), crashes = s.crashes.get(), "route closed");
     }

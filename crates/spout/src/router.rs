@@ -6,13 +6,19 @@
 //!
 //! A route's filter decides per container (and stream) ahead of time; the messages it rejects
 //! never enter its queue, and its checkpoint does not wait for them.
+//!
+//! Routes come and go while spout runs (`/routes`): each has a number (a slot, 0 to 63) for its
+//! whole life, never given to another route in the same run, so the bits that name it in
+//! containers' decisions and in pending messages cannot be mistaken for another's.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 
-use tokio::sync::{mpsc, Semaphore, TryAcquireError};
+use tokio::sync::{mpsc, watch, Semaphore, TryAcquireError};
 use tracing::warn;
 
-use crate::message::Message;
+use crate::enrich::filter::RouteFilter;
+use crate::message::{Container, Message};
 use crate::routes::uri::WhenFull;
 use crate::stats::RouteStats;
 
@@ -22,6 +28,9 @@ pub type Messages = Arc<[Message]>;
 
 /// Most messages in one batch.
 pub const SHIP_MAX: usize = 256;
+
+/// Routes at most in one run of spout: a container's route decisions are a bit per route.
+pub const MAX_ROUTES: usize = 64;
 
 /// The sending side of one route.
 #[derive(Debug, Clone)]
@@ -39,6 +48,8 @@ pub struct RouteQueue {
     pub queue: usize,
     pub when_full: WhenFull,
     pub stats: Arc<RouteStats>,
+    /// Which containers and streams it wants.
+    pub filter: RouteFilter,
 }
 
 /// Every route has shut down; there is nowhere left to send.
@@ -48,53 +59,133 @@ pub struct Closed;
 
 #[derive(Debug, Clone)]
 pub struct Router {
-    queues: Arc<[RouteQueue]>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    queues: RwLock<Arc<[RouteQueue]>>,
     batch_max: usize,
     /// Offered every batch, for `GET /logs`.
-    tail: Option<Arc<crate::tail::Tail>>,
+    tail: OnceLock<Arc<crate::tail::Tail>>,
+    /// The slots of routes removed in this run.
+    retired: AtomicU64,
+    /// Counts changes to the routes: containers' route decisions are to be made again.
+    changes: watch::Sender<u64>,
 }
 
 impl Router {
     pub fn new(queues: Vec<RouteQueue>) -> Self {
         let batch_max = queues.iter().map(|q| q.queue.clamp(1, SHIP_MAX)).min().unwrap_or(SHIP_MAX);
-        Router { queues: queues.into(), batch_max, tail: None }
+        let shared = Shared {
+            queues: RwLock::new(queues.into()),
+            batch_max,
+            tail: OnceLock::new(),
+            retired: AtomicU64::new(0),
+            changes: watch::channel(0).0,
+        };
+        Router { shared: Arc::new(shared) }
     }
 
-    /// The same router, offering every batch to `tail` too.
+    /// Offers every batch to `tail` too, from now on.
     pub fn with_tail(self, tail: Arc<crate::tail::Tail>) -> Self {
-        Router { tail: Some(tail), ..self }
+        let _ = self.shared.tail.set(tail);
+        self
+    }
+
+    fn queues(&self) -> Arc<[RouteQueue]> {
+        Arc::clone(&self.shared.queues.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    fn change(&self, change: impl FnOnce(&mut Vec<RouteQueue>)) {
+        let mut queues = self.shared.queues.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut changed = queues.to_vec();
+        change(&mut changed);
+        *queues = changed.into();
+        drop(queues);
+        self.shared.changes.send_modify(|n| *n += 1);
+    }
+
+    /// A new route: it gets the messages read from now on.
+    pub fn add(&self, queue: RouteQueue) {
+        self.change(|queues| queues.push(queue));
+    }
+
+    /// Route `index` is gone: no message goes to it any more, and its slot is never used again.
+    pub fn remove(&self, index: usize) {
+        self.shared.retired.fetch_or(1u64.checked_shl(index as u32).unwrap_or(0), Ordering::AcqRel);
+        self.change(|queues| queues.retain(|q| q.index != index));
+    }
+
+    /// No route gets anything more: at shutdown, once the readers are done, so that the routes
+    /// see their queues close once they have delivered what they hold.
+    pub fn close(&self) {
+        self.change(Vec::clear);
+    }
+
+    /// The slots of the routes removed in this run.
+    pub fn retired(&self) -> u64 {
+        self.shared.retired.load(Ordering::Acquire)
+    }
+
+    /// Tells when routes come or go.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.shared.changes.subscribe()
+    }
+
+    /// By stream number, the routes (bit `n`: route `n`) that do not want `c`'s messages: those
+    /// whose filter rejects it, and every slot no route holds.
+    pub fn rejected_by(&self, c: &Container) -> [u64; 2] {
+        let mut rejected = [u64::MAX; 2];
+        for q in self.queues().iter() {
+            let bit = 1u64.checked_shl(q.index as u32).unwrap_or(0);
+            for (stream, wanted) in q.filter.wants_container(c).into_iter().enumerate() {
+                if wanted {
+                    rejected[stream] &= !bit;
+                }
+            }
+        }
+        rejected
     }
 
     /// Most messages to put in one batch: [`SHIP_MAX`], or less where a route's whole queue is
     /// smaller.
     pub fn batch_max(&self) -> usize {
-        self.batch_max
-    }
-
-    /// How many routes there are.
-    pub fn len(&self) -> usize {
-        self.queues.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.queues.is_empty()
+        self.shared.batch_max
     }
 
     /// Queues `batch` (at most [`Router::batch_max`] messages) on every route: waits where the route
     /// blocks when full, drops and counts where it drops. Fails only when no route is left.
     pub async fn send(&self, batch: Vec<Message>) -> Result<(), Closed> {
         let batch: Messages = batch.into();
-        if let Some(tail) = &self.tail {
+        if let Some(tail) = self.shared.tail.get() {
             tail.offer(&batch);
         }
         let mut open = 0;
-        for q in self.queues.iter() {
-            let Some(batch) = wanted_by(&batch, q) else {
+        for q in self.queues().iter() {
+            let Some(wanted) = wanted_by(&batch, q) else {
                 // Rejected by the route's filter: as good as accepted.
                 open += usize::from(!q.room.is_closed());
                 continue;
             };
-            // A batch is never larger than the smallest queue, so it always fits in an empty one.
+            let mut sent = true;
+            // A batch fits in an empty queue: it is never larger than the smallest queue of the
+            // routes spout started with, and cut to fit one added since.
+            for part in fit(wanted, q.queue) {
+                sent &= Self::queue(q, part).await;
+            }
+            open += usize::from(sent);
+        }
+        if open == 0 {
+            Err(Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Queues `batch` on `q`, waiting or dropping as it says; false when the route is gone.
+    async fn queue(q: &RouteQueue, batch: Messages) -> bool {
+        {
             let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
             let sent = match q.when_full {
                 WhenFull::Block => match q.room.acquire_many(n).await {
@@ -127,14 +218,17 @@ impl Router {
                     }
                 },
             };
-            open += usize::from(sent);
-        }
-        if open == 0 {
-            Err(Closed)
-        } else {
-            Ok(())
+            sent
         }
     }
+}
+
+/// `batch` in parts of at most `max` messages.
+fn fit(batch: Messages, max: usize) -> Vec<Messages> {
+    if batch.len() <= max.max(1) {
+        return vec![batch];
+    }
+    batch.chunks(max.max(1)).map(Messages::from).collect()
 }
 
 /// The messages of `batch` that route `q` wants, if any: the whole batch, shared, when it
@@ -172,7 +266,19 @@ mod tests {
     fn queue(when_full: WhenFull, cap: usize) -> (RouteQueue, mpsc::Receiver<Messages>) {
         let (tx, rx) = mpsc::channel(cap);
         let room = Arc::new(Semaphore::new(cap));
-        (RouteQueue { name: "r".into(), index: 0, tx, room, queue: cap, when_full, stats: Arc::default() }, rx)
+        (
+            RouteQueue {
+                name: "r".into(),
+                index: 0,
+                tx,
+                room,
+                queue: cap,
+                when_full,
+                stats: Arc::default(),
+                filter: Default::default(),
+            },
+            rx,
+        )
     }
 
     #[tokio::test]

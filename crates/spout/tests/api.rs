@@ -42,9 +42,10 @@ fn metrics_count_what_was_shipped_dropped_held_and_whether_routes_are_up() {
     let down = format!("gelf+tcp://127.0.0.1:{down_port}?when_full=drop&{only_mine}");
     let spout = Spout::start_healthy(&[&good, &stalled, &down]);
 
-    // 2000 lines of 16000 bytes: 32 MB, more than the sink's kernel takes unread.
+    // 2000 lines of 16000 bytes: 32 MB, more than the sink's kernel takes unread (in one
+    // json-file: a rotation under load can make the daemon send lines again).
     let c = Container::run(
-        &["--label", &format!("spout-test={label}")],
+        &["--label", &format!("spout-test={label}"), "--log-opt", "max-size=100m"],
         "i=0; x=$(printf '%016000d' 0); while [ $i -lt 2000 ]; do i=$((i+1)); echo $i$x; done",
     );
     c.wait();
@@ -57,11 +58,12 @@ fn metrics_count_what_was_shipped_dropped_held_and_whether_routes_are_up() {
             + value(&m, &dropped(&stalled))
             + value(&m, &series("spout_route_queue_depth", &stalled));
         // Every line is sent, dropped, or held (written or not) by the stalled route.
-        value(&m, &series("spout_messages_sent_total", &good)) == 2000.0 && stalled_total >= 2000.0
+        value(&m, &series("spout_messages_sent_total", &good)) >= 2000.0 && stalled_total >= 2000.0
     });
     let m = scrape(&spout);
     assert!(settled, "{m:#?}");
-    assert_eq!(value(&m, &series("spout_messages_sent_total", &good)), 2000.0);
+    // Written again after a lost connection counts again: at least every line.
+    assert!(value(&m, &series("spout_messages_sent_total", &good)) >= 2000.0);
     assert!(value(&m, &series("spout_bytes_sent_total", &good)) > 2000.0 * 16_000.0);
     assert_eq!(value(&m, &series("spout_route_queue_depth", &good)), 0.0, "the good route holds nothing");
     assert_eq!(value(&m, &series("spout_route_up", &good)), 1.0);
@@ -242,7 +244,10 @@ fn a_logs_client_that_never_reads_is_dropped_and_the_routes_keep_shipping() {
     let mut stuck = std::net::TcpStream::connect(("127.0.0.1", spout.http_port)).expect("connect");
     write!(stuck, "GET /logs HTTP/1.1\r\nHost: spout\r\n\r\n").expect("request");
     assert!(wait_until(PATIENCE, || value(&scrape(&spout), "spout_tail_clients") == 1.0));
-    let c = Container::run(&[], "i=0; x=$(printf '%01000d' 0); while [ $i -lt 20000 ]; do i=$((i+1)); echo $i$x; done");
+    let c = Container::run(
+        &["--log-opt", "max-size=100m"],
+        "i=0; x=$(printf '%01000d' 0); while [ $i -lt 20000 ]; do i=$((i+1)); echo $i$x; done",
+    );
     c.wait();
     assert_eq!(r.inbox.wait_lines(&c.id, 20_000).len(), 20_000, "every line reached the route");
     let m = scrape(&spout);
@@ -328,4 +333,153 @@ fn an_api_beyond_loopback_without_a_token_is_warned_about() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("listens beyond loopback without --api-token"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "it runs, and stops on SIGTERM: {stderr}");
+}
+
+fn routes_of(spout: &Spout, headers: &[(&str, &str)]) -> Vec<serde_json::Value> {
+    let (code, _, body) = support::http(spout.http_port, "GET", "/routes", headers, "").unwrap_or_default();
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("a JSON list")
+}
+
+/// POST /routes with `uri`: status and body.
+fn add_route(port: u16, uri: &str, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let body = serde_json::json!({ "uri": uri }).to_string();
+    let mut headers = headers.to_vec();
+    headers.push(("Content-Type", "application/json"));
+    let (code, _, body) = support::http(port, "POST", "/routes", &headers, &body).unwrap_or_default();
+    (code, serde_json::from_str(&body).unwrap_or_default())
+}
+
+#[test]
+fn routes_are_added_listed_removed_and_those_added_come_back_after_a_restart() {
+    require_docker!();
+    let state = tempfile::tempdir().expect("state dir");
+    let (first_r, added_r) = (TcpReceiver::start(), TcpReceiver::start());
+    let cli_route = first_r.route();
+    let start = || {
+        let spout = Spout::start_in(state.path(), &[&cli_route], &[]);
+        spout.wait_healthy();
+        spout
+    };
+    let mut spout = start();
+    let listed = routes_of(&spout, &[]);
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0]["uri"].as_str(), listed[0]["origin"].as_str()), (Some(cli_route.as_str()), Some("cli")));
+
+    let (code, added) = add_route(spout.http_port, &added_r.route(), &[]);
+    assert_eq!(code, 201, "{added}");
+    assert_eq!(added["origin"], "api");
+    let id = added["id"].as_str().expect("an id").to_owned();
+    assert_eq!(routes_of(&spout, &[]).len(), 2);
+    let c = Container::run(&[], "while true; do sleep 0.2; [ -f /say ] && cat /say && rm /say; done");
+    c.exec("echo after-add > /say");
+    assert_eq!(added_r.inbox.wait_lines(&c.id, 1), ["after-add"], "the added route gets what is read from then on");
+
+    // Back after a restart, from the state directory.
+    spout.sigterm();
+    assert!(spout.wait().success());
+    spout = start();
+    let listed = routes_of(&spout, &[]);
+    assert!(listed.iter().any(|r| r["id"] == id.as_str() && r["origin"] == "api"), "{listed:#?}");
+    c.exec("echo after-restart > /say");
+    assert_eq!(added_r.inbox.wait_lines(&c.id, 2), ["after-add", "after-restart"]);
+
+    // Removed: it gets nothing more, and stays removed after a restart.
+    let (code, _, body) =
+        support::http(spout.http_port, "DELETE", &format!("/routes/{id}"), &[], "").unwrap_or_default();
+    assert_eq!(code, 204, "{body}");
+    c.exec("echo after-delete > /say");
+    first_r.inbox.wait_lines(&c.id, 3);
+    assert_eq!(added_r.inbox.settle_lines(&c.id, 2).len(), 2, "nothing after the delete");
+    spout.sigterm();
+    assert!(spout.wait().success());
+    let spout = start();
+    assert_eq!(routes_of(&spout, &[]).len(), 1);
+    assert_eq!(
+        first_r.inbox.settle_lines(&c.id, 3),
+        ["after-add", "after-restart", "after-delete"],
+        "exactly once through it all"
+    );
+}
+
+#[test]
+fn removing_a_route_releases_its_hold_on_the_checkpoints() {
+    require_docker!();
+    let state = tempfile::tempdir().expect("state dir");
+    let r = TcpReceiver::start();
+    let spout = Spout::start_in(state.path(), &[&r.route()], &[]);
+    spout.wait_healthy();
+    // A route to nowhere holds every line it wants until it is removed.
+    let nowhere = format!("gelf+tcp://127.0.0.1:{}", support::free_port());
+    let (code, added) = add_route(spout.http_port, &nowhere, &[]);
+    assert_eq!(code, 201);
+    let c = Container::run(&[], "for i in $(seq 1 500); do echo line$i; done; sleep 600");
+    r.inbox.wait_lines(&c.id, 500);
+    let held = || entry(&spout, &c.id).is_some_and(|e| e["state"] == "reading");
+    assert!(wait_until(PATIENCE, held), "the route to nowhere holds them: {:#?}", entry(&spout, &c.id));
+    let id = added["id"].as_str().expect("id");
+    assert_eq!(support::http(spout.http_port, "DELETE", &format!("/routes/{id}"), &[], "").map(|r| r.0), Some(204));
+    assert!(wait_until(PATIENCE, || entry(&spout, &c.id).is_some_and(|e| e["state"] == "caught_up")));
+    // A restart resumes after the lines: none is sent again.
+    let mut spout = spout;
+    spout.sigterm();
+    assert!(spout.wait().success());
+    let _again = Spout::start_in(state.path(), &[&r.route()], &[]);
+    _again.wait_healthy();
+    c.exec("echo line501 > /proc/1/fd/1");
+    let want: Vec<String> = (1..=501).map(|i| format!("line{i}")).collect();
+    assert_eq!(r.inbox.settle_lines(&c.id, 501), want);
+}
+
+#[test]
+fn every_bad_routes_request_gets_a_4xx_with_a_json_error() {
+    require_docker!();
+    let r = TcpReceiver::start();
+    let spout = Spout::start_healthy(&[&r.route()]);
+    let port = spout.http_port;
+    let cli_id = routes_of(&spout, &[])[0]["id"].as_str().expect("id").to_owned();
+    let json = [("Content-Type", "application/json")];
+    // Method, path, headers, body; the status and part of the error expected.
+    type Case<'a> = (&'a str, String, &'a [(&'a str, &'a str)], String, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        ("POST", "/routes".into(), &json, "{not json".into(), 400, "expected {\"uri\""),
+        ("POST", "/routes".into(), &json, "{\"url\": \"gelf://a:1\"}".into(), 422, "expected {\"uri\""),
+        ("POST", "/routes".into(), &[], "{\"uri\": \"gelf://a:1\"}".into(), 415, "expected {\"uri\""),
+        ("POST", "/routes".into(), &json, "{\"uri\": \"gelf://graylog\"}".into(), 400, "missing port in 'graylog'"),
+        ("POST", "/routes".into(), &json, format!("{{\"uri\": \"{}\"}}", r.route()), 409, "exists already"),
+        ("DELETE", "/routes/0123456789abcdef".into(), &[], String::new(), 404, "no route 0123456789abcdef"),
+        ("DELETE", format!("/routes/{cli_id}"), &[], String::new(), 409, "comes from the command line"),
+        ("PUT", "/routes".into(), &json, "{}".into(), 405, "PUT is not for /routes"),
+        ("GET", "/nothing".into(), &[], String::new(), 404, "no endpoint /nothing"),
+    ];
+    for (method, path, headers, body, status, part) in cases {
+        let (code, _, answer) = support::http(port, method, &path, headers, &body).unwrap_or_default();
+        assert_eq!(code, status, "{method} {path} {body}: {answer}");
+        let error: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+        assert!(error["error"].as_str().is_some_and(|e| e.contains(part)), "{method} {path} {body}: {answer}");
+    }
+    assert_eq!(routes_of(&spout, &[]).len(), 1, "nothing was added");
+}
+
+#[test]
+fn beyond_loopback_changes_need_a_token() {
+    require_docker!();
+    let port = support::free_port();
+    let http = format!("0.0.0.0:{port}");
+    let spout = Spout::start(&["--http", &http]);
+    spout.wait_healthy();
+    let (code, error) = add_route(port, "stdout://?queue=5", &[]);
+    assert_eq!(code, 403, "{error}");
+    assert!(error["error"].as_str().is_some_and(|e| e.contains("--api-token")));
+    assert_eq!(routes_of(&spout, &[]).len(), 1, "reading needs no token without one");
+    drop(spout);
+
+    let port = support::free_port();
+    let http = format!("0.0.0.0:{port}");
+    let spout = Spout::start(&["--http", &http, "--api-token", "t0ken"]);
+    spout.wait_healthy();
+    assert_eq!(add_route(port, "stdout://?queue=5", &[]).0, 401);
+    let (code, added) = add_route(port, "stdout://?queue=5", &[("Authorization", "Bearer t0ken")]);
+    assert_eq!(code, 201, "{added}");
+    assert_eq!(routes_of(&spout, &[("Authorization", "Bearer t0ken")]).len(), 2);
 }

@@ -12,30 +12,20 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use crate::checkpoint::Checkpoints;
 use crate::health::DockerHealth;
-use crate::routes::{Link, RouteStatus};
-use crate::stats::{ReaderStats, RouteStats};
+use crate::routes::table::{Route, RouteTable};
+use crate::routes::Link;
+use crate::stats::ReaderStats;
 use crate::timestamp::now_ns;
-
-/// One route, as the metrics see it.
-#[derive(Clone)]
-pub struct RouteGauges {
-    pub name: Arc<str>,
-    pub stats: Arc<RouteStats>,
-    pub status: Arc<RouteStatus>,
-    /// Its queue's free room, out of `queue`.
-    pub room: Arc<Semaphore>,
-    pub queue: usize,
-}
 
 /// Where every metric comes from.
 #[derive(Clone)]
 pub struct MetricSources {
     pub readers: Arc<ReaderStats>,
-    pub routes: Vec<RouteGauges>,
+    pub routes: Arc<RouteTable>,
     pub docker: watch::Receiver<DockerHealth>,
     pub checkpoints: Arc<Checkpoints>,
     pub tail: Arc<crate::tail::Tail>,
@@ -43,7 +33,7 @@ pub struct MetricSources {
 
 impl fmt::Debug for MetricSources {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MetricSources").field("routes", &self.routes.len()).finish_non_exhaustive()
+        f.debug_struct("MetricSources").finish_non_exhaustive()
     }
 }
 
@@ -84,16 +74,16 @@ impl MetricSources {
         e: &mut DescriptorEncoder,
         (name, help, metric_type): (&str, &str, MetricType),
         reasons: &[&str],
-        value: impl Fn(&RouteGauges, &str) -> i64,
+        value: impl Fn(&Route, &str) -> i64,
     ) -> fmt::Result {
         let mut family = e.encode_descriptor(name, help, None, metric_type)?;
-        for route in &self.routes {
+        for route in self.routes.routes() {
             for &reason in reasons {
                 let labels: Vec<(&str, &str)> = match reason {
-                    "" => vec![("route", &route.name)],
-                    reason => vec![("route", &route.name), ("reason", reason)],
+                    "" => vec![("route", &route.uri)],
+                    reason => vec![("route", &route.uri), ("reason", reason)],
                 };
-                let v = value(route, reason);
+                let v = value(&route, reason);
                 let series = family.encode_family(&labels)?;
                 match metric_type {
                     MetricType::Counter => ConstCounter::new(v.max(0) as u64).encode(series)?,

@@ -11,8 +11,21 @@ pub(crate) mod scripted;
 pub mod source;
 pub mod watcher;
 
+use std::sync::Arc;
+
 pub use crate::config::DockerHost;
-use source::ErrorClass;
+use crate::enrich::Enrichment;
+use crate::message::Container;
+use crate::router::Router;
+use source::{ContainerInfo, ErrorClass};
+
+/// What every message of an inspected container carries: its metadata and fields, and which
+/// routes want it.
+pub fn describe(enrichment: &Enrichment, router: &Router, info: &ContainerInfo, host: &Arc<str>) -> Arc<Container> {
+    let mut container = enrichment.container(info, host);
+    container.rejected_by = router.rejected_by(&container);
+    Arc::new(container)
+}
 
 /// How the daemon's answer with `status` and `message` is to be taken.
 pub fn classify_status(status: u16, message: &str) -> ErrorClass {

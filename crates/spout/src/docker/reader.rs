@@ -302,13 +302,13 @@ impl Reader {
             Some(skip @ Skip::Unreadable(_)) => {
                 warn!(container = %id, name = %info.meta.name, reason = %skip,
                       "container's log driver keeps nothing the Docker API can return; its logs are not shipped");
-                meta.send_replace(Arc::new(self.ctx.enrichment.container(&info, &self.ctx.host)));
+                meta.send_replace(super::describe(&self.ctx.enrichment, &self.ctx.router, &info, &self.ctx.host));
                 self.tracked.ended(Ended::LeftAlone(skip.to_string()));
                 return Err(ExitReason::Unreadable);
             }
             Some(skip) => {
                 debug!(container = %id, name = %info.meta.name, reason = ?skip, "not reading container");
-                meta.send_replace(Arc::new(self.ctx.enrichment.container(&info, &self.ctx.host)));
+                meta.send_replace(super::describe(&self.ctx.enrichment, &self.ctx.router, &info, &self.ctx.host));
                 self.tracked.ended(Ended::LeftAlone(skip.to_string()));
                 return Err(ExitReason::Skipped);
             }
@@ -316,7 +316,7 @@ impl Reader {
         self.started_ns = info.started_ns;
         self.assembler = Assembler::new(info.meta.tty, self.ctx.max_line_bytes);
         self.joiner = self.ctx.enrichment.multiline(&info).map(|rules| Joiner::new(rules, self.cursor.position()));
-        meta.send_replace(Arc::new(self.ctx.enrichment.container(&info, &self.ctx.host)));
+        meta.send_replace(super::describe(&self.ctx.enrichment, &self.ctx.router, &info, &self.ctx.host));
         if follow && !info.running {
             // A job that has already exited: its follow stream may end before its last lines,
             // and a `--rm` job is about to be removed. Read it again at once, without follow,
@@ -703,6 +703,7 @@ mod tests {
             queue: 100_000,
             when_full: WhenFull::Block,
             stats: Arc::default(),
+            filter: Default::default(),
         };
         let (exits, mut exits_rx) = mpsc::channel(1);
         let stats = Arc::new(ReaderStats::default());
@@ -724,10 +725,10 @@ mod tests {
                 cancel.cancel();
             });
         }
-        let progress = Arc::new(Progress::new(1));
+        let progress = Arc::new(Progress::new(1, 0));
         progress.reached(Position::START);
         let (meta, _) = watch::channel(Arc::new(Container::default()));
-        let tracked = crate::containers::Board::new(Vec::new()).attach(id, meta.subscribe(), progress);
+        let tracked = crate::containers::Board::default().attach(id, meta.subscribe(), progress);
         run(ctx, id.into(), meta, tracked, Position::START, running).await;
         // A reader shut down may not get to report.
         let shut_down =

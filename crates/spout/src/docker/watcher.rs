@@ -236,8 +236,10 @@ impl Watcher {
         self.spawn_events(&session);
         self.spawn_list(&session, true);
         let mut relist = tokio::time::interval_at(tokio::time::Instant::now() + RELIST_EVERY, RELIST_EVERY);
+        let mut route_changes = self.parts.router.changes();
         loop {
             tokio::select! {
+                Ok(()) = route_changes.changed() => self.rejudge(),
                 Some(tagged) = self.answers_rx.recv() => {
                     if tagged.session == session.n {
                         self.answer(&session, tagged.answer)?;
@@ -247,6 +249,19 @@ impl Watcher {
                 _ = relist.tick() => self.spawn_list(&session, false),
                 () = self.parts.cancel.cancelled() => return Ok(()),
             }
+        }
+    }
+
+    /// Routes came or went: every container's decisions are made again (from the metadata its
+    /// messages carry; no inspect needed), and its next messages follow them.
+    fn rejudge(&self) {
+        for meta in self.readers.values() {
+            meta.send_modify(|c| {
+                let rejected_by = self.parts.router.rejected_by(c);
+                if rejected_by != c.rejected_by {
+                    *c = Arc::new(crate::message::Container { rejected_by, ..(**c).clone() });
+                }
+            });
         }
     }
 
@@ -343,7 +358,12 @@ impl Watcher {
             (Why::Rename, Ok(info)) => {
                 if let Some(meta) = self.readers.get(id) {
                     info!(container = %id, name = %info.meta.name, "container renamed");
-                    meta.send_replace(Arc::new(self.config.enrichment.container(&info, &session.host)));
+                    meta.send_replace(super::describe(
+                        &self.config.enrichment,
+                        &self.parts.router,
+                        &info,
+                        &session.host,
+                    ));
                 }
             }
             (Why::Rename, Err(e)) => debug!(container = %id, error = %e, "cannot inspect a renamed container"),
@@ -399,7 +419,7 @@ impl Watcher {
             None if self.config.backlog => Position::START,
             None => Position::from_time(checkpoints.previous_run().unwrap_or(self.started_ns)),
         };
-        let progress = checkpoints.progress(id, self.parts.router.len(), from);
+        let progress = checkpoints.progress(id, self.parts.router.retired(), from);
         debug!(container = %id, ?from, "attaching");
         // Until the reader's inspect answers, the container is known by its id alone.
         let placeholder = Container { host: Arc::clone(&session.host), id: id.to_owned(), ..Container::default() };
@@ -546,6 +566,7 @@ mod tests {
             queue: 100_000,
             when_full: WhenFull::Block,
             stats: Arc::default(),
+            filter: Default::default(),
         };
         let cancel = CancellationToken::new();
         let watermark = Arc::new(AtomicI64::new(now_ns()));
@@ -564,7 +585,7 @@ mod tests {
                 checkpoints,
                 watermark: Arc::clone(&watermark),
                 stats: Arc::default(),
-                board: Arc::new(crate::containers::Board::new(Vec::new())),
+                board: Arc::new(crate::containers::Board::default()),
                 health,
                 cancel: cancel.clone(),
             },

@@ -15,7 +15,6 @@ use crate::docker::source::ContainerInfo;
 use crate::message::Container;
 use crate::multiline;
 use fields::{ecs, FieldRules};
-use filter::RouteFilter;
 
 /// A container label that turns joining off (`off`) for the container's lines.
 pub const MULTILINE_LABEL: &str = "spout.multiline";
@@ -105,8 +104,6 @@ pub struct Enrichment {
     pub exclude_labels: Vec<LabelMatch>,
     pub include_ecs_internal: bool,
     pub fields: FieldRules,
-    /// Each route's, by route number.
-    pub filters: Vec<RouteFilter>,
     pub multiline: Multiline,
     /// The longest message, joined or not.
     pub max_line_bytes: usize,
@@ -135,21 +132,13 @@ impl Enrichment {
         }
     }
 
-    /// The metadata every message of the container carries, with the host name they give.
+    /// The metadata every message of the container carries, with the host name they give. Which
+    /// routes want it is the router's to say ([`crate::router::Router::rejected_by`]).
     pub fn container(&self, info: &ContainerInfo, host: &Arc<str>) -> Container {
-        let mut rejected_by = [0u64; 2];
-        for (route, filter) in self.filters.iter().enumerate() {
-            for (stream, wanted) in filter.wants(info).into_iter().enumerate() {
-                if !wanted {
-                    rejected_by[stream] |= 1 << route;
-                }
-            }
-        }
         Container {
             host: Arc::clone(host),
             fields: self.fields.fields(info),
             labels: info.labels.clone(),
-            rejected_by,
             ..info.meta.clone()
         }
     }
@@ -188,7 +177,6 @@ impl Default for Enrichment {
             exclude_labels: Vec::new(),
             include_ecs_internal: false,
             fields: FieldRules::default(),
-            filters: Vec::new(),
             multiline: Multiline { start: None, timeout: Duration::from_secs(1), max_lines: 1000 },
             max_line_bytes: 1 << 20,
         }
@@ -275,16 +263,6 @@ mod tests {
         assert_eq!(e.skip(&info("a", &[("logspout.exclude", "false")]), None), None);
         assert!(e.skip(&info("a", &[("tier", "batch")]), None).is_some());
         assert!(LabelMatch::logspout(":x").is_err());
-    }
-
-    #[test]
-    fn filters_decide_per_route_and_stream() {
-        let mut options = [("filter.sources".to_owned(), "stderr".to_owned())].into();
-        let stderr_only = RouteFilter::from_options(&mut options).expect("valid");
-        let e = Enrichment { filters: vec![RouteFilter::default(), stderr_only], ..Enrichment::default() };
-        let c = e.container(&info("web", &[]), &Arc::from("h"));
-        assert_eq!(c.rejected_by, [0b10, 0b00], "route 1 rejects stdout only");
-        assert_eq!(&*c.host, "h");
     }
 
     #[test]

@@ -364,7 +364,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn accepting_tells_each_containers_progress() {
         let (mut ctx, tx, _room) = context(10);
-        let (p, q) = (Arc::new(Progress::new(1)), Arc::new(Progress::new(1)));
+        let (p, q) = (Arc::new(Progress::new(1, 0)), Arc::new(Progress::new(1, 0)));
         let numbered = |progress: &Arc<Progress>, line: &str| {
             Message::test_numbered(line, progress, Position::from_time(i64::try_from(line.len()).unwrap_or(0)))
         };

@@ -4,6 +4,7 @@
 mod context;
 pub mod gelf_fields;
 pub mod stdout;
+pub mod table;
 pub mod tcp;
 pub mod udp;
 pub mod uri;
@@ -22,7 +23,7 @@ use tracing::error;
 
 pub use context::{Batch, RouteContext};
 
-use crate::router::{RouteQueue, Router};
+use crate::router::RouteQueue;
 use crate::stats::RouteStats;
 use crate::timestamp::now_ns;
 use uri::{RouteKind, RouteSpec};
@@ -42,32 +43,27 @@ pub struct RouteHandle {
     pub task: JoinHandle<()>,
 }
 
-/// Starts every route and returns the router that feeds them. Each route drains its queue until
-/// every sender is gone; `abort` makes it give up on what it still holds.
-pub fn spawn(specs: &[RouteSpec], abort: &CancellationToken) -> (Router, Vec<RouteHandle>) {
-    let mut queues = Vec::new();
-    let mut handles = Vec::new();
-    for (index, spec) in specs.iter().enumerate() {
-        // Every batch holds a message at least: `room` bounds the queue before the channel does.
-        let (tx, rx) = mpsc::channel(spec.queue);
-        let room = Arc::new(Semaphore::new(spec.queue));
-        let name: Arc<str> = spec.uri.as_str().into();
-        let ctx =
-            RouteContext::new(Arc::clone(&name), index, spec.backoff.clone(), rx, Arc::clone(&room), abort.clone());
-        let (stats, status) = (Arc::clone(&ctx.stats), Arc::clone(&ctx.status));
-        let task = tokio::spawn(supervise(ctx, spec.kind.clone()));
-        queues.push(RouteQueue {
-            name: Arc::clone(&name),
-            index,
-            tx,
-            room: Arc::clone(&room),
-            queue: spec.queue,
-            when_full: spec.when_full,
-            stats: Arc::clone(&stats),
-        });
-        handles.push(RouteHandle { name, stats, status, room, queue: spec.queue, task });
-    }
-    (Router::new(queues), handles)
+/// Starts route `spec` in slot `index` and returns its end of the router. It drains its queue
+/// until every sender is gone; `stop` makes it give up what it still holds.
+pub fn spawn_one(spec: &RouteSpec, index: usize, stop: &CancellationToken) -> (RouteQueue, RouteHandle) {
+    // Every batch holds a message at least: `room` bounds the queue before the channel does.
+    let (tx, rx) = mpsc::channel(spec.queue);
+    let room = Arc::new(Semaphore::new(spec.queue));
+    let name: Arc<str> = spec.uri.as_str().into();
+    let ctx = RouteContext::new(Arc::clone(&name), index, spec.backoff.clone(), rx, Arc::clone(&room), stop.clone());
+    let (stats, status) = (Arc::clone(&ctx.stats), Arc::clone(&ctx.status));
+    let task = tokio::spawn(supervise(ctx, spec.kind.clone()));
+    let queue = RouteQueue {
+        name: Arc::clone(&name),
+        index,
+        tx,
+        room: Arc::clone(&room),
+        queue: spec.queue,
+        when_full: spec.when_full,
+        stats: Arc::clone(&stats),
+        filter: spec.filter.clone(),
+    };
+    (queue, RouteHandle { name, stats, status, room, queue: spec.queue, task })
 }
 
 type RouteFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;

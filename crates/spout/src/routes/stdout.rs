@@ -189,7 +189,7 @@ mod tests {
         use crate::checkpoint::Progress;
         use crate::position::Position;
         let (mut ctx, tx, room) = super::super::context::tests::context(10);
-        let progress = Arc::new(Progress::new(1));
+        let progress = Arc::new(Progress::new(1, 0));
         let messages: crate::router::Messages =
             (1..=3).map(|i| Message::test_numbered(&format!("line{i}"), &progress, Position::from_time(i))).collect();
         room.forget_permits(3);

@@ -187,8 +187,14 @@ impl Spout {
     }
 
     /// Starts spout with `dir` as its state directory, so a later spout can take over from it.
+    /// An `--http ADDR` among `args` is used as it is (its port is the API's).
     pub fn start_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Spout {
-        let http_port = free_port();
+        let given = args.iter().position(|a| *a == "--http").and_then(|i| args.get(i + 1));
+        let http_port = match given.and_then(|addr| addr.rsplit_once(':')) {
+            Some((_, port)) => port.parse().expect("--http ADDR:PORT"),
+            None => free_port(),
+        };
+        let own_http = given.is_none().then(|| ["--http".to_owned(), format!("127.0.0.1:{http_port}")]);
         let run = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stdout_path = dir.join(format!("spout-{run}.stdout"));
         let stderr_path = dir.join(format!("spout-{run}.stderr"));
@@ -196,7 +202,7 @@ impl Spout {
             .args(args)
             .arg("--state-dir")
             .arg(dir.join("state"))
-            .args(["--http", &format!("127.0.0.1:{http_port}")])
+            .args(own_http.iter().flatten())
             .env_remove("ROUTE_URIS")
             .env_remove("BACKLOG")
             .env("RUST_LOG", "info,spout=debug")
