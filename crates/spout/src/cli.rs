@@ -26,11 +26,14 @@ pub struct Cli {
 pub enum Command {
     /// Run the agent (the default).
     Run(Box<RunArgs>),
+    /// Check the configuration: print it as it would take effect (secrets masked) and exit 0,
+    /// or list every problem and exit 64.
+    CheckConfig(Box<RunArgs>),
     /// Show what a running spout is doing with each container, from its HTTP API.
     Status(StatusArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
     /// The running spout's HTTP API address.
     #[arg(long, env = "SPOUT_HTTP", default_value = "127.0.0.1:8000")]
@@ -46,11 +49,16 @@ pub struct StatusArgs {
 }
 
 /// The agent's options.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Where to send logs: route URIs such as gelf+tcp://graylog:12201.
     #[arg(value_name = "ROUTE")]
     pub routes: Vec<String>,
+
+    /// A TOML file with any of these options (long names with `_` for `-`) and `routes = [...]`;
+    /// the command line and the environment take precedence over it.
+    #[arg(long, value_name = "FILE", env = "SPOUT_CONFIG")]
+    pub config: Option<PathBuf>,
 
     /// Docker Engine API endpoint: unix:///PATH or tcp://HOST:PORT.
     #[arg(long, env = "DOCKER_HOST", default_value = "unix:///var/run/docker.sock")]

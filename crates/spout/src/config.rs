@@ -27,6 +27,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub checkpoint_interval: Duration,
     pub routes: Vec<RouteSpec>,
+    /// The configuration file's routes (when neither the command line nor ROUTE_URIS gives any).
+    pub file_routes: Vec<RouteSpec>,
     /// What to make of each container.
     pub enrichment: Enrichment,
 }
@@ -51,6 +53,42 @@ impl Config {
     /// Validates `cli` (with ROUTE_URIS from `env_routes`); on failure, every error found.
     pub fn from_cli(cli: &Cli, env_routes: Option<&str>) -> Result<Config, Vec<String>> {
         Config::from_cli_and_env(cli, env_routes, None)
+    }
+
+    /// Validates merged settings ([`crate::settings`]), with ROUTE_URIS and EXCLUDE_LABEL from
+    /// the environment; on failure, every problem found, those of the merging first.
+    pub fn from_settings(
+        settings: &crate::settings::Settings,
+        env_routes: Option<&str>,
+        env_exclude: Option<&str>,
+    ) -> Result<Config, Vec<String>> {
+        let mut errors = settings.problems.clone();
+        let mut file_routes = Vec::new();
+        let cli_routes = settings.args.route_uris(env_routes);
+        if cli_routes.is_empty() {
+            for uri in &settings.file_routes {
+                match uri.parse::<RouteSpec>() {
+                    Ok(spec) => file_routes.push(spec),
+                    Err(e) => errors.push(format!("--config: {e}")),
+                }
+            }
+        }
+        let config = Config::from_cli_and_env(&settings.args, env_routes, env_exclude);
+        match config {
+            Ok(mut config) if errors.is_empty() => {
+                if !file_routes.is_empty() {
+                    // The default stdout route stands in only for no route at all.
+                    config.routes.clear();
+                    config.file_routes = file_routes;
+                }
+                Ok(config)
+            }
+            Ok(_) => Err(errors),
+            Err(more) => {
+                errors.extend(more);
+                Err(errors)
+            }
+        }
     }
 
     /// Validates `cli`, with ROUTE_URIS from `env_routes` and Logspout's EXCLUDE_LABEL from
@@ -116,6 +154,7 @@ impl Config {
         match (docker_host, shutdown_grace, checkpoint_interval, errors.is_empty()) {
             (Some(docker_host), Some(shutdown_grace), Some(checkpoint_interval), true) => Ok(Config {
                 enrichment,
+                file_routes: Vec::new(),
                 checkpoint_interval,
                 docker_host,
                 state_dir: cli.state_dir.clone(),

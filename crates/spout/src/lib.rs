@@ -20,6 +20,7 @@ pub mod multiline;
 pub mod position;
 pub mod router;
 pub mod routes;
+pub mod settings;
 pub mod stats;
 pub mod status;
 pub mod tail;
@@ -92,10 +93,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     let router = Router::new(Vec::new()).with_tail(Arc::clone(&tail));
     let routes =
         Arc::new(RouteTable::new(router.clone(), Arc::clone(&checkpoints), abort.clone(), config.state_dir.clone()));
-    for spec in &config.routes {
-        routes
-            .start(spec, Origin::Cli)
-            .map_err(|e| StartError::Route { uri: spec.uri.clone(), problem: e.to_string() })?;
+    let given =
+        config.routes.iter().map(|r| (r, Origin::Cli)).chain(config.file_routes.iter().map(|r| (r, Origin::File)));
+    for (spec, origin) in given {
+        routes.start(spec, origin).map_err(|e| StartError::Route { uri: spec.uri.clone(), problem: e.to_string() })?;
     }
     routes.restore();
     let (health_tx, health_rx) = watch::channel(DockerHealth::starting());

@@ -1,9 +1,9 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
-use spout::cli::{Cli, Command, RunArgs, StatusArgs};
+use spout::cli::StatusArgs;
 use spout::config::Config;
+use spout::settings::{self, Invocation, Settings};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -11,8 +11,9 @@ use tracing_subscriber::EnvFilter;
 const EX_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let env = |name: &str| std::env::var(name).ok();
+    let invocation = match settings::parse(std::env::args_os().collect(), &env) {
+        Ok(invocation) => invocation,
         Err(e) if e.use_stderr() => {
             let _ = e.print();
             return ExitCode::from(EX_USAGE);
@@ -22,11 +23,31 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    match cli.command {
-        None => run(cli.run),
-        Some(Command::Run(args)) => run(*args),
-        Some(Command::Status(args)) => status(&args),
+    match invocation {
+        Invocation::Run(settings) => match config(&settings) {
+            Ok(config) => run(config, settings.args.log_level.as_deref()),
+            Err(code) => code,
+        },
+        Invocation::CheckConfig(settings) => match config(&settings) {
+            Ok(_) => {
+                print!("{}", settings.describe());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Invocation::Status(args) => status(&args),
     }
+}
+
+/// The validated configuration, or every problem on stderr and the exit code that says so.
+fn config(settings: &Settings) -> Result<Config, ExitCode> {
+    let env = |name| std::env::var(name).ok();
+    Config::from_settings(settings, env("ROUTE_URIS").as_deref(), env("EXCLUDE_LABEL").as_deref()).map_err(|errors| {
+        for e in errors {
+            eprintln!("spout: {e}");
+        }
+        ExitCode::from(EX_USAGE)
+    })
 }
 
 /// `spout status`: the running spout's containers as a table.
@@ -51,18 +72,8 @@ fn status(args: &StatusArgs) -> ExitCode {
 }
 
 /// `spout run`: the agent, until SIGTERM or SIGINT.
-fn run(cli: RunArgs) -> ExitCode {
-    let env = |name| std::env::var(name).ok();
-    let config = match Config::from_cli_and_env(&cli, env("ROUTE_URIS").as_deref(), env("EXCLUDE_LABEL").as_deref()) {
-        Ok(config) => config,
-        Err(errors) => {
-            for e in errors {
-                eprintln!("spout: {e}");
-            }
-            return ExitCode::from(EX_USAGE);
-        }
-    };
-    let filter = match &cli.log_level {
+fn run(config: Config, log_level: Option<&str>) -> ExitCode {
+    let filter = match log_level {
         Some(level) => EnvFilter::try_new(level),
         None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
     };

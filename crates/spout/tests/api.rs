@@ -483,3 +483,25 @@ fn beyond_loopback_changes_need_a_token() {
     assert_eq!(code, 201, "{added}");
     assert_eq!(routes_of(&spout, &[("Authorization", "Bearer t0ken")]).len(), 2);
 }
+
+#[test]
+fn routes_from_the_configuration_file_run_and_say_where_they_come_from() {
+    require_docker!();
+    let r = TcpReceiver::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("spout.toml");
+    std::fs::write(&file, format!("routes = [\"{}\"]\nfield = [\"from=file\"]\n", r.route())).expect("write");
+    let spout = Spout::start_healthy(&["--config", file.to_str().expect("utf-8")]);
+    let listed = routes_of(&spout, &[]);
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    assert_eq!((listed[0]["uri"].as_str(), listed[0]["origin"].as_str()), (Some(r.route().as_str()), Some("file")));
+    let c = Container::run(&[], "echo configured");
+    c.wait();
+    r.inbox.wait_lines(&c.id, 1);
+    assert_eq!(r.inbox.of(&c.id)[0]["_from"], "file");
+    let id = listed[0]["id"].as_str().expect("id");
+    let (code, _, body) =
+        support::http(spout.http_port, "DELETE", &format!("/routes/{id}"), &[], "").unwrap_or_default();
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("configuration file"), "{body}");
+}

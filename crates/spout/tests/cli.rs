@@ -91,3 +91,105 @@ fn run_is_the_default_subcommand() {
         assert!(stderr.contains("missing port in 'graylog'"), "{args:?}: {stderr}");
     }
 }
+
+/// `spout ARGS` with `env`, nothing of the caller's spout variables: exit code, stdout, stderr.
+fn spout_with(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_spout"));
+    for (name, _) in
+        std::env::vars().filter(|(n, _)| n.starts_with("SPOUT_") || n == "ROUTE_URIS" || n == "DOCKER_HOST")
+    {
+        command.env_remove(name);
+    }
+    let out = command.args(args).envs(env.iter().copied()).output().expect("run spout");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The TOML example under the README's "Configuration file".
+fn readme_example() -> String {
+    let readme = include_str!("../../../README.md");
+    let section = readme.split("## Configuration file").nth(1).expect("the README has the section");
+    let block = section.split("```toml\n").nth(1).expect("a toml block");
+    block.split("```").next().expect("closed").to_owned()
+}
+
+#[test]
+fn the_readmes_configuration_file_checks_and_takes_effect_below_flags_and_env() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("spout.toml");
+    std::fs::write(&file, readme_example()).expect("write");
+    let path = file.to_str().expect("utf-8");
+    let (code, out, err) = spout_with(&["check-config", "--config", path], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let effective: toml::Table = out.parse().expect("check-config prints TOML");
+    let file: toml::Table = readme_example().parse().expect("the example is TOML");
+    for (key, value) in &file {
+        let expected = match (key.as_str(), value) {
+            ("api_token", _) => toml::Value::String("********".into()),
+            (_, toml::Value::String(s)) if s.parse::<i64>().is_ok() => toml::Value::Integer(s.parse().unwrap_or(0)),
+            _ => value.clone(),
+        };
+        assert_eq!(effective.get(key), Some(&expected), "{key}: {out}");
+    }
+    assert!(!out.contains(file.get("api_token").and_then(|t| t.as_str()).unwrap_or("never")), "the token is masked");
+
+    // Flags, then the environment, then the file.
+    let (code, out, err) = spout_with(
+        &["check-config", "--config", path, "--state-dir", "/from-flag"],
+        &[("SPOUT_STATE_DIR", "/from-env"), ("SPOUT_MAX_LINE_BYTES", "99999")],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let effective: toml::Table = out.parse().expect("TOML");
+    assert_eq!(effective["state_dir"].as_str(), Some("/from-flag"));
+    assert_eq!(effective["max_line_bytes"].as_integer(), Some(99_999));
+    assert_eq!(effective["routes"], file["routes"]);
+    let (_, out, _) = spout_with(&["check-config", "--config", path, "stdout://"], &[]);
+    let effective: toml::Table = out.parse().expect("TOML");
+    assert_eq!(effective["routes"].as_array().map(Vec::len), Some(1), "routes given elsewhere replace the file's");
+}
+
+#[test]
+fn check_config_lists_every_problem_of_the_file_the_flags_and_the_routes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "routes = [\"gelf://nowhere\"]\nbacklog = \"yes\"\nfrobnicate = 1\nmultiline_start = \"(\"\n",
+    )
+    .expect("write");
+    let (code, out, err) = spout_with(&["check-config", "--config", file.to_str().expect("utf-8"), "--wat"], &[]);
+    assert_eq!(code, Some(64), "{out}{err}");
+    assert!(out.is_empty());
+    for part in ["unknown option '--wat'", "backlog: expected true or false", "unknown key 'frobnicate'"] {
+        assert!(err.contains(part), "{part:?} not in {err}");
+    }
+    // Once the file reads, its values are checked like the command line's.
+    std::fs::write(&file, "routes = [\"gelf://nowhere\"]\nmultiline_start = \"(\"\n").expect("write");
+    let (code, _, err) = spout_with(&["check-config", "--config", file.to_str().expect("utf-8")], &[]);
+    assert_eq!(code, Some(64));
+    assert!(err.contains("missing port in 'nowhere'") && err.contains("--multiline-start: bad regex '('"), "{err}");
+}
+
+#[test]
+fn logspouts_variables_are_understood() {
+    let (code, out, err) = spout_with(
+        &["check-config"],
+        &[
+            ("ROUTE_URIS", "gelf+tcp://a:1"),
+            ("BACKLOG", "true"),
+            ("PORT", "8080"),
+            ("DEBUG", "1"),
+            ("SYSLOG_HOSTNAME", "node-7"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let effective: toml::Table = out.parse().expect("TOML");
+    assert_eq!(effective["http"].as_str(), Some("0.0.0.0:8080"));
+    assert_eq!(effective["backlog"].as_bool(), Some(true));
+    assert_eq!(effective["hostname"].as_str(), Some("node-7"));
+    assert_eq!(effective["log_level"].as_str(), Some("debug"));
+    assert_eq!(effective["routes"].as_array().map(|r| r.len()), Some(1));
+}

@@ -1,0 +1,325 @@
+//! Where the agent's options come from, and in which order: the command line, then the
+//! environment (spout's own variables, then Logspout's), then the configuration file, then the
+//! defaults. Every problem on the way is collected, unknown options among them, so that one run
+//! lists them all.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches};
+
+use crate::cli::{Cli, Command, RunArgs, StatusArgs};
+
+/// What to do, with the problems found so far (to report with the configuration's own).
+pub enum Invocation {
+    Run(Settings),
+    CheckConfig(Settings),
+    Status(StatusArgs),
+}
+
+/// The agent's options, merged.
+pub struct Settings {
+    pub args: RunArgs,
+    /// The file's routes, used when neither the command line nor ROUTE_URIS gives any.
+    pub file_routes: Vec<String>,
+    pub problems: Vec<String>,
+    /// Every option as it takes effect, in the file's terms.
+    effective: toml::Table,
+}
+
+impl Settings {
+    /// The configuration as it takes effect, as a configuration file (the API token masked).
+    pub fn describe(&self) -> String {
+        format!("# spout's configuration as it takes effect\n{}", self.effective)
+    }
+}
+
+/// The variables of the process, as far as the options need them.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Parses `argv` (program name first). `Err` only for what ends the run at once: --help,
+/// --version, or a command line clap cannot make sense of beyond unknown options.
+pub fn parse(argv: Vec<OsString>, env: Env) -> Result<Invocation, clap::Error> {
+    let mut problems = Vec::new();
+    let (argv, matches) = tolerant(argv, &mut problems)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    let (sub, check) = match (&cli.command, matches.subcommand()) {
+        (Some(Command::Status(_)), _) => {
+            let Some(Command::Status(status)) = cli.command else { unreachable!("matched above") };
+            return Ok(Invocation::Status(status));
+        }
+        (Some(Command::CheckConfig(_)), Some((_, sub))) => (sub.clone(), true),
+        (Some(Command::Run(_)), Some((_, sub))) => (sub.clone(), false),
+        _ => (matches.clone(), false),
+    };
+    let args = run_args(&cli, check);
+    let mut fallback: Vec<String> = Vec::new();
+    let given = |id: &str| matches!(sub.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable));
+    logspout_env(env, &given, &mut fallback);
+    let mut file_routes = Vec::new();
+    if let Some(path) = &args.config {
+        match read_file(path, &|id: &str| given(id) || mentions(&fallback, id)) {
+            Ok((extra, routes)) => {
+                fallback.extend(extra);
+                file_routes = routes;
+            }
+            Err(errors) => problems.extend(errors.into_iter().map(|e| format!("--config {}: {e}", path.display()))),
+        }
+    }
+    let (args, sub) = if fallback.is_empty() {
+        (args, sub)
+    } else {
+        let mut argv = argv;
+        argv.extend(fallback.into_iter().map(OsString::from));
+        let (_, matches) = tolerant(argv, &mut Vec::new())?;
+        let sub = matches.subcommand().map_or_else(|| matches.clone(), |(_, sub)| sub.clone());
+        (run_args(&Cli::from_arg_matches(&matches)?, check), sub)
+    };
+    let mut routes = args.route_uris(env("ROUTE_URIS").as_deref());
+    if routes.is_empty() {
+        routes.clone_from(&file_routes);
+    }
+    if routes.is_empty() {
+        routes.push("stdout://".to_owned());
+    }
+    let effective = effective(&sub, routes);
+    let settings = Settings { args, file_routes, problems, effective };
+    Ok(if check { Invocation::CheckConfig(settings) } else { Invocation::Run(settings) })
+}
+
+/// Every option of `matches` that has a value, as the file would give it.
+fn effective(matches: &ArgMatches, routes: Vec<String>) -> toml::Table {
+    let command = Cli::command();
+    let run = command.find_subcommand("run").cloned().unwrap_or(command);
+    let mut table = toml::Table::new();
+    for arg in run.get_arguments() {
+        let id = arg.get_id().as_str();
+        let Some(long) = arg.get_long().filter(|l| !matches!(*l, "config" | "help")) else { continue };
+        let key = long.replace('-', "_");
+        let value = match arg.get_action() {
+            ArgAction::SetTrue => toml::Value::Boolean(matches.get_flag(id)),
+            action => {
+                let Ok(Some(raw)) = matches.try_get_raw(id) else { continue };
+                let values: Vec<toml::Value> = raw
+                    .map(|v| {
+                        let v = v.to_string_lossy();
+                        v.parse::<i64>().map_or_else(|_| toml::Value::String(v.into_owned()), toml::Value::Integer)
+                    })
+                    .collect();
+                match (action, values.len()) {
+                    (ArgAction::Append, _) => toml::Value::Array(values),
+                    (_, 1) => values.into_iter().next().unwrap_or(toml::Value::Boolean(false)),
+                    _ => continue,
+                }
+            }
+        };
+        let secret = matches!(long, "api-token");
+        table.insert(key, if secret { toml::Value::String("********".to_owned()) } else { value });
+    }
+    table.insert("routes".to_owned(), toml::Value::Array(routes.into_iter().map(toml::Value::String).collect()));
+    table
+}
+
+fn run_args(cli: &Cli, check: bool) -> RunArgs {
+    match (&cli.command, check) {
+        (Some(Command::CheckConfig(args)), true) | (Some(Command::Run(args)), false) => (**args).clone(),
+        _ => cli.run.clone(),
+    }
+}
+
+/// Whether `args` already set option `id`.
+fn mentions(args: &[String], id: &str) -> bool {
+    args.iter().any(|a| *a == format!("--{}", id.replace('_', "-")))
+}
+
+/// Parses, taking out (and reporting) every unknown option rather than stopping at the first.
+fn tolerant(mut argv: Vec<OsString>, problems: &mut Vec<String>) -> Result<(Vec<OsString>, ArgMatches), clap::Error> {
+    for _ in 0..64 {
+        match Cli::command().try_get_matches_from(&argv) {
+            Ok(matches) => return Ok((argv, matches)),
+            Err(e) if e.kind() == clap::error::ErrorKind::UnknownArgument => {
+                let Some(clap::error::ContextValue::String(bad)) = e.get(clap::error::ContextKind::InvalidArg) else {
+                    return Err(e);
+                };
+                let bad = bad.clone();
+                let at = argv
+                    .iter()
+                    .skip(1)
+                    .position(|a| a.to_str().is_some_and(|a| a == bad || a.starts_with(&format!("{bad}="))));
+                let Some(at) = at else { return Err(e) };
+                argv.remove(at + 1);
+                problems.push(format!("unknown option '{bad}'"));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Cli::command().try_get_matches_from(&argv).map(|m| (argv, m))
+}
+
+/// Logspout's variables, where they mean something here and spout's own are not set.
+fn logspout_env(env: Env, given: &dyn Fn(&str) -> bool, out: &mut Vec<String>) {
+    if !given("http") {
+        let (bind, port) = (env("HTTP_BIND_ADDRESS"), env("PORT"));
+        if bind.is_some() || port.is_some() {
+            let bind = bind.unwrap_or_else(|| "0.0.0.0".to_owned());
+            let port = port.unwrap_or_else(|| "80".to_owned());
+            let addr = if bind.contains(':') { format!("[{bind}]:{port}") } else { format!("{bind}:{port}") };
+            out.extend(["--http".to_owned(), addr]);
+        }
+    }
+    if !given("log_level") && env("RUST_LOG").is_none() && env("DEBUG").is_some_and(|d| !d.is_empty()) {
+        out.extend(["--log-level".to_owned(), "debug".to_owned()]);
+    }
+    if !given("hostname") {
+        if let Some(name) = env("SYSLOG_HOSTNAME").filter(|n| !n.is_empty()) {
+            out.extend(["--hostname".to_owned(), name]);
+        }
+    }
+}
+
+/// The file's options as arguments, for those not `given` already, and its routes.
+fn read_file(path: &Path, given: &dyn Fn(&str) -> bool) -> Result<(Vec<String>, Vec<String>), Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| vec![format!("cannot read it: {e}")])?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| vec![one_line(&e.to_string())])?;
+    let command = Cli::command();
+    let run = command.find_subcommand("run").cloned().unwrap_or(command);
+    let mut args = Vec::new();
+    let mut routes = Vec::new();
+    let mut errors = Vec::new();
+    for (key, value) in &table {
+        if key == "routes" {
+            match strings(value) {
+                Some(list) => routes = list,
+                None => {
+                    errors.push("routes: expected a list of URIs, routes = [\"gelf+tcp://graylog:12201\"]".to_owned())
+                }
+            }
+            continue;
+        }
+        let long = key.replace('_', "-");
+        let arg = run
+            .get_arguments()
+            .find(|a| a.get_long() == Some(long.as_str()) && !matches!(long.as_str(), "config" | "help"));
+        let Some(arg) = arg else {
+            errors.push(format!("unknown key '{key}'"));
+            continue;
+        };
+        if given(key) {
+            continue;
+        }
+        match (arg.get_action(), value) {
+            (ArgAction::SetTrue, toml::Value::Boolean(true)) => args.push(format!("--{long}")),
+            (ArgAction::SetTrue, toml::Value::Boolean(false)) => {}
+            (ArgAction::SetTrue, _) => errors.push(format!("{key}: expected true or false")),
+            (ArgAction::Append, value) => match strings(value) {
+                Some(list) => args.extend(list.into_iter().flat_map(|v| [format!("--{long}"), v])),
+                None => errors.push(format!("{key}: expected a value or a list of values")),
+            },
+            (_, value) => match scalar(value) {
+                Some(v) => args.extend([format!("--{long}"), v]),
+                None => errors.push(format!("{key}: expected one value (a string, number or boolean)")),
+            },
+        }
+    }
+    if errors.is_empty() {
+        Ok((args, routes))
+    } else {
+        Err(errors)
+    }
+}
+
+fn scalar(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(n) => Some(n.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A string, or a list of strings.
+fn strings(value: &toml::Value) -> Option<Vec<String>> {
+    let string = |v: &toml::Value| v.as_str().map(str::to_owned);
+    match value {
+        toml::Value::Array(items) => items.iter().map(string).collect(),
+        other => string(other).map(|v| vec![v]),
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(args: &[&str]) -> Vec<OsString> {
+        std::iter::once("spout").chain(args.iter().copied()).map(OsString::from).collect()
+    }
+
+    fn settings(args: &[&str], env: &[(&str, &str)]) -> Settings {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        match parse(argv(args), &lookup).expect("parses") {
+            Invocation::Run(s) | Invocation::CheckConfig(s) => s,
+            Invocation::Status(_) => panic!("not status"),
+        }
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        std::io::Write::write_all(&mut f, text.as_bytes()).expect("write");
+        f
+    }
+
+    #[test]
+    fn the_file_fills_in_what_the_command_line_leaves() {
+        let f = file("state_dir = \"/srv/spout\"\nbackoff_is_not_an_option = 1\n");
+        let s = settings(&["--config", f.path().to_str().expect("utf-8")], &[]);
+        assert_eq!(s.problems, [format!("--config {}: unknown key 'backoff_is_not_an_option'", f.path().display())]);
+        let f = file("state_dir = \"/srv/spout\"\nbacklog = true\nfield = [\"a=1\", \"b=2\"]\nmax_line_bytes = 65536\nroutes = [\"gelf+tcp://g:1\"]\n");
+        let path = f.path().to_str().expect("utf-8");
+        let s = settings(&["--config", path, "--state-dir", "/cli"], &[]);
+        assert!(s.problems.is_empty(), "{:?}", s.problems);
+        assert_eq!(s.args.state_dir, std::path::PathBuf::from("/cli"), "the command line first");
+        assert!(s.args.backlog);
+        assert_eq!(s.args.field, ["a=1", "b=2"]);
+        assert_eq!(s.args.max_line_bytes, 65536);
+        assert_eq!(s.file_routes, ["gelf+tcp://g:1"]);
+        let s = settings(&["check-config", "--config", path], &[]);
+        assert_eq!(s.args.state_dir, std::path::PathBuf::from("/srv/spout"));
+    }
+
+    #[test]
+    fn wrong_types_and_bad_toml_are_problems_named_by_key() {
+        let f = file("backlog = \"yes\"\nstate_dir = [\"a\", \"b\"]\nroutes = 3\n");
+        let s = settings(&["--config", f.path().to_str().expect("utf-8")], &[]);
+        assert_eq!(s.problems.len(), 3, "{:?}", s.problems);
+        let f = file("state_dir = \n");
+        let s = settings(&["--config", f.path().to_str().expect("utf-8")], &[]);
+        assert_eq!(s.problems.len(), 1);
+        let s = settings(&["--config", "/nonexistent/spout.toml"], &[]);
+        assert!(s.problems[0].contains("cannot read it"));
+    }
+
+    #[test]
+    fn unknown_options_are_problems_among_the_others() {
+        let s = settings(&["--frobnicate", "--state-dir", "/x", "--wat=1"], &[]);
+        assert_eq!(s.problems, ["unknown option '--frobnicate'", "unknown option '--wat'"]);
+        assert_eq!(s.args.state_dir, std::path::PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn logspouts_variables_where_spouts_are_not_set() {
+        let s = settings(&[], &[("PORT", "8080"), ("DEBUG", "1"), ("SYSLOG_HOSTNAME", "node-7")]);
+        assert_eq!(s.args.http, "0.0.0.0:8080");
+        assert_eq!(s.args.log_level.as_deref(), Some("debug"));
+        assert_eq!(s.args.hostname.as_deref(), Some("node-7"));
+        let s = settings(&["--http", "127.0.0.1:9"], &[("PORT", "8080"), ("HTTP_BIND_ADDRESS", "10.0.0.1")]);
+        assert_eq!(s.args.http, "127.0.0.1:9", "spout's own come first");
+        let s = settings(&[], &[("HTTP_BIND_ADDRESS", "10.0.0.1")]);
+        assert_eq!(s.args.http, "10.0.0.1:80");
+    }
+}
