@@ -459,6 +459,20 @@ fn every_bad_routes_request_gets_a_4xx_with_a_json_error() {
         assert!(error["error"].as_str().is_some_and(|e| e.contains(part)), "{method} {path} {body}: {answer}");
     }
     assert_eq!(routes_of(&spout, &[]).len(), 1, "nothing was added");
+
+    // Eight tail clients at most: the ninth is turned away.
+    let tails: Vec<std::net::TcpStream> = (0..8)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            std::io::Write::write_all(&mut s, b"GET /logs HTTP/1.1\r\nHost: spout\r\n\r\n").expect("request");
+            s
+        })
+        .collect();
+    assert!(wait_until(PATIENCE, || value(&scrape(&spout), "spout_tail_clients") == 8.0));
+    let (code, _, body) = support::http(port, "GET", "/logs", &[], "").unwrap_or_default();
+    assert_eq!(code, 429, "{body}");
+    assert!(body.contains("8 clients are tailing already"), "{body}");
+    drop(tails);
 }
 
 #[test]
