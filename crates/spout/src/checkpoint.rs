@@ -91,10 +91,14 @@ impl Progress {
         let mut s = self.lock();
         s.next_seq += 1;
         let seq = s.next_seq;
-        for (route, wanted) in s.wanted.iter_mut().enumerate() {
-            if route >= 64 || rejected_by & (1 << route) == 0 {
+        // The routes that want it: usually one or two bits of 64.
+        let mut wants = !rejected_by;
+        while wants != 0 {
+            let route = wants.trailing_zeros() as usize;
+            if let Some(wanted) = s.wanted.get_mut(route) {
                 *wanted = seq;
             }
+            wants &= wants - 1;
         }
         if s.pending.len() >= MAX_PENDING {
             if let Some(last) = s.pending.back_mut() {

@@ -72,6 +72,7 @@ impl Config {
                     Err(e) => errors.push(format!("--config: {e}")),
                 }
             }
+            check_routes(&file_routes, &mut errors);
         }
         let config = Config::from_cli_and_env(&settings.args, env_routes, env_exclude);
         match config {
@@ -109,14 +110,7 @@ impl Config {
         if routes.is_empty() && errors.is_empty() {
             routes.push(RouteSpec::stdout());
         }
-        for (i, route) in routes.iter().enumerate() {
-            if routes[..i].iter().any(|r| r.uri == route.uri) {
-                errors.push(format!("route {:?} is given twice", route.uri));
-            }
-        }
-        if routes.len() > MAX_ROUTES {
-            errors.push(format!("{} routes given: spout takes at most {MAX_ROUTES}", routes.len()));
-        }
+        check_routes(&routes, &mut errors);
         let docker_host = parse_docker_host(&cli.docker_host).map_err(|e| errors.push(e)).ok();
         let http = match cli.http.as_str() {
             "off" => None,
@@ -191,6 +185,18 @@ pub fn api_token(token: Option<&str>, file: Option<&std::path::Path>) -> Result<
         return Err("the token may not hold spaces or control characters".to_owned());
     }
     Ok(Some(token.to_owned()))
+}
+
+/// Routes given twice, or too many.
+fn check_routes(routes: &[RouteSpec], errors: &mut Vec<String>) {
+    for (i, route) in routes.iter().enumerate() {
+        if routes[..i].iter().any(|r| r.uri == route.uri) {
+            errors.push(format!("route {:?} is given twice", route.uri));
+        }
+    }
+    if routes.len() > MAX_ROUTES {
+        errors.push(format!("{} routes given: spout takes at most {MAX_ROUTES}", routes.len()));
+    }
 }
 
 /// The value of `result`, or `None` with its error, naming `option`, added to `errors`.

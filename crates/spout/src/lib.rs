@@ -160,8 +160,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
             cancel: shutdown.clone(),
         },
     );
-    // The watcher owns the only router handle besides the readers'; once it and its readers are
-    // done, the routes see their queues close and finish what they hold.
+    // Once the watcher and its readers are done, `router.close()` (below) lets the routes see
+    // their queues close and finish what they hold.
     let watcher = tokio::spawn(watcher.run());
     let mut every = tokio::time::interval(config.checkpoint_interval);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -169,8 +169,7 @@ impl Router {
                 continue;
             };
             let mut sent = true;
-            // A batch fits in an empty queue: it is never larger than the smallest queue of the
-            // routes spout started with, and cut to fit one added since.
+            // Cut to fit a route's whole queue, so that every part fits once the queue is empty.
             for part in fit(wanted, q.queue) {
                 sent &= Self::queue(q, part).await;
             }

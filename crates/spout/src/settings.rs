@@ -55,11 +55,20 @@ pub fn parse(argv: Vec<OsString>, env: Env) -> Result<Invocation, clap::Error> {
     };
     let args = run_args(&cli, check);
     let mut fallback: Vec<String> = Vec::new();
+    // By argument id (the field's name: `env_fields` for --env).
     let given = |id: &str| matches!(sub.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable));
     logspout_env(env, &given, &mut fallback);
     let mut file_routes = Vec::new();
     if let Some(path) = &args.config {
-        match read_file(path, &|id: &str| given(id) || mentions(&fallback, id)) {
+        let taken = |id: &str, long: &str| {
+            // The two ways of giving the token are one option; RUST_LOG is --log-level's variable.
+            let token = ["api_token", "api_token_file"];
+            given(id)
+                || mentions(&fallback, long)
+                || (token.contains(&id) && token.iter().any(|t| given(t)))
+                || (id == "log_level" && env("RUST_LOG").is_some())
+        };
+        match read_file(path, &taken) {
             Ok((extra, routes)) => {
                 fallback.extend(extra);
                 file_routes = routes;
@@ -72,7 +81,10 @@ pub fn parse(argv: Vec<OsString>, env: Env) -> Result<Invocation, clap::Error> {
     } else {
         let mut argv = argv;
         argv.extend(fallback.into_iter().map(OsString::from));
-        let (_, matches) = tolerant(argv, &mut Vec::new())?;
+        let mut more = Vec::new();
+        let (_, matches) = tolerant(argv, &mut more)?;
+        let file = args.config.as_ref().map(|c| c.display().to_string()).unwrap_or_default();
+        problems.extend(more.into_iter().map(|p| format!("--config {file}: {p}")));
         let sub = matches.subcommand().map_or_else(|| matches.clone(), |(_, sub)| sub.clone());
         (run_args(&Cli::from_arg_matches(&matches)?, check), sub)
     };
@@ -128,9 +140,9 @@ fn run_args(cli: &Cli, check: bool) -> RunArgs {
     }
 }
 
-/// Whether `args` already set option `id`.
-fn mentions(args: &[String], id: &str) -> bool {
-    args.iter().any(|a| *a == format!("--{}", id.replace('_', "-")))
+/// Whether `args` already set the option named `--long`.
+fn mentions(args: &[String], long: &str) -> bool {
+    args.iter().any(|a| *a == format!("--{long}") || a.starts_with(&format!("--{long}=")))
 }
 
 /// Parses, taking out (and reporting) every unknown option rather than stopping at the first.
@@ -164,24 +176,26 @@ fn logspout_env(env: Env, given: &dyn Fn(&str) -> bool, out: &mut Vec<String>) {
         if bind.is_some() || port.is_some() {
             let bind = bind.unwrap_or_else(|| "0.0.0.0".to_owned());
             let port = port.unwrap_or_else(|| "80".to_owned());
-            let addr = if bind.contains(':') { format!("[{bind}]:{port}") } else { format!("{bind}:{port}") };
-            out.extend(["--http".to_owned(), addr]);
+            let bracketed = bind.contains(':') && !bind.starts_with('[');
+            let addr = if bracketed { format!("[{bind}]:{port}") } else { format!("{bind}:{port}") };
+            out.push(format!("--http={addr}"));
         }
     }
     if !given("log_level") && env("RUST_LOG").is_none() && env("DEBUG").is_some_and(|d| !d.is_empty()) {
-        out.extend(["--log-level".to_owned(), "debug".to_owned()]);
+        out.push("--log-level=debug".to_owned());
     }
     if !given("hostname") {
         if let Some(name) = env("SYSLOG_HOSTNAME").filter(|n| !n.is_empty()) {
-            out.extend(["--hostname".to_owned(), name]);
+            out.push(format!("--hostname={name}"));
         }
     }
 }
 
-/// The file's options as arguments, for those not `given` already, and its routes.
-fn read_file(path: &Path, given: &dyn Fn(&str) -> bool) -> Result<(Vec<String>, Vec<String>), Vec<String>> {
+/// The file's options as arguments, for those not `taken` already (by argument id and long
+/// name), and its routes.
+fn read_file(path: &Path, taken: &dyn Fn(&str, &str) -> bool) -> Result<(Vec<String>, Vec<String>), Vec<String>> {
     let text = std::fs::read_to_string(path).map_err(|e| vec![format!("cannot read it: {e}")])?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| vec![one_line(&e.to_string())])?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| vec![syntax_error(&text, &e)])?;
     let command = Cli::command();
     let run = command.find_subcommand("run").cloned().unwrap_or(command);
     let mut args = Vec::new();
@@ -198,26 +212,27 @@ fn read_file(path: &Path, given: &dyn Fn(&str) -> bool) -> Result<(Vec<String>, 
             continue;
         }
         let long = key.replace('_', "-");
-        let arg = run
-            .get_arguments()
-            .find(|a| a.get_long() == Some(long.as_str()) && !matches!(long.as_str(), "config" | "help"));
+        let arg = run.get_arguments().find(|a| {
+            !key.contains('-') && a.get_long() == Some(long.as_str()) && !matches!(long.as_str(), "config" | "help")
+        });
         let Some(arg) = arg else {
             errors.push(format!("unknown key '{key}'"));
             continue;
         };
-        if given(key) {
+        if taken(arg.get_id().as_str(), &long) {
             continue;
         }
+        // `--long=value`: a value that starts with '-' stays a value.
         match (arg.get_action(), value) {
             (ArgAction::SetTrue, toml::Value::Boolean(true)) => args.push(format!("--{long}")),
             (ArgAction::SetTrue, toml::Value::Boolean(false)) => {}
             (ArgAction::SetTrue, _) => errors.push(format!("{key}: expected true or false")),
             (ArgAction::Append, value) => match strings(value) {
-                Some(list) => args.extend(list.into_iter().flat_map(|v| [format!("--{long}"), v])),
+                Some(list) => args.extend(list.into_iter().map(|v| format!("--{long}={v}"))),
                 None => errors.push(format!("{key}: expected a value or a list of values")),
             },
             (_, value) => match scalar(value) {
-                Some(v) => args.extend([format!("--{long}"), v]),
+                Some(v) => args.push(format!("--{long}={v}")),
                 None => errors.push(format!("{key}: expected one value (a string, number or boolean)")),
             },
         }
@@ -247,8 +262,14 @@ fn strings(value: &toml::Value) -> Option<Vec<String>> {
     }
 }
 
-fn one_line(s: &str) -> String {
-    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+/// Where the file does not read as TOML: the message and the line, never the line's text (it
+/// may hold the token).
+fn syntax_error(text: &str, e: &toml::de::Error) -> String {
+    let line = e.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    match line {
+        Some(line) => format!("line {line}: {}", e.message()),
+        None => e.message().to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -305,6 +326,28 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_the_long_names_with_underscores_and_values_stay_values() {
+        let f = file("state-dir = \"/x\"\nenv = [\"JAVA_OPTS\"]\nmultiline_start = '-{3} BEGIN'\n");
+        let s = settings(&["--config", f.path().to_str().expect("utf-8")], &[]);
+        assert_eq!(s.problems.len(), 1, "{:?}", s.problems);
+        assert!(s.problems[0].ends_with("unknown key 'state-dir'"));
+        let f = file("env = [\"JAVA_OPTS\"]\nmultiline_start = '-{3} BEGIN'\n");
+        let s = settings(&["--config", f.path().to_str().expect("utf-8")], &[]);
+        assert!(s.problems.is_empty(), "{:?}", s.problems);
+        assert_eq!(s.args.env_fields, ["JAVA_OPTS"]);
+        assert_eq!(s.args.multiline_start.as_deref(), Some("-{3} BEGIN"));
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_line_and_never_shows_it() {
+        let f = file("http = \"127.0.0.1:1\"\napi_token = s3cret\n");
+        let s = settings(&["--config", f.path().to_str().expect("utf-8")], &[]);
+        assert_eq!(s.problems.len(), 1);
+        assert!(s.problems[0].contains("line 2"), "{:?}", s.problems);
+        assert!(!s.problems[0].contains("s3cret"), "{:?}", s.problems);
+    }
+
+    #[test]
     fn unknown_options_are_problems_among_the_others() {
         let s = settings(&["--frobnicate", "--state-dir", "/x", "--wat=1"], &[]);
         assert_eq!(s.problems, ["unknown option '--frobnicate'", "unknown option '--wat'"]);
@@ -321,5 +364,10 @@ mod tests {
         assert_eq!(s.args.http, "127.0.0.1:9", "spout's own come first");
         let s = settings(&[], &[("HTTP_BIND_ADDRESS", "10.0.0.1")]);
         assert_eq!(s.args.http, "10.0.0.1:80");
+        let s = settings(&[], &[("HTTP_BIND_ADDRESS", "[::1]"), ("PORT", "81")]);
+        assert_eq!(s.args.http, "[::1]:81");
+        let f = file("log_level = \"warn\"\n");
+        let s = settings(&["--config", f.path().to_str().expect("utf-8")], &[("RUST_LOG", "trace")]);
+        assert_eq!(s.args.log_level, None, "RUST_LOG is --log-level's variable: it beats the file");
     }
 }

@@ -16,7 +16,9 @@ pub async fn require_token(State(state): State<ApiState>, request: Request, next
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
         if !given.is_some_and(|given| same(given.as_bytes(), token.as_bytes())) {
             let mut refused = error(
                 StatusCode::UNAUTHORIZED,

@@ -52,6 +52,12 @@ pub fn render(registry: &Registry) -> String {
     text
 }
 
+/// A label value as the text format needs it (prometheus-client writes them as they are): a
+/// route's URI may hold `"` or `\\`.
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
 fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
     let metric = ConstCounter::new(value);
     metric.encode(e.encode_descriptor(name, help, None, metric.metric_type())?)
@@ -78,10 +84,11 @@ impl MetricSources {
     ) -> fmt::Result {
         let mut family = e.encode_descriptor(name, help, None, metric_type)?;
         for route in self.routes.routes() {
+            let uri = escape(&route.uri);
             for &reason in reasons {
                 let labels: Vec<(&str, &str)> = match reason {
-                    "" => vec![("route", &route.uri)],
-                    reason => vec![("route", &route.uri), ("reason", reason)],
+                    "" => vec![("route", &uri)],
+                    reason => vec![("route", &uri), ("reason", reason)],
                 };
                 let v = value(&route, reason);
                 let series = family.encode_family(&labels)?;
@@ -207,5 +214,16 @@ impl Collector for MetricSources {
             |route, _| count(route.stats.reconnects.get()),
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn label_values_are_escaped_as_the_text_format_wants() {
+        assert_eq!(escape(r#"gelf://h:1?filter.name=a"b\c"#), r#"gelf://h:1?filter.name=a\"b\\c"#);
+        assert_eq!(escape("a\nb"), "a\\nb");
     }
 }

@@ -52,15 +52,15 @@ pub(crate) fn error(code: StatusCode, message: String) -> axum::response::Respon
 
 pub fn router(state: ApiState) -> Router {
     let guarded = Router::new()
-        .route("/containers", get(containers_handler))
+        .route("/containers", get(containers_handler).fallback(method_not_allowed))
         .route("/logs", get(logs::handler).fallback(method_not_allowed))
         .route("/routes", get(routes::list).post(routes::add).fallback(method_not_allowed))
         .route("/routes/{id}", delete(routes::remove).fallback(method_not_allowed))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard_changes))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
-        .route("/health", get(health_handler))
-        .route("/metrics", get(metrics_handler))
+        .route("/health", get(health_handler).fallback(method_not_allowed))
+        .route("/metrics", get(metrics_handler).fallback(method_not_allowed))
         .merge(guarded)
         .fallback(not_found)
         .with_state(state)

@@ -150,12 +150,15 @@ pub struct Watcher {
     sessions: u64,
     catch_up: Option<CatchUp>,
     inspect_slots: Arc<Semaphore>,
+    /// Tells when routes come or go, across connections.
+    route_changes: watch::Receiver<u64>,
 }
 
 impl Watcher {
     pub fn new(config: WatcherConfig, parts: WatcherParts) -> Self {
         let (exits_tx, exits_rx) = mpsc::channel(1024);
         let (answers_tx, answers_rx) = mpsc::channel(ANSWER_QUEUE);
+        let route_changes = parts.router.changes();
         Watcher {
             config,
             parts,
@@ -171,6 +174,7 @@ impl Watcher {
             sessions: 0,
             catch_up: None,
             inspect_slots: Arc::new(Semaphore::new(INSPECTS_AT_ONCE)),
+            route_changes,
         }
     }
 
@@ -236,10 +240,11 @@ impl Watcher {
         self.spawn_events(&session);
         self.spawn_list(&session, true);
         let mut relist = tokio::time::interval_at(tokio::time::Instant::now() + RELIST_EVERY, RELIST_EVERY);
-        let mut route_changes = self.parts.router.changes();
+        // Routes may have changed while there was no connection.
+        self.rejudge();
         loop {
             tokio::select! {
-                Ok(()) = route_changes.changed() => self.rejudge(),
+                Ok(()) = self.route_changes.changed() => self.rejudge(),
                 Some(tagged) = self.answers_rx.recv() => {
                     if tagged.session == session.n {
                         self.answer(&session, tagged.answer)?;

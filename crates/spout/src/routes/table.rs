@@ -154,7 +154,7 @@ impl RouteTable {
     pub fn add(&self, uri: &str) -> Result<Arc<Route>, TableError> {
         let spec: RouteSpec = uri.parse().map_err(|e: super::uri::RouteError| TableError::Bad(e.to_string()))?;
         let route = self.start(&spec, Origin::Api)?;
-        if let Err(e) = self.save() {
+        if let Err(e) = self.save(None) {
             self.stop(&route);
             return Err(e);
         }
@@ -172,8 +172,9 @@ impl RouteTable {
             Origin::Cli => return Err(TableError::NotFromApi(id.to_owned(), "command line")),
             Origin::File => return Err(TableError::NotFromApi(id.to_owned(), "configuration file")),
         }
+        // Saved first: a route that cannot be forgotten on disk is not removed.
+        self.save(Some(&route.id))?;
         self.stop(&route);
-        self.save()?;
         info!(route = %route.uri, id = %route.id, "route removed");
         Ok(())
     }
@@ -210,12 +211,12 @@ impl RouteTable {
         }
     }
 
-    /// Writes the routes added through the API, atomically.
-    fn save(&self) -> Result<(), TableError> {
+    /// Writes the routes added through the API, but `without`, atomically.
+    fn save(&self, without: Option<&str>) -> Result<(), TableError> {
         let saved: Vec<Saved> = self
             .routes()
             .iter()
-            .filter(|r| r.origin == Origin::Api)
+            .filter(|r| r.origin == Origin::Api && Some(r.id.as_str()) != without)
             .map(|r| Saved { id: r.id.clone(), uri: r.uri.to_string() })
             .collect();
         let text = serde_json::to_string_pretty(&saved).map_err(|e| TableError::Save(e.to_string()))?;
