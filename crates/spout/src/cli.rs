@@ -39,7 +39,15 @@ pub struct StatusArgs {
     #[arg(long, env = "SPOUT_HTTP", default_value = "127.0.0.1:8000")]
     pub http: String,
 
-    /// The running spout's API token, if it has one.
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+/// The HTTP API's token: the agent's, or the one a client presents.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// A token the HTTP API's /logs, /containers and /routes require (`Authorization: Bearer
+    /// TOKEN`); /health and /metrics stay open.
     #[arg(long, env = "SPOUT_API_TOKEN", hide_env_values = true, conflicts_with = "api_token_file")]
     pub api_token: Option<String>,
 
@@ -72,14 +80,8 @@ pub struct RunArgs {
     #[arg(long, env = "SPOUT_HTTP", default_value = "127.0.0.1:8000")]
     pub http: String,
 
-    /// A token the HTTP API's /logs, /containers and /routes require (`Authorization: Bearer
-    /// TOKEN`); /health and /metrics stay open.
-    #[arg(long, env = "SPOUT_API_TOKEN", hide_env_values = true, conflicts_with = "api_token_file")]
-    pub api_token: Option<String>,
-
-    /// A file holding the API token (its first line).
-    #[arg(long, value_name = "FILE", env = "SPOUT_API_TOKEN_FILE")]
-    pub api_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub token: TokenArgs,
 
     /// Host name put on every message [default: the Docker daemon's host name].
     #[arg(long, env = "SPOUT_HOSTNAME")]

@@ -119,9 +119,12 @@ impl Config {
                 .map_err(|_| errors.push(format!("--http: '{addr}' is not IP:PORT or off")))
                 .ok(),
         };
-        let api_token =
-            ok(&mut errors, "--api-token", api_token(cli.api_token.as_deref(), cli.api_token_file.as_deref()))
-                .flatten();
+        let api_token = ok(
+            &mut errors,
+            "--api-token",
+            api_token(cli.token.api_token.as_deref(), cli.token.api_token_file.as_deref()),
+        )
+        .flatten();
         let hostname = cli.hostname.clone();
         if hostname.as_deref().is_some_and(|h| h.trim().is_empty()) {
             errors.push("--hostname: must not be empty".to_owned());

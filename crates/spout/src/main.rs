@@ -52,7 +52,7 @@ fn config(settings: &Settings) -> Result<Config, ExitCode> {
 
 /// `spout status`: the running spout's containers as a table.
 fn status(args: &StatusArgs) -> ExitCode {
-    let token = match spout::config::api_token(args.api_token.as_deref(), args.api_token_file.as_deref()) {
+    let token = match spout::config::api_token(args.token.api_token.as_deref(), args.token.api_token_file.as_deref()) {
         Ok(token) => token,
         Err(e) => {
             eprintln!("spout: --api-token: {e}");
