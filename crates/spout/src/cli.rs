@@ -31,6 +31,16 @@ pub enum Command {
     CheckConfig(Box<RunArgs>),
     /// Show what a running spout is doing with each container, from its HTTP API.
     Status(StatusArgs),
+    /// Ask a running spout whether it is healthy (GET /health): exit 0 when it is, 1 otherwise,
+    /// saying why. The image's health check: no shell or curl needed.
+    Health(HealthArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// The running spout's HTTP API address.
+    #[arg(long, env = "SPOUT_HTTP", default_value = "127.0.0.1:8000")]
+    pub http: String,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -36,6 +36,13 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Invocation::Status(args) => status(&args),
+        Invocation::Health(args) => match spout::status::health(&args.http) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(why) => {
+                eprintln!("spout: {why}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -9,13 +9,14 @@ use std::path::Path;
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches};
 
-use crate::cli::{Cli, Command, RunArgs, StatusArgs};
+use crate::cli::{Cli, Command, HealthArgs, RunArgs, StatusArgs};
 
 /// What to do, with the problems found so far (to report with the configuration's own).
 pub enum Invocation {
     Run(Settings),
     CheckConfig(Settings),
     Status(StatusArgs),
+    Health(HealthArgs),
 }
 
 /// The agent's options, merged.
@@ -45,10 +46,8 @@ pub fn parse(argv: Vec<OsString>, env: Env) -> Result<Invocation, clap::Error> {
     let (argv, matches) = tolerant(argv, &mut problems)?;
     let cli = Cli::from_arg_matches(&matches)?;
     let (sub, check) = match (&cli.command, matches.subcommand()) {
-        (Some(Command::Status(_)), _) => {
-            let Some(Command::Status(status)) = cli.command else { unreachable!("matched above") };
-            return Ok(Invocation::Status(status));
-        }
+        (Some(Command::Status(status)), _) => return Ok(Invocation::Status(status.clone())),
+        (Some(Command::Health(health)), _) => return Ok(Invocation::Health(health.clone())),
         (Some(Command::CheckConfig(_)), Some((_, sub))) => (sub.clone(), true),
         (Some(Command::Run(_)), Some((_, sub))) => (sub.clone(), false),
         _ => (matches.clone(), false),
@@ -285,7 +284,7 @@ mod tests {
         let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         match parse(argv(args), &lookup).expect("parses") {
             Invocation::Run(s) | Invocation::CheckConfig(s) => s,
-            Invocation::Status(_) => panic!("not status"),
+            Invocation::Status(_) | Invocation::Health(_) => panic!("not the agent"),
         }
     }
 

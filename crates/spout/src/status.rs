@@ -41,8 +41,28 @@ pub fn fetch(addr: &str, token: Option<&str>) -> Result<Vec<Row>, StatusError> {
     serde_json::from_str(&body).map_err(|source| StatusError::Body { addr: addr.to_owned(), source })
 }
 
+/// Whether the spout listening on `addr` is healthy: `Err` says why not (its report's problems,
+/// or why it could not be asked).
+pub fn health(addr: &str) -> Result<(), String> {
+    let (status, body) =
+        get(addr, "/health", None).map_err(|e| format!("cannot reach spout's HTTP API at {addr}: {e}"))?;
+    if status == 200 {
+        return Ok(());
+    }
+    let problems = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v["problems"].as_array().map(|p| p.iter().filter_map(|p| p.as_str()).collect::<Vec<_>>().join("; "))
+        })
+        .filter(|p| !p.is_empty());
+    Err(match problems {
+        Some(problems) => format!("unhealthy ({status}): {problems}"),
+        None => format!("unhealthy ({status}): {body}"),
+    })
+}
+
 /// A plain HTTP/1.1 GET (the API is on the host, usually on loopback).
-fn get(addr: &str, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
+pub(crate) fn get(addr: &str, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let authorization = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();

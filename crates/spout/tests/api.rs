@@ -519,3 +519,26 @@ fn routes_from_the_configuration_file_run_and_say_where_they_come_from() {
     assert_eq!(code, 409, "{body}");
     assert!(body.contains("configuration file"), "{body}");
 }
+
+#[test]
+fn spout_health_exits_0_while_healthy_and_1_with_the_reason_when_not() {
+    require_docker!();
+    let spout = Spout::start_healthy(&[]);
+    let health = |addr: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_spout"))
+            .args(["health", "--http", &addr])
+            .env_remove("SPOUT_HTTP")
+            .output()
+            .expect("spout health")
+    };
+    assert_eq!(health(format!("127.0.0.1:{}", spout.http_port)).status.code(), Some(0));
+    let nobody = health(format!("127.0.0.1:{}", support::free_port()));
+    assert_eq!(nobody.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("cannot reach spout's HTTP API"));
+    // A spout that cannot reach Docker answers 503, and says why.
+    let lost = Spout::start(&["--docker-host", "tcp://127.0.0.1:1"]);
+    let unhealthy = || health(format!("127.0.0.1:{}", lost.http_port));
+    assert!(wait_until(PATIENCE, || unhealthy().status.code() == Some(1)
+        && String::from_utf8_lossy(&unhealthy().stderr).contains("unhealthy (503)")));
+    assert!(String::from_utf8_lossy(&unhealthy().stderr).contains("not connected to the Docker daemon"));
+}
