@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the spout image on this host, FROM scratch: the release binary and the few shared
-# libraries it links, nothing else. Needs cargo and a Docker daemon; pulls nothing.
+# Builds the spout image on this host, FROM scratch (deploy/runtime.Dockerfile): the release
+# binary without its debug information, the few shared libraries it links, CA certificates and an
+# empty /var/lib/spout. Needs cargo, binutils' strip and a Docker daemon; pulls nothing.
 #   IMAGE=spout:dev deploy/build-image.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,18 +11,19 @@ cargo build --release --locked -p spout
 bin=target/release/spout
 ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
-mkdir -p "$ctx/rootfs"
-cp "$bin" "$ctx/rootfs/spout"
+rootfs="$ctx/rootfs"
+mkdir -p "$rootfs/var/lib/spout" "$rootfs/etc/ssl/certs"
+strip --strip-debug -o "$rootfs/spout" "$bin"
 for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
-    mkdir -p "$ctx/rootfs$(dirname "$lib")"
-    cp -L "$lib" "$ctx/rootfs$lib"
+    mkdir -p "$rootfs$(dirname "$lib")"
+    cp -L "$lib" "$rootfs$lib"
 done
-cat >"$ctx/Dockerfile" <<'DOCKERFILE'
-FROM scratch
-COPY rootfs/ /
-ENV SPOUT_HTTP=0.0.0.0:8000
-EXPOSE 8000
-ENTRYPOINT ["/spout"]
-DOCKERFILE
+if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+    cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/"
+else
+    echo "note: no /etc/ssl/certs/ca-certificates.crt here (Debian's ca-certificates); the image has no CA certificates" >&2
+fi
+cp deploy/runtime.Dockerfile "$ctx/Dockerfile"
 DOCKER_BUILDKIT=0 docker build -q -t "$image" "$ctx" >/dev/null
-echo "built $image"
+size=$(docker image inspect --format '{{.Size}}' "$image")
+echo "built $image: $((size / 1024 / 1024)) MiB ($size bytes)"

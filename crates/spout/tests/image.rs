@@ -1,0 +1,131 @@
+//! The image as deploy/build-image.sh builds it, run against this host's daemon as the ECS task
+//! definition runs it, and the deployment files checked with the real tools.
+
+mod support;
+
+use std::process::Command;
+
+use support::receiver::TcpReceiver;
+use support::{docker, wait_until, Container, PATIENCE};
+
+const IMAGE: &str = "spout-test-image:latest";
+/// The README's figure, and the target.
+const MAX_IMAGE_BYTES: u64 = 20 * 1024 * 1024;
+
+fn build_image() {
+    let out = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/build-image.sh"))
+        .env("IMAGE", IMAGE)
+        .output()
+        .expect("run deploy/build-image.sh");
+    assert!(out.status.success(), "build-image.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout).trim());
+}
+
+/// spout's container, removed when dropped.
+struct Agent(String);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}
+
+#[test]
+fn the_image_is_small_ships_skips_itself_reports_health_keeps_its_state_and_stops_cleanly() {
+    require_docker!();
+    build_image();
+    let size: u64 = docker(&["image", "inspect", "--format", "{{.Size}}", IMAGE]).parse().expect("a size");
+    eprintln!("image size: {size} bytes");
+    assert!(size < MAX_IMAGE_BYTES, "{size} bytes");
+    // Nothing in it but the binary, its libraries, CA certificates and the state directory.
+    let created = docker(&["create", IMAGE]);
+    let files =
+        Command::new("sh").args(["-c", &format!("docker export {created} | tar -t")]).output().expect("docker export");
+    docker(&["rm", &created]);
+    let files = String::from_utf8_lossy(&files.stdout).into_owned();
+    for needed in ["spout", "etc/ssl/certs/ca-certificates.crt", "var/lib/spout/"] {
+        assert!(files.lines().any(|f| f == needed), "{needed} missing from:\n{files}");
+    }
+    let unexpected: Vec<&str> = files
+        .lines()
+        .filter(|f| {
+            !f.ends_with('/')
+                && !f.contains(".so")
+                && !f.starts_with("etc/")
+                && !f.starts_with("proc")
+                && !f.starts_with("dev")
+                && !f.starts_with("sys")
+                && *f != "spout"
+                && *f != ".dockerenv"
+        })
+        .collect();
+    assert!(unexpected.is_empty(), "unexpected files: {unexpected:?}");
+
+    let r = TcpReceiver::start();
+    let state = tempfile::tempdir().expect("state dir");
+    let http = format!("127.0.0.1:{}", support::free_port());
+    let name = support::unique_name();
+    let agent = Agent(name.clone());
+    let volume = format!("{}:/var/lib/spout", state.path().display());
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "host",
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock:ro",
+        "-v",
+        &volume,
+        "-e",
+        &format!("SPOUT_HTTP={http}"),
+        "--stop-timeout",
+        "30",
+        IMAGE,
+        &r.route(),
+    ]);
+    // The task definition's health check, as ECS runs it: inside the container.
+    let healthy =
+        || Command::new("docker").args(["exec", &name, "/spout", "health"]).output().is_ok_and(|o| o.status.success());
+    assert!(wait_until(PATIENCE, healthy), "{}", docker(&["logs", &name]));
+    let c = Container::run(&[], "echo from-a-container");
+    c.wait();
+    assert_eq!(r.inbox.wait_lines(&c.id, 1), ["from-a-container"]);
+    let own_id = docker(&["inspect", "--format", "{{.Id}}", &name]);
+    assert_eq!(r.inbox.count_of(&own_id), 0, "spout skips itself");
+    docker(&["stop", &name]);
+    assert_eq!(docker(&["inspect", "--format", "{{.State.ExitCode}}", &name]), "0", "{}", docker(&["logs", &name]));
+    let checkpoint = state.path().join("checkpoints").join(&c.id);
+    assert!(checkpoint.exists(), "the checkpoints are on the mounted state directory");
+    drop(agent);
+}
+
+#[test]
+fn the_root_dockerfile_ends_with_the_runtime_image_build_image_sh_builds() {
+    let root = include_str!("../../../Dockerfile");
+    let runtime = include_str!("../../../deploy/runtime.Dockerfile");
+    let instructions = |text: &str| -> Vec<String> {
+        let lines: Vec<String> =
+            text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).map(str::to_owned).collect();
+        let from = lines.iter().rposition(|l| l.starts_with("FROM scratch")).expect("a FROM scratch stage");
+        lines[from..].iter().filter(|l| !l.starts_with("COPY")).cloned().collect()
+    };
+    assert_eq!(instructions(root), instructions(runtime));
+}
+
+#[test]
+fn the_ecs_files_pass_botocore_and_cfn_lint_and_agree_with_the_readme() {
+    let out = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/check.py"))
+        .output()
+        .expect("run deploy/check.py");
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.code() == Some(2) && std::env::var("SPOUT_REQUIRE_DOCKER").as_deref() != Ok("1") {
+        eprintln!("\n*** SKIPPED: {report} ***\n");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    eprintln!("{report}");
+}

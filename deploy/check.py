@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Checks deploy/ with the real tools, and against the README.
+
+- deploy/ecs/task-definition.json and service.json against the ECS API model that ships with
+  botocore (RegisterTaskDefinition and CreateService inputs), with botocore's own validator;
+- deploy/ecs/cloudformation.yaml with cfn-lint;
+- that the image, the health check, the environment and the limits agree across the files and
+  with the README.
+
+Exits 0 when everything holds, 1 listing every problem, 2 when botocore or cfn-lint is missing.
+"""
+import json
+import pathlib
+import re
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+ECS = ROOT / "deploy" / "ecs"
+
+try:
+    import botocore.session
+    import botocore.validate
+    import yaml  # shipped with cfn-lint
+except ImportError as e:
+    print(f"missing: {e.name} (pip install botocore cfn-lint)", file=sys.stderr)
+    sys.exit(2)
+
+problems = []
+
+
+def validate(operation, params):
+    model = botocore.session.get_session().get_service_model("ecs")
+    shape = model.operation_model(operation).input_shape
+    report = botocore.validate.ParamValidator().validate(params, shape)
+    if report.has_errors():
+        problems.append(f"{operation}: {report.generate_report()}")
+
+
+task = json.loads((ECS / "task-definition.json").read_text())
+service = json.loads((ECS / "service.json").read_text())
+validate("RegisterTaskDefinition", task)
+validate("CreateService", service)
+
+lint = subprocess.run(["cfn-lint", str(ECS / "cloudformation.yaml")], capture_output=True, text=True)
+if lint.returncode != 0:
+    problems.append(f"cfn-lint: {lint.stdout}{lint.stderr}")
+
+
+class Loader(yaml.SafeLoader):
+    pass
+
+
+def tagged(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        return {suffix: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {suffix: loader.construct_sequence(node, deep=True)}
+    return {suffix: loader.construct_mapping(node, deep=True)}
+
+
+Loader.add_multi_constructor("!", tagged)
+template = yaml.load((ECS / "cloudformation.yaml").read_text(), Loader=Loader)
+cfn = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+container = task["containerDefinitions"][0]
+readme = (ROOT / "README.md").read_text()
+
+
+def agree(what, a, b):
+    if a != b:
+        problems.append(f"{what} differs: {a!r} != {b!r}")
+
+
+# The same container in both files.
+agree("health check", container["healthCheck"]["command"], cfn["HealthCheck"]["Command"])
+for key in ["interval", "timeout", "retries", "startPeriod"]:
+    agree(f"healthCheck.{key}", container["healthCheck"][key], cfn["HealthCheck"][key[0].upper() + key[1:]])
+for key in ["memoryReservation", "memory", "stopTimeout"]:
+    agree(key, container[key], cfn[key[0].upper() + key[1:]])
+names = lambda env: {e["name"] if "name" in e else e["Name"] for e in env if isinstance(e, dict) and ("name" in e or "Name" in e)}
+agree("environment", names(container["environment"]), names(cfn["Environment"]) - {"SPOUT_NAME_PATTERN"})
+mounts = {(m["containerPath"], m["readOnly"]) for m in container["mountPoints"]}
+agree("mount points", mounts, {(m["ContainerPath"], m["ReadOnly"]) for m in cfn["MountPoints"]})
+if ("/var/run/docker.sock", True) not in mounts:
+    problems.append("the Docker socket must be mounted read-only")
+if ("/var/lib/spout", False) not in mounts:
+    problems.append("the state directory /var/lib/spout must be a writable host volume")
+agree("scheduling", service["schedulingStrategy"], template["Resources"]["Service"]["Properties"]["SchedulingStrategy"])
+if service["schedulingStrategy"] != "DAEMON":
+    problems.append("the service must be a DAEMON service")
+
+# The grace period fits in the stop timeout.
+env = {e["name"]: e["value"] for e in container["environment"]}
+grace = int(env.get("SPOUT_SHUTDOWN_GRACE", "10s").rstrip("s"))
+if container["stopTimeout"] <= grace:
+    problems.append(f"stopTimeout {container['stopTimeout']} s must exceed SPOUT_SHUTDOWN_GRACE {grace} s")
+
+# The hard limit holds the README's memory bound for this configuration (one route, its queue,
+# its line cap) with 50 containers.
+queue = int(re.search(r"queue=(\d+)", env["ROUTE_URIS"]).group(1))
+line = int(env["SPOUT_MAX_LINE_BYTES"])
+bound_mib = 40 + ((queue + 1) * (line + 1024) + 256 * 1024) / 2**20 + 50 * (3 * line + 384 * 1024) / 2**20
+if container["memory"] < bound_mib:
+    problems.append(f"memory {container['memory']} MiB is below the README's bound {bound_mib:.0f} MiB")
+
+# The README says the same.
+for needle in ["/spout health", "ROUTE_URIS", "SPOUT_MAX_LINE_BYTES", "SPOUT_SHUTDOWN_GRACE", "DAEMON",
+               "deploy/ecs/cloudformation.yaml", "deploy/ecs/task-definition.json", "deploy/ecs/service.json",
+               "deploy/logstash/spout.conf", f"\"memory\": {container['memory']}", f"stopTimeout {container['stopTimeout']}"]:
+    if needle not in readme:
+        problems.append(f"the README does not mention {needle!r}")
+
+for p in problems:
+    print(p, file=sys.stderr)
+print(f"deploy/: {'ok' if not problems else f'{len(problems)} problems'} "
+      f"(memory bound {bound_mib:.0f} MiB for queue={queue}, {line}-byte lines, 50 containers)")
+sys.exit(1 if problems else 0)
