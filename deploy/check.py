@@ -104,7 +104,7 @@ if container["memory"] < bound_mib:
     problems.append(f"memory {container['memory']} MiB is below the README's bound {bound_mib:.0f} MiB")
 
 # The README says the same.
-for needle in ["/spout health", "ROUTE_URIS", "SPOUT_MAX_LINE_BYTES", "SPOUT_SHUTDOWN_GRACE", "DAEMON",
+for needle in [container["image"], "/spout health", "ROUTE_URIS", "SPOUT_MAX_LINE_BYTES", "SPOUT_SHUTDOWN_GRACE", "DAEMON",
                "deploy/ecs/cloudformation.yaml", "deploy/ecs/task-definition.json", "deploy/ecs/service.json",
                "deploy/logstash/spout.conf", f"\"memory\": {container['memory']}", f"stopTimeout {container['stopTimeout']}"]:
     if needle not in readme:

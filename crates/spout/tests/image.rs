@@ -12,7 +12,13 @@ const IMAGE: &str = "spout-test-image:latest";
 /// The README's figure, and the target.
 const MAX_IMAGE_BYTES: u64 = 20 * 1024 * 1024;
 
+/// Builds the image once for the tests that need it.
 fn build_image() {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build);
+}
+
+fn build() {
     let out = Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/build-image.sh"))
         .env("IMAGE", IMAGE)
@@ -128,4 +134,31 @@ fn the_ecs_files_pass_botocore_and_cfn_lint_and_agree_with_the_readme() {
     }
     assert_eq!(out.status.code(), Some(0), "{report}");
     eprintln!("{report}");
+}
+
+#[test]
+fn the_readmes_quick_start_runs_and_health_answers_from_the_host() {
+    require_docker!();
+    build_image();
+    let readme = include_str!("../../../README.md");
+    let line = readme.lines().find(|l| l.starts_with("deploy/build-image.sh && docker run")).expect("the quick start");
+    let run = line.split_once("&& ").expect("two commands").1;
+    // Made this test's own: its name, a free port, a state directory of its own, the test image.
+    let (name, port, state) = (support::unique_name(), support::free_port(), tempfile::tempdir().expect("dir"));
+    let run = run
+        .replace("--name spout", &format!("--name {name}"))
+        .replace("127.0.0.1:8000:8000", &format!("127.0.0.1:{port}:8000"))
+        .replace("-v /var/lib/spout:/var/lib/spout", &format!("-v {}:/var/lib/spout", state.path().display()))
+        .replace("spout:latest", IMAGE);
+    assert!(
+        run.contains(&name) && run.contains(&port.to_string()) && run.contains(IMAGE),
+        "the command changed: {run}"
+    );
+    let _agent = Agent(name.clone());
+    let out = Command::new("sh").args(["-c", &run]).output().expect("docker run");
+    assert!(out.status.success(), "{run}: {}", String::from_utf8_lossy(&out.stderr));
+    let healthy = || support::http_get(port, "/health").is_some_and(|(code, _)| code == 200);
+    assert!(wait_until(PATIENCE, healthy), "{}", docker(&["logs", &name]));
+    let status = Command::new("docker").args(["exec", &name, "/spout", "status"]).output().expect("docker exec");
+    assert!(status.status.success() && String::from_utf8_lossy(&status.stdout).starts_with("NAME"), "{status:?}");
 }
