@@ -18,6 +18,11 @@ for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
     mkdir -p "$rootfs$(dirname "$lib")"
     cp -L "$lib" "$rootfs$lib"
 done
+# Before glibc 2.34, name lookups load NSS modules at run time, which ldd does not list.
+libc_dir="$(dirname "$(ldd "$bin" | grep -o '/[^ ]*libc\.so[^ ]*' | head -1)")"
+for nss in "$libc_dir"/libnss_files.so.2 "$libc_dir"/libnss_dns.so.2; do
+    if [ -f "$nss" ]; then cp -L "$nss" "$rootfs$nss"; fi
+done
 if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
     cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/"
 else

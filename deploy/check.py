@@ -21,6 +21,7 @@ ECS = ROOT / "deploy" / "ecs"
 try:
     import botocore.session
     import botocore.validate
+    import cfnlint.runner  # noqa: F401 (run below)
     import yaml  # shipped with cfn-lint
 except ImportError as e:
     print(f"missing: {e.name} (pip install botocore cfn-lint)", file=sys.stderr)
@@ -42,7 +43,12 @@ service = json.loads((ECS / "service.json").read_text())
 validate("RegisterTaskDefinition", task)
 validate("CreateService", service)
 
-lint = subprocess.run(["cfn-lint", str(ECS / "cloudformation.yaml")], capture_output=True, text=True)
+# cfn-lint's own entry point, from this Python (its script need not be on PATH).
+lint = subprocess.run(
+    [sys.executable, "-c", "import sys, cfnlint.runner; sys.exit(cfnlint.runner.main())", str(ECS / "cloudformation.yaml")],
+    capture_output=True,
+    text=True,
+)
 if lint.returncode != 0:
     problems.append(f"cfn-lint: {lint.stdout}{lint.stderr}")
 
@@ -75,10 +81,35 @@ def agree(what, a, b):
 agree("health check", container["healthCheck"]["command"], cfn["HealthCheck"]["Command"])
 for key in ["interval", "timeout", "retries", "startPeriod"]:
     agree(f"healthCheck.{key}", container["healthCheck"][key], cfn["HealthCheck"][key[0].upper() + key[1:]])
-for key in ["memoryReservation", "memory", "stopTimeout"]:
+for key in ["memoryReservation", "stopTimeout"]:
     agree(key, container[key], cfn[key[0].upper() + key[1:]])
-names = lambda env: {e["name"] if "name" in e else e["Name"] for e in env if isinstance(e, dict) and ("name" in e or "Name" in e)}
-agree("environment", names(container["environment"]), names(cfn["Environment"]) - {"SPOUT_NAME_PATTERN"})
+parameters = template["Parameters"]
+agree("memory", container["memory"], parameters["MemoryLimit"]["Default"])
+
+
+def variables(env):
+    out = {}
+    for e in env:
+        name, value = e.get("name", e.get("Name")), e.get("value", e.get("Value"))
+        if name is None:
+            continue  # the template's optional SPOUT_NAME_PATTERN
+        if isinstance(value, dict) and value.get("Ref") == "RouteUris":
+            value = parameters["RouteUris"]["Default"]
+        out[name] = str(value)
+    return out
+
+
+env = variables(container["environment"])
+agree("environment", env, variables(cfn["Environment"]))
+host, _, port = env.get("SPOUT_HTTP", "0.0.0.0:8000").rpartition(":")
+if host not in ("127.0.0.1", "[::1]"):
+    problems.append(f"SPOUT_HTTP {env.get('SPOUT_HTTP')!r} must stay on the container's loopback (other containers could read /logs)")
+agree("log options", container["logConfiguration"]["options"].get("mode"), cfn["LogConfiguration"]["Options"].get("mode"))
+if container["logConfiguration"]["options"].get("mode") != "non-blocking":
+    problems.append("spout's own awslogs must be non-blocking, or a CloudWatch outage stalls it")
+runtime = (ROOT / "deploy" / "runtime.Dockerfile").read_text()
+health = re.search(r'HEALTHCHECK .*CMD (\[.*\])', runtime)
+agree("the image's HEALTHCHECK", json.loads(health.group(1)) if health else None, container["healthCheck"]["command"][1:])
 mounts = {(m["containerPath"], m["readOnly"]) for m in container["mountPoints"]}
 agree("mount points", mounts, {(m["ContainerPath"], m["ReadOnly"]) for m in cfn["MountPoints"]})
 if ("/var/run/docker.sock", True) not in mounts:
@@ -90,8 +121,14 @@ if service["schedulingStrategy"] != "DAEMON":
     problems.append("the service must be a DAEMON service")
 
 # The grace period fits in the stop timeout.
-env = {e["name"]: e["value"] for e in container["environment"]}
-grace = int(env.get("SPOUT_SHUTDOWN_GRACE", "10s").rstrip("s"))
+
+
+def seconds(duration):
+    number, unit = re.fullmatch(r"(\d+)(ms|s|m)", duration).groups()
+    return int(number) / {"ms": 1000, "s": 1, "m": 1 / 60}[unit]
+
+
+grace = seconds(env.get("SPOUT_SHUTDOWN_GRACE", "10s"))
 if container["stopTimeout"] <= grace:
     problems.append(f"stopTimeout {container['stopTimeout']} s must exceed SPOUT_SHUTDOWN_GRACE {grace} s")
 

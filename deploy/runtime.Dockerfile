@@ -1,5 +1,5 @@
 # spout's runtime image: nothing but the binary, the shared libraries it links, CA certificates
-# (for TLS routes) and an empty state directory. deploy/build-image.sh builds it from the local
+# (for TLS routes to come) and an empty state directory. deploy/build-image.sh builds it from the local
 # build; the Dockerfile at the root ends with the same lines.
 FROM scratch
 COPY rootfs/ /

@@ -63,8 +63,8 @@ pub fn health(addr: &str) -> Result<(), String> {
 
 /// A plain HTTP/1.1 GET (the API is on the host, usually on loopback).
 pub(crate) fn get(addr: &str, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut stream = TcpStream::connect_timeout(&reachable(addr)?, TIMEOUT)?;
+    stream.set_read_timeout(Some(TIMEOUT))?;
     let authorization = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}Connection: close\r\n\r\n")?;
     let mut response = Vec::new();
@@ -75,6 +75,28 @@ pub(crate) fn get(addr: &str, path: &str, token: Option<&str>) -> std::io::Resul
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
     let chunked = head.lines().any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
     Ok((status, if chunked { dechunk(body) } else { body.to_owned() }))
+}
+
+/// How long asking may take: less than the image's health-check timeout (5 s), so that a hung
+/// API is reported by spout, with its reason, not by the timeout.
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The address to connect to for an API listening on `addr`: one listening on every address
+/// (`0.0.0.0:8000`, as in the image) is asked on loopback.
+fn reachable(addr: &str) -> std::io::Result<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, ToSocketAddrs};
+    if addr == "off" {
+        let off = "the HTTP API is off (--http off): there is nothing to ask";
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, off));
+    }
+    let mut found = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("'{addr}' has no address")))?;
+    if found.ip().is_unspecified() {
+        found.set_ip(if found.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() });
+    }
+    Ok(found)
 }
 
 fn dechunk(mut body: &str) -> String {
@@ -165,6 +187,14 @@ mod tests {
         assert!(lines[3].contains(" all "), "{t}");
         let column = |l: &str| l.find("LAST READ").or_else(|| l.find("2026"));
         assert!(lines.iter().all(|l| column(l) == column(lines[0])), "aligned:\n{t}");
+    }
+
+    #[test]
+    fn an_api_on_every_address_is_asked_on_loopback() {
+        assert_eq!(reachable("0.0.0.0:8000").expect("valid").to_string(), "127.0.0.1:8000");
+        assert_eq!(reachable("[::]:8000").expect("valid").to_string(), "[::1]:8000");
+        assert_eq!(reachable("10.0.0.7:80").expect("valid").to_string(), "10.0.0.7:80");
+        assert!(reachable("off").expect_err("off").to_string().contains("--http off"));
     }
 
     #[test]

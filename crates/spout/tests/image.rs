@@ -68,37 +68,56 @@ fn the_image_is_small_ships_skips_itself_reports_health_keeps_its_state_and_stop
         .collect();
     assert!(unexpected.is_empty(), "unexpected files: {unexpected:?}");
 
-    let r = TcpReceiver::start();
+    // As the ECS task definition runs it: its environment (ROUTE_URIS pointed at a receiver on
+    // this host, reached by name), a bridge network, the socket read-only, a state directory from
+    // the host, and the image's own health check (every second, to be quick).
+    let port = support::free_port();
+    let r = TcpReceiver::start_at("0.0.0.0", port, support::receiver::Inbox::default());
+    let task: serde_json::Value =
+        serde_json::from_str(include_str!("../../../deploy/ecs/task-definition.json")).expect("task definition");
+    let container = &task["containerDefinitions"][0];
+    let mut env: Vec<String> = container["environment"]
+        .as_array()
+        .expect("environment")
+        .iter()
+        .map(|e| format!("{}={}", e["name"].as_str().unwrap_or(""), e["value"].as_str().unwrap_or("")))
+        .filter(|e| !e.starts_with("ROUTE_URIS="))
+        .collect();
+    env.push(format!("ROUTE_URIS=gelf+tcp://spout-test-receiver:{port}"));
     let state = tempfile::tempdir().expect("state dir");
-    let http = format!("127.0.0.1:{}", support::free_port());
     let name = support::unique_name();
     let agent = Agent(name.clone());
     let volume = format!("{}:/var/lib/spout", state.path().display());
-    docker(&[
+    let stop_timeout = container["stopTimeout"].to_string();
+    let mut args: Vec<&str> = vec![
         "run",
         "-d",
         "--name",
         &name,
-        "--network",
-        "host",
+        "--add-host",
+        "spout-test-receiver:host-gateway",
         "-v",
         "/var/run/docker.sock:/var/run/docker.sock:ro",
         "-v",
         &volume,
-        "-e",
-        &format!("SPOUT_HTTP={http}"),
         "--stop-timeout",
-        "30",
-        IMAGE,
-        &r.route(),
-    ]);
-    // The task definition's health check, as ECS runs it: inside the container.
-    let healthy =
-        || Command::new("docker").args(["exec", &name, "/spout", "health"]).output().is_ok_and(|o| o.status.success());
-    assert!(wait_until(PATIENCE, healthy), "{}", docker(&["logs", &name]));
+        &stop_timeout,
+        "--health-interval",
+        "1s",
+    ];
+    for e in &env {
+        args.extend(["-e", e]);
+    }
+    args.push(IMAGE);
+    docker(&args);
+    let status = || docker(&["inspect", "--format", "{{.State.Health.Status}}", &name]);
+    assert!(wait_until(PATIENCE, || status() == "healthy"), "{}: {}", status(), docker(&["logs", &name]));
+    // The task definition's health check, as ECS runs it: in the container, in its environment.
+    let health = Command::new("docker").args(["exec", &name, "/spout", "health"]).output().expect("docker exec");
+    assert!(health.status.success(), "{health:?}");
     let c = Container::run(&[], "echo from-a-container");
     c.wait();
-    assert_eq!(r.inbox.wait_lines(&c.id, 1), ["from-a-container"]);
+    assert_eq!(r.inbox.wait_lines(&c.id, 1), ["from-a-container"], "{}", docker(&["logs", &name]));
     let own_id = docker(&["inspect", "--format", "{{.Id}}", &name]);
     assert_eq!(r.inbox.count_of(&own_id), 0, "spout skips itself");
     docker(&["stop", &name]);
