@@ -62,7 +62,7 @@ pub fn health(addr: &str) -> Result<(), String> {
 }
 
 /// A plain HTTP/1.1 GET (the API is on the host, usually on loopback).
-pub(crate) fn get(addr: &str, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
+fn get(addr: &str, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&reachable(addr)?, TIMEOUT)?;
     stream.set_read_timeout(Some(TIMEOUT))?;
     let authorization = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
