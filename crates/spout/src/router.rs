@@ -1,7 +1,7 @@
-//! Fan-out from the readers to every route's bounded queue, applying each route's policy for a
-//! full queue. Readers call it directly, and every reader feeds every route: a blocking route
-//! whose queue is full (its destination down, or not acknowledging) stops every reader, so
-//! nothing is read that cannot be queued, and the other routes wait too until it has room. A
+//! Fan-out from the readers to the bounded queue of every route that wants a batch, applying
+//! each route's policy for a full queue. Readers call it directly: a blocking route whose queue
+//! is full (its destination down, or not acknowledging) stops every reader it takes lines from,
+//! so nothing is read that cannot be queued, and the other routes wait too until it has room. A
 //! route that should never hold up the rest is given `when_full=drop`.
 //!
 //! A route's filter decides per container (and stream) ahead of time; the messages it rejects
