@@ -18,6 +18,7 @@ use tracing::warn;
 
 use crate::fnv::fnv1a;
 use crate::position::Position;
+use crate::router::route_bit;
 
 /// Positions kept per container for messages not yet accepted everywhere (32 bytes each). Past
 /// this, the newest entry stands for a range of messages: the checkpoint advances in coarser
@@ -64,7 +65,7 @@ impl Progress {
         let inner = Shipped { wanted: vec![0; routes], ..Shipped::default() };
         let accepted = (0..routes)
             .map(|slot| {
-                let gone = slot < 64 && retired & (1 << slot) != 0;
+                let gone = retired & route_bit(slot) != 0;
                 AtomicU64::new(if gone { u64::MAX } else { 0 })
             })
             .collect();
@@ -180,9 +181,11 @@ impl Shipped {
     /// has settled, so a route that rejects this one has accepted everything it was given
     /// before it.
     fn everywhere(&self, p: &Pending, accepted: &[u64]) -> bool {
-        accepted.iter().zip(&self.wanted).enumerate().all(|(route, (&a, &wanted))| {
-            a >= p.seq || a >= wanted || (route < 64 && p.rejected_by & (1 << route) != 0)
-        })
+        accepted
+            .iter()
+            .zip(&self.wanted)
+            .enumerate()
+            .all(|(route, (&a, &wanted))| a >= p.seq || a >= wanted || p.rejected_by & route_bit(route) != 0)
     }
 }
 

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::checkpoint::Progress;
 use crate::message::{Container, Stream};
+use crate::router::route_bit;
 use crate::stats::Counter;
 use crate::timestamp::format_rfc3339_ns;
 
@@ -156,7 +157,7 @@ fn one(id: String, t: &Tracked, route_names: &[(usize, Arc<str>)]) -> ContainerR
         let rejected_everywhere = meta.rejected_by(Stream::Stdout) & meta.rejected_by(Stream::Stderr);
         let routes = route_names
             .iter()
-            .filter(|(n, _)| *n >= 64 || rejected_everywhere & (1 << n) == 0)
+            .filter(|(n, _)| rejected_everywhere & route_bit(*n) == 0)
             .map(|(_, name)| name.to_string())
             .collect();
         let last_read = t.last_read_ns.load(Ordering::Relaxed);

@@ -32,6 +32,11 @@ pub const SHIP_MAX: usize = 256;
 /// Routes at most in one run of spout: a container's route decisions are a bit per route.
 pub const MAX_ROUTES: usize = 64;
 
+/// The bit that names route `route` in the masks of route decisions; none past [`MAX_ROUTES`].
+pub fn route_bit(route: usize) -> u64 {
+    u32::try_from(route).ok().and_then(|r| 1u64.checked_shl(r)).unwrap_or(0)
+}
+
 /// The sending side of one route.
 #[derive(Debug, Clone)]
 pub struct RouteQueue {
@@ -113,7 +118,7 @@ impl Router {
 
     /// Route `index` is gone: no message goes to it any more, and its slot is never used again.
     pub fn remove(&self, index: usize) {
-        self.shared.retired.fetch_or(1u64.checked_shl(index as u32).unwrap_or(0), Ordering::AcqRel);
+        self.shared.retired.fetch_or(route_bit(index), Ordering::AcqRel);
         self.change(|queues| queues.retain(|q| q.index != index));
     }
 
@@ -138,7 +143,7 @@ impl Router {
     pub fn rejected_by(&self, c: &Container) -> [u64; 2] {
         let mut rejected = [u64::MAX; 2];
         for q in self.queues().iter() {
-            let bit = 1u64.checked_shl(q.index as u32).unwrap_or(0);
+            let bit = route_bit(q.index);
             for (stream, wanted) in q.filter.wants_container(c).into_iter().enumerate() {
                 if wanted {
                     rejected[stream] &= !bit;
@@ -233,7 +238,7 @@ fn fit(batch: Messages, max: usize) -> Vec<Messages> {
 /// The messages of `batch` that route `q` wants, if any: the whole batch, shared, when it
 /// wants them all (a batch is one container's, so it usually wants all or none).
 fn wanted_by(batch: &Messages, q: &RouteQueue) -> Option<Messages> {
-    let bit = 1u64.checked_shl(q.index as u32).unwrap_or(0);
+    let bit = route_bit(q.index);
     let wants = |m: &Message| m.container.rejected_by(m.stream) & bit == 0;
     let wanted = batch.iter().filter(|m| wants(m)).count();
     let rejected = (batch.len() - wanted) as u64;
