@@ -143,38 +143,36 @@ impl Board {
 }
 
 fn one(id: String, t: &Tracked, route_names: &[(usize, Arc<str>)]) -> ContainerReport {
-    {
-        let meta = Arc::clone(&t.meta.borrow());
-        let ended = t.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        let (state, reason) = match ended {
-            Some(Ended::Stopped) => ("stopped", None),
-            Some(Ended::LeftAlone(why)) => ("left_alone", Some(why)),
-            None if t.waiting.load(Ordering::Relaxed) => ("waiting_for_route", None),
-            None if t.progress.oldest_unaccepted_ns().is_none() => ("caught_up", None),
-            None => ("reading", None),
-        };
-        let (checkpoint, accepted_ns) = t.progress.settled();
-        let rejected_everywhere = meta.rejected_by(Stream::Stdout) & meta.rejected_by(Stream::Stderr);
-        let routes = route_names
-            .iter()
-            .filter(|(n, _)| rejected_everywhere & route_bit(*n) == 0)
-            .map(|(_, name)| name.to_string())
-            .collect();
-        let last_read = t.last_read_ns.load(Ordering::Relaxed);
-        ContainerReport {
-            name: if meta.name.is_empty() { id.clone() } else { meta.name.clone() },
-            id,
-            image: meta.image_name.clone(),
-            state,
-            reason,
-            lines_shipped: t.lines.get(),
-            bytes_shipped: t.bytes.get(),
-            last_read: (last_read != i64::MIN).then(|| format_rfc3339_ns(last_read)),
-            last_accepted: accepted_ns.map(format_rfc3339_ns),
-            checkpoint: checkpoint
-                .filter(|p| p.ts_ns != i64::MIN)
-                .map(|p| CheckpointReport { time: format_rfc3339_ns(p.ts_ns), count: p.count }),
-            routes,
-        }
+    let meta = Arc::clone(&t.meta.borrow());
+    let ended = t.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let (state, reason) = match ended {
+        Some(Ended::Stopped) => ("stopped", None),
+        Some(Ended::LeftAlone(why)) => ("left_alone", Some(why)),
+        None if t.waiting.load(Ordering::Relaxed) => ("waiting_for_route", None),
+        None if t.progress.oldest_unaccepted_ns().is_none() => ("caught_up", None),
+        None => ("reading", None),
+    };
+    let (checkpoint, accepted_ns) = t.progress.settled();
+    let rejected_everywhere = meta.rejected_by(Stream::Stdout) & meta.rejected_by(Stream::Stderr);
+    let routes = route_names
+        .iter()
+        .filter(|(n, _)| rejected_everywhere & route_bit(*n) == 0)
+        .map(|(_, name)| name.to_string())
+        .collect();
+    let last_read = t.last_read_ns.load(Ordering::Relaxed);
+    ContainerReport {
+        name: if meta.name.is_empty() { id.clone() } else { meta.name.clone() },
+        id,
+        image: meta.image_name.clone(),
+        state,
+        reason,
+        lines_shipped: t.lines.get(),
+        bytes_shipped: t.bytes.get(),
+        last_read: (last_read != i64::MIN).then(|| format_rfc3339_ns(last_read)),
+        last_accepted: accepted_ns.map(format_rfc3339_ns),
+        checkpoint: checkpoint
+            .filter(|p| p.ts_ns != i64::MIN)
+            .map(|p| CheckpointReport { time: format_rfc3339_ns(p.ts_ns), count: p.count }),
+        routes,
     }
 }

@@ -189,40 +189,37 @@ impl Router {
 
     /// Queues `batch` on `q`, waiting or dropping as it says; false when the route is gone.
     async fn queue(q: &RouteQueue, batch: Messages) -> bool {
-        {
-            let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
-            let sent = match q.when_full {
-                WhenFull::Block => match q.room.acquire_many(n).await {
-                    Ok(permits) => {
-                        permits.forget();
-                        q.tx.send(batch).await.is_ok()
+        let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+        match q.when_full {
+            WhenFull::Block => match q.room.acquire_many(n).await {
+                Ok(permits) => {
+                    permits.forget();
+                    q.tx.send(batch).await.is_ok()
+                }
+                Err(_) => false,
+            },
+            WhenFull::Drop => match q.room.try_acquire_many(n) {
+                Ok(permits) => {
+                    permits.forget();
+                    q.tx.try_send(batch).is_ok()
+                }
+                Err(TryAcquireError::Closed) => false,
+                Err(TryAcquireError::NoPermits) => {
+                    // Dropped for good: this route is done with them, and the checkpoint
+                    // must not wait for them (nor, best effort, for what it still holds:
+                    // README, "Not promised").
+                    for msg in batch.iter() {
+                        msg.accept(q.index);
                     }
-                    Err(_) => false,
-                },
-                WhenFull::Drop => match q.room.try_acquire_many(n) {
-                    Ok(permits) => {
-                        permits.forget();
-                        q.tx.try_send(batch).is_ok()
+                    let n = u64::from(n);
+                    let total = q.stats.dropped_full.add(n);
+                    // Warn when the total passes a power of two: often at first, rarely later.
+                    if (total - n).leading_zeros() != total.leading_zeros() {
+                        warn!(route = %q.name, dropped = total, "route queue full, dropping messages (when_full=drop)");
                     }
-                    Err(TryAcquireError::Closed) => false,
-                    Err(TryAcquireError::NoPermits) => {
-                        // Dropped for good: this route is done with them, and the checkpoint
-                        // must not wait for them (nor, best effort, for what it still holds:
-                        // README, "Not promised").
-                        for msg in batch.iter() {
-                            msg.accept(q.index);
-                        }
-                        let n = u64::from(n);
-                        let total = q.stats.dropped_full.add(n);
-                        // Warn when the total passes a power of two: often at first, rarely later.
-                        if (total - n).leading_zeros() != total.leading_zeros() {
-                            warn!(route = %q.name, dropped = total, "route queue full, dropping messages (when_full=drop)");
-                        }
-                        true
-                    }
-                },
-            };
-            sent
+                    true
+                }
+            },
         }
     }
 }

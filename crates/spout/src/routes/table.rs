@@ -110,10 +110,6 @@ impl RouteTable {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub fn router(&self) -> &Router {
-        &self.router
-    }
-
     /// The routes now, in the order they were started.
     pub fn routes(&self) -> Vec<Arc<Route>> {
         self.lock().routes.clone()
