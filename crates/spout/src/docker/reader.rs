@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 use super::frames::{Decoded, Decoder};
 use super::source::{BoxStream, ErrorClass, LogsRequest, Source, SourceError};
 use crate::backoff::Backoff;
-use crate::checkpoint::{Ack, Progress};
+use crate::checkpoint::Ack;
 use crate::containers::{Ended, Tracked};
 use crate::enrich::{Enrichment, Skip};
 use crate::line::{Assembler, Line, Repeats, Span};
@@ -141,7 +141,6 @@ pub async fn run(
         joiner: None,
         ready: Vec::new(),
         stream_ended: None,
-        progress: Arc::clone(tracked.progress()),
         tracked,
         repeats: Repeats::default(),
         meta: meta.subscribe(),
@@ -173,8 +172,7 @@ struct Reader {
     ready: Vec<Line>,
     /// When the last stream ended, while no other is open.
     stream_ended: Option<tokio::time::Instant>,
-    progress: Arc<Progress>,
-    /// What /containers shows of it.
+    /// Its delivery progress, and what /containers shows of it.
     tracked: Arc<Tracked>,
     repeats: Repeats,
     /// When the run last inspected started.
@@ -297,26 +295,21 @@ impl Reader {
                 return Ok(None);
             }
         };
-        match self.ctx.enrichment.skip(&info, self.ctx.own_id.as_deref()) {
-            None => {}
-            Some(skip @ Skip::Unreadable(_)) => {
+        // Described even when left alone: /containers shows what it is.
+        meta.send_replace(super::describe(&self.ctx.enrichment, &self.ctx.router, &info, &self.ctx.host));
+        if let Some(skip) = self.ctx.enrichment.skip(&info, self.ctx.own_id.as_deref()) {
+            self.tracked.ended(Ended::LeftAlone(skip.to_string()));
+            if let Skip::Unreadable(_) = skip {
                 warn!(container = %id, name = %info.meta.name, reason = %skip,
                       "container's log driver keeps nothing the Docker API can return; its logs are not shipped");
-                meta.send_replace(super::describe(&self.ctx.enrichment, &self.ctx.router, &info, &self.ctx.host));
-                self.tracked.ended(Ended::LeftAlone(skip.to_string()));
                 return Err(ExitReason::Unreadable);
             }
-            Some(skip) => {
-                debug!(container = %id, name = %info.meta.name, reason = ?skip, "not reading container");
-                meta.send_replace(super::describe(&self.ctx.enrichment, &self.ctx.router, &info, &self.ctx.host));
-                self.tracked.ended(Ended::LeftAlone(skip.to_string()));
-                return Err(ExitReason::Skipped);
-            }
+            debug!(container = %id, name = %info.meta.name, reason = ?skip, "not reading container");
+            return Err(ExitReason::Skipped);
         }
         self.started_ns = info.started_ns;
         self.assembler = Assembler::new(info.meta.tty, self.ctx.max_line_bytes);
         self.joiner = self.ctx.enrichment.multiline(&info).map(|rules| Joiner::new(rules, self.cursor.position()));
-        meta.send_replace(super::describe(&self.ctx.enrichment, &self.ctx.router, &info, &self.ctx.host));
         if follow && !info.running {
             // A job that has already exited: its follow stream may end before its last lines,
             // and a `--rm` job is about to be removed. Read it again at once, without follow,
@@ -402,7 +395,7 @@ impl Reader {
             return ExitReason::Shutdown;
         }
         // Whatever followed the last message (empty lines) need not be read again either.
-        self.progress.reached(self.cursor.position());
+        self.tracked.progress().reached(self.cursor.position());
         reason
     }
 
@@ -597,8 +590,8 @@ impl Reader {
                     }
                     let rejected_by = container.rejected_by(line.stream);
                     let ack = Ack {
-                        progress: Arc::clone(&self.progress),
-                        seq: self.progress.ship(line.resume, rejected_by, line.ts_ns),
+                        progress: Arc::clone(self.tracked.progress()),
+                        seq: self.tracked.progress().ship(line.resume, rejected_by, line.ts_ns),
                     };
                     Message {
                         container: Arc::clone(&container),
@@ -725,7 +718,7 @@ mod tests {
                 cancel.cancel();
             });
         }
-        let progress = Arc::new(Progress::new(1, 0));
+        let progress = Arc::new(crate::checkpoint::Progress::new(1, 0));
         progress.reached(Position::START);
         let (meta, _) = watch::channel(Arc::new(Container::default()));
         let tracked = crate::containers::Board::default().attach(id, meta.subscribe(), progress);
