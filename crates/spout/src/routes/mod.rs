@@ -24,7 +24,6 @@ use tracing::error;
 pub use context::{Batch, RouteContext};
 
 use crate::router::RouteQueue;
-use crate::stats::RouteStats;
 use crate::timestamp::now_ns;
 use uri::{RouteKind, RouteSpec};
 
@@ -32,20 +31,14 @@ use uri::{RouteKind, RouteSpec};
 /// cannot be brought back by restarting it: /health says so.
 pub const FAILED_AFTER_CRASHES: u32 = 3;
 
-/// A running route.
-pub struct RouteHandle {
-    pub name: Arc<str>,
-    pub stats: Arc<RouteStats>,
-    pub status: Arc<RouteStatus>,
-    /// The route's free room, out of `queue` messages.
-    pub room: Arc<Semaphore>,
-    pub queue: usize,
-    pub task: JoinHandle<()>,
-}
-
-/// Starts route `spec` in slot `index` and returns its end of the router. It drains its queue
-/// until every sender is gone; `stop` makes it give up what it still holds.
-pub fn spawn_one(spec: &RouteSpec, index: usize, stop: &CancellationToken) -> (RouteQueue, RouteHandle) {
+/// Starts route `spec` in slot `index` and returns its end of the router, its state and its
+/// task. It drains its queue until every sender is gone; `stop` makes it give up what it still
+/// holds.
+pub fn spawn_one(
+    spec: &RouteSpec,
+    index: usize,
+    stop: &CancellationToken,
+) -> (RouteQueue, Arc<RouteStatus>, JoinHandle<()>) {
     // Every batch holds a message at least: `room` bounds the queue before the channel does.
     let (tx, rx) = mpsc::channel(spec.queue);
     let room = Arc::new(Semaphore::new(spec.queue));
@@ -54,16 +47,16 @@ pub fn spawn_one(spec: &RouteSpec, index: usize, stop: &CancellationToken) -> (R
     let (stats, status) = (Arc::clone(&ctx.stats), Arc::clone(&ctx.status));
     let task = tokio::spawn(supervise(ctx, spec.kind.clone()));
     let queue = RouteQueue {
-        name: Arc::clone(&name),
+        name,
         index,
         tx,
-        room: Arc::clone(&room),
+        room,
         queue: spec.queue,
         when_full: spec.when_full,
-        stats: Arc::clone(&stats),
+        stats,
         filter: spec.filter.clone(),
     };
-    (queue, RouteHandle { name, stats, status, room, queue: spec.queue, task })
+    (queue, status, task)
 }
 
 type RouteFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;

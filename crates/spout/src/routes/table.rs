@@ -128,18 +128,18 @@ impl RouteTable {
         let index = inner.next_index;
         inner.next_index += 1;
         let stop = self.abort.child_token();
-        let (queue, handle) = super::spawn_one(spec, index, &stop);
+        let (queue, status, task) = super::spawn_one(spec, index, &stop);
         let route = Arc::new(Route {
             id,
-            uri: Arc::clone(&handle.name),
+            uri: Arc::clone(&queue.name),
             origin,
             index,
-            stats: handle.stats,
-            status: handle.status,
-            room: handle.room,
-            queue: handle.queue,
+            stats: Arc::clone(&queue.stats),
+            status,
+            room: Arc::clone(&queue.room),
+            queue: queue.queue,
             stop,
-            task: Mutex::new(Some(handle.task)),
+            task: Mutex::new(Some(task)),
         });
         inner.routes.push(Arc::clone(&route));
         self.router.add(queue);
