@@ -251,7 +251,6 @@ fn enrichment(cli: &Cli, errors: &mut Vec<String>) -> Enrichment {
         include_ecs_internal: cli.include_ecs_internal,
         fields: FieldRules { statics, labels, env, extracts },
         multiline: Multiline { start, timeout, max_lines: cli.multiline_max_lines },
-        max_line_bytes: cli.max_line_bytes,
     }
 }
 

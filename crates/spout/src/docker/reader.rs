@@ -309,7 +309,9 @@ impl Reader {
         }
         self.started_ns = info.started_ns;
         self.assembler = Assembler::new(info.meta.tty, self.ctx.max_line_bytes);
-        self.joiner = self.ctx.enrichment.multiline(&info).map(|rules| Joiner::new(rules, self.cursor.position()));
+        let max_bytes = self.ctx.max_line_bytes;
+        self.joiner =
+            self.ctx.enrichment.multiline(&info, max_bytes).map(|rules| Joiner::new(rules, self.cursor.position()));
         if follow && !info.running {
             // A job that has already exited: its follow stream may end before its last lines,
             // and a `--rm` job is about to be removed. Read it again at once, without follow,
@@ -674,7 +676,7 @@ mod tests {
     }
 
     async fn read_cut_at(source: &Scripted, id: &str, running: bool, max_line_bytes: usize) -> Read {
-        read_with(source, id, running, Enrichment { max_line_bytes, ..Enrichment::default() }, None).await
+        read_with(source, id, running, Enrichment::default(), max_line_bytes, None).await
     }
 
     /// Reads with `enrichment`, shutting down after `stop_after` if the reader has not ended.
@@ -683,9 +685,9 @@ mod tests {
         id: &str,
         running: bool,
         enrichment: Enrichment,
+        max_line_bytes: usize,
         stop_after: Option<Duration>,
     ) -> Read {
-        let max_line_bytes = enrichment.max_line_bytes;
         let (tx, mut rx) = mpsc::channel(1024);
         let room = Arc::new(Semaphore::new(100_000));
         let queue = RouteQueue {
@@ -857,7 +859,7 @@ mod tests {
         source.inspect("c", s::stopped("c"));
         let trace = |n| if n % 3 == 1 { format!("error {n}") } else { format!("\tat frame {n}") };
         source.logs("c", texts(1..=6, trace));
-        let r = read_with(&source, "c", false, joining(), None).await;
+        let r = read_with(&source, "c", false, joining(), 1 << 20, None).await;
         assert_eq!(r.lines, ["error 1\n\tat frame 2\n\tat frame 3", "error 4\n\tat frame 5\n\tat frame 6"]);
     }
 
@@ -868,7 +870,7 @@ mod tests {
         let mut steps = texts(1..=2, |n| if n == 1 { "error".into() } else { "\tat frame".into() });
         steps.push(Step::Hang);
         source.logs("c", steps);
-        let r = read_with(&source, "c", true, joining(), Some(Duration::from_secs(5))).await;
+        let r = read_with(&source, "c", true, joining(), 1 << 20, Some(Duration::from_secs(5))).await;
         assert_eq!(r.lines, ["error\n\tat frame"], "complete after the timeout, with the stream still open");
 
         // Shut down before the timeout: nothing of the trace ships, and the reader's position
@@ -886,7 +888,7 @@ mod tests {
         });
         steps.push(Step::Hang);
         source.logs("c", steps);
-        let r = read_with(&source, "c", true, joining(), Some(Duration::from_millis(500))).await;
+        let r = read_with(&source, "c", true, joining(), 1 << 20, Some(Duration::from_millis(500))).await;
         assert_eq!(r.lines, ["single"]);
     }
 

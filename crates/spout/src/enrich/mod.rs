@@ -105,8 +105,6 @@ pub struct Enrichment {
     pub include_ecs_internal: bool,
     pub fields: FieldRules,
     pub multiline: Multiline,
-    /// The longest message, joined or not.
-    pub max_line_bytes: usize,
 }
 
 impl Enrichment {
@@ -145,8 +143,9 @@ impl Enrichment {
 
     /// How the container's lines are joined, if they are: its labels `spout.multiline=off` and
     /// `spout.multiline.start=REGEX` come before `--multiline-start`. A label whose pattern does
-    /// not compile is warned of and ignored.
-    pub fn multiline(&self, info: &ContainerInfo) -> Option<multiline::Rules> {
+    /// not compile is warned of and ignored. A joined message is at most `max_bytes` long, as a
+    /// single line is.
+    pub fn multiline(&self, info: &ContainerInfo, max_bytes: usize) -> Option<multiline::Rules> {
         if info.labels.get(MULTILINE_LABEL).is_some_and(|v| v == "off") {
             return None;
         }
@@ -165,7 +164,7 @@ impl Enrichment {
             start: start?,
             timeout: self.multiline.timeout,
             max_lines: self.multiline.max_lines,
-            max_bytes: self.max_line_bytes,
+            max_bytes,
         })
     }
 }
@@ -178,7 +177,6 @@ impl Default for Enrichment {
             include_ecs_internal: false,
             fields: FieldRules::default(),
             multiline: Multiline { start: None, timeout: Duration::from_secs(1), max_lines: 1000 },
-            max_line_bytes: 1 << 20,
         }
     }
 }
@@ -271,14 +269,14 @@ mod tests {
             multiline: Multiline { start: Some(Regex::new(r"^\S").expect("valid")), ..Enrichment::default().multiline },
             ..Enrichment::default()
         };
-        assert_eq!(e.multiline(&info("a", &[])).map(|r| r.start.to_string()), Some(r"^\S".into()));
-        assert!(e.multiline(&info("a", &[(MULTILINE_LABEL, "off")])).is_none());
-        let own = e.multiline(&info("a", &[(MULTILINE_START_LABEL, "^2026-")])).expect("on");
+        assert_eq!(e.multiline(&info("a", &[]), 1 << 20).map(|r| r.start.to_string()), Some(r"^\S".into()));
+        assert!(e.multiline(&info("a", &[(MULTILINE_LABEL, "off")]), 1 << 20).is_none());
+        let own = e.multiline(&info("a", &[(MULTILINE_START_LABEL, "^2026-")]), 1 << 20).expect("on");
         assert_eq!(own.start.to_string(), "^2026-");
-        let bad = e.multiline(&info("a", &[(MULTILINE_START_LABEL, "(")])).expect("on");
+        let bad = e.multiline(&info("a", &[(MULTILINE_START_LABEL, "(")]), 1 << 20).expect("on");
         assert_eq!(bad.start.to_string(), r"^\S", "a bad label falls back to the agent's pattern");
         let off_by_default = Enrichment::default();
-        assert!(off_by_default.multiline(&info("a", &[])).is_none());
-        assert!(off_by_default.multiline(&info("a", &[(MULTILINE_START_LABEL, "^x")])).is_some());
+        assert!(off_by_default.multiline(&info("a", &[]), 1 << 20).is_none());
+        assert!(off_by_default.multiline(&info("a", &[(MULTILINE_START_LABEL, "^x")]), 1 << 20).is_some());
     }
 }
