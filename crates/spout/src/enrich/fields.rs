@@ -100,7 +100,7 @@ impl Extract {
 
 /// A regex whose named groups become fields: at least one, each a valid field name.
 pub fn named_groups(pattern: &str) -> Result<Regex, String> {
-    let regex = Regex::new(pattern).map_err(|e| format!("bad regex '{pattern}': {}", one_line(&e.to_string())))?;
+    let regex = regex(pattern)?;
     let names: Vec<&str> = regex.capture_names().flatten().collect();
     if names.is_empty() {
         return Err(format!("regex '{pattern}' has no named group such as (?P<service>...) to make a field of"));
