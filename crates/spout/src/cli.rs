@@ -1,6 +1,6 @@
 //! The command line, as typed. [`crate::config`] turns it into a validated configuration.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -29,41 +29,98 @@ pub enum Command {
     /// Check the configuration: print it as it would take effect (secrets masked) and exit 0,
     /// or list every problem and exit 64.
     CheckConfig(Box<RunArgs>),
-    /// Show what a running spout is doing with each container, from its HTTP API.
+    /// Show what a running spout is doing with each container.
     Status(StatusArgs),
     /// Ask a running spout whether it is healthy (GET /health): exit 0 when it is, 1 otherwise,
     /// saying why. The image's health check: no shell or curl needed.
     Health(HealthArgs),
+    /// List a running spout's routes, or add or remove one while it runs.
+    Routes(RoutesArgs),
+}
+
+/// Where the subcommands that ask a running spout find its API: its Unix socket, which needs no
+/// token, unless `--http` is given.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The running spout's API socket [default: STATE_DIR/api.sock].
+    #[arg(long, value_name = "PATH", env = "SPOUT_API_SOCKET")]
+    pub api_socket: Option<PathBuf>,
+
+    /// The running spout's state directory, where its API socket is.
+    #[arg(long, value_name = "DIR", env = "SPOUT_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+
+    /// Ask the HTTP API at this address instead of the socket. Without it, and with no socket,
+    /// the address in SPOUT_HTTP (or 127.0.0.1:8000) is asked.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct HealthArgs {
-    /// The running spout's HTTP API address.
-    #[arg(long, env = "SPOUT_HTTP", default_value = "127.0.0.1:8000")]
-    pub http: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
-    /// The running spout's HTTP API address.
-    #[arg(long, env = "SPOUT_HTTP", default_value = "127.0.0.1:8000")]
-    pub http: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
 
     #[command(flatten)]
     pub token: TokenArgs,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct RoutesArgs {
+    /// What to do: `list` (the default), `add URI` (it gets the lines read from then on, and
+    /// comes back after a restart) or `rm ID` (a route added so, by the id the list shows).
+    #[arg(value_enum, value_name = "ACTION")]
+    pub action: Option<RoutesAction>,
+
+    /// The route to add (`add`), e.g. gelf+tcp://graylog:12201, or the id to remove (`rm`).
+    #[arg(value_name = "URI|ID")]
+    pub target: Option<String>,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoutesAction {
+    #[value(alias = "ls")]
+    List,
+    Add,
+    #[value(alias = "remove")]
+    Rm,
+}
+
 /// The HTTP API's token: the agent's, or the one a client presents.
 #[derive(Debug, Clone, Args)]
 pub struct TokenArgs {
-    /// A token the HTTP API's /logs, /containers and /routes require (`Authorization: Bearer
-    /// TOKEN`); /health and /metrics stay open.
-    #[arg(long, env = "SPOUT_API_TOKEN", hide_env_values = true, conflicts_with = "api_token_file")]
+    /// A token the TCP API's /logs, /containers and /routes require (`Authorization: Bearer
+    /// TOKEN`); /health and /metrics stay open, and the API socket needs none.
+    #[arg(long, env = "SPOUT_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
 
     /// A file holding the API token (its first line).
     #[arg(long, value_name = "FILE", env = "SPOUT_API_TOKEN_FILE")]
     pub api_token_file: Option<PathBuf>,
+}
+
+/// Where spout keeps its state unless told otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/spout";
+
+/// The API socket: `given` (`off` for none), or `api.sock` in the state directory.
+pub fn api_socket(state_dir: &Path, given: Option<&Path>) -> Option<PathBuf> {
+    match given {
+        Some(path) if path == Path::new("off") => None,
+        Some(path) => Some(path.to_owned()),
+        None => Some(state_dir.join("api.sock")),
+    }
 }
 
 /// The agent's options.
@@ -83,12 +140,17 @@ pub struct RunArgs {
     pub docker_host: String,
 
     /// Directory for spout's state; created if missing.
-    #[arg(long, env = "SPOUT_STATE_DIR", default_value = "/var/lib/spout")]
+    #[arg(long, env = "SPOUT_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
 
     /// Address of the HTTP API, or `off`.
     #[arg(long, env = "SPOUT_HTTP", default_value = "127.0.0.1:8000")]
     pub http: String,
+
+    /// The API's Unix socket, root's only (mode 0600), where `spout status`, `spout health` and
+    /// `spout routes` find it with no token, or `off` [default: STATE_DIR/api.sock].
+    #[arg(long, value_name = "PATH", env = "SPOUT_API_SOCKET")]
+    pub api_socket: Option<PathBuf>,
 
     #[command(flatten)]
     pub token: TokenArgs,
@@ -103,8 +165,8 @@ pub struct RunArgs {
     pub backlog: bool,
 
     /// Lines longer than this many bytes are cut and marked `_truncated`.
-    #[arg(long, env = "SPOUT_MAX_LINE_BYTES", default_value_t = 1 << 20)]
-    pub max_line_bytes: usize,
+    #[arg(long, value_name = "N", env = "SPOUT_MAX_LINE_BYTES", default_value = "1048576")]
+    pub max_line_bytes: String,
 
     /// How often read positions are saved to the state directory (e.g. 1s, 500ms).
     #[arg(long, env = "SPOUT_CHECKPOINT_INTERVAL", default_value = "1s")]
@@ -164,8 +226,8 @@ pub struct RunArgs {
     pub multiline_timeout: String,
 
     /// A multiline message is complete at this many lines.
-    #[arg(long, value_name = "N", env = "SPOUT_MULTILINE_MAX_LINES", default_value_t = 1000)]
-    pub multiline_max_lines: usize,
+    #[arg(long, value_name = "N", env = "SPOUT_MULTILINE_MAX_LINES", default_value = "1000")]
+    pub multiline_max_lines: String,
 
     /// spout's own log level or filter (error, warn, info, debug, trace) [default: RUST_LOG, else info].
     #[arg(long)]
@@ -173,22 +235,27 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// Routes from the command line, then from ROUTE_URIS (comma-separated, as in Logspout). A
-    /// comma not followed by `SCHEME://` belongs to the URI before it (`filter.sources=stdout,stderr`).
+    /// Routes from the command line, then from ROUTE_URIS.
     pub fn route_uris(&self, env_routes: Option<&str>) -> Vec<String> {
-        let mut from_env: Vec<String> = Vec::new();
-        for part in env_routes.unwrap_or("").split(',') {
-            match from_env.last_mut() {
-                Some(uri) if !part.trim().is_empty() && !starts_with_scheme(part.trim()) => {
-                    uri.push(',');
-                    uri.push_str(part.trim_end());
-                }
-                _ => from_env.push(part.trim().to_owned()),
-            }
-        }
-        let from_env = from_env.into_iter().filter(|s| !s.is_empty());
-        self.routes.iter().cloned().chain(from_env).collect()
+        self.routes.iter().cloned().chain(split_route_uris(env_routes)).collect()
     }
+}
+
+/// ROUTE_URIS's routes: comma-separated, as in Logspout. A comma not followed by `SCHEME://`
+/// belongs to the URI before it (`filter.sources=stdout,stderr`).
+pub fn split_route_uris(env_routes: Option<&str>) -> Vec<String> {
+    let mut uris: Vec<String> = Vec::new();
+    for part in env_routes.unwrap_or("").split(',') {
+        match uris.last_mut() {
+            Some(uri) if !part.trim().is_empty() && !starts_with_scheme(part.trim()) => {
+                uri.push(',');
+                uri.push_str(part.trim_end());
+            }
+            _ => uris.push(part.trim().to_owned()),
+        }
+    }
+    uris.retain(|s| !s.is_empty());
+    uris
 }
 
 fn starts_with_scheme(s: &str) -> bool {

@@ -4,10 +4,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::RunArgs as Cli;
+use crate::cli::{split_route_uris, RunArgs as Cli};
 use crate::enrich::fields::{self, Extract, FieldRules, Pick};
 use crate::enrich::{Enrichment, LabelMatch, Multiline};
 use crate::routes::uri::RouteSpec;
+use crate::settings::Sources;
 
 /// Lines are never cut below this: Docker itself splits at 16 KiB.
 const MIN_MAX_LINE: usize = 16 * 1024;
@@ -19,6 +20,8 @@ pub struct Config {
     pub docker_host: DockerHost,
     pub state_dir: PathBuf,
     pub http: Option<SocketAddr>,
+    /// The API's Unix socket (no token needed: only root can connect), if any.
+    pub api_socket: Option<PathBuf>,
     /// What /logs, /containers and /routes require, if anything.
     pub api_token: Option<String>,
     pub hostname: Option<String>,
@@ -69,12 +72,12 @@ impl Config {
             for uri in &settings.file_routes {
                 match uri.parse::<RouteSpec>() {
                     Ok(spec) => file_routes.push(spec),
-                    Err(e) => errors.push(format!("--config: {e}")),
+                    Err(e) => errors.push(format!("{}: {e}", settings.sources.file_routes())),
                 }
             }
             check_routes(&file_routes, &mut errors);
         }
-        let config = Config::from_cli_and_env(&settings.args, env_routes, env_exclude);
+        let config = Config::validate(&settings.args, &settings.sources, env_routes, env_exclude);
         match config {
             Ok(mut config) if errors.is_empty() => {
                 if !file_routes.is_empty() {
@@ -99,79 +102,131 @@ impl Config {
         env_routes: Option<&str>,
         env_exclude: Option<&str>,
     ) -> Result<Config, Vec<String>> {
+        Config::validate(cli, &Sources::default(), env_routes, env_exclude)
+    }
+
+    /// Every problem names the option by where its value came from (`sources`).
+    fn validate(
+        cli: &Cli,
+        sources: &Sources,
+        env_routes: Option<&str>,
+        env_exclude: Option<&str>,
+    ) -> Result<Config, Vec<String>> {
         let mut errors = Vec::new();
         let mut routes = Vec::new();
-        for uri in cli.route_uris(env_routes) {
+        let from_env = split_route_uris(env_routes);
+        let given = cli.routes.iter().map(|uri| (uri, "")).chain(from_env.iter().map(|uri| (uri, "ROUTE_URIS: ")));
+        for (uri, source) in given {
             match uri.parse::<RouteSpec>() {
                 Ok(spec) => routes.push(spec),
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => errors.push(format!("{source}{e}")),
             }
         }
         if routes.is_empty() && errors.is_empty() {
             routes.push(RouteSpec::stdout());
         }
         check_routes(&routes, &mut errors);
-        let docker_host = parse_docker_host(&cli.docker_host).map_err(|e| errors.push(e)).ok();
+        let name = |id: &str| sources.name(id);
+        let docker_host = ok(&mut errors, &name("docker_host"), parse_docker_host(&cli.docker_host));
         let http = match cli.http.as_str() {
             "off" => None,
-            addr => addr
-                .parse::<SocketAddr>()
-                .map_err(|_| errors.push(format!("--http: '{addr}' is not IP:PORT or off")))
-                .ok(),
+            addr => ok(
+                &mut errors,
+                &name("http"),
+                addr.parse::<SocketAddr>().map_err(|_| format!("'{addr}' is not IP:PORT or off")),
+            ),
         };
+        let api_socket = crate::cli::api_socket(&cli.state_dir, cli.api_socket.as_deref());
+        if let Some(path) = &api_socket {
+            if path.as_os_str().len() > MAX_SOCKET_PATH {
+                let source = if cli.api_socket.is_some() { name("api_socket") } else { name("state_dir") };
+                errors.push(format!(
+                    "{source}: the API socket '{}' is longer than the {MAX_SOCKET_PATH} bytes a socket's path may have (give a shorter --api-socket, or off)",
+                    path.display()
+                ));
+            }
+        }
+        let token_source = if cli.token.api_token.is_some() { name("api_token") } else { name("api_token_file") };
         let api_token = ok(
             &mut errors,
-            "--api-token",
+            &token_source,
             api_token(cli.token.api_token.as_deref(), cli.token.api_token_file.as_deref()),
         )
         .flatten();
         let hostname = cli.hostname.clone();
         if hostname.as_deref().is_some_and(|h| h.trim().is_empty()) {
-            errors.push("--hostname: must not be empty".to_owned());
+            errors.push(format!("{}: must not be empty", name("hostname")));
         }
-        if cli.max_line_bytes < MIN_MAX_LINE {
-            errors.push(format!("--max-line-bytes: {} is below the minimum of {MIN_MAX_LINE}", cli.max_line_bytes));
+        let max_line_bytes =
+            ok(&mut errors, &name("max_line_bytes"), count(&cli.max_line_bytes, MIN_MAX_LINE, usize::MAX));
+        let shutdown_grace = ok(
+            &mut errors,
+            &name("shutdown_grace"),
+            duration(&cli.shutdown_grace, Duration::ZERO, Duration::from_secs(24 * 3600), "0s to 24h"),
+        );
+        let checkpoint_interval = ok(
+            &mut errors,
+            &name("checkpoint_interval"),
+            duration(&cli.checkpoint_interval, Duration::from_millis(10), Duration::from_secs(3600), "10ms to 1h"),
+        );
+        if let Some(level) = &cli.log_level {
+            let filter = tracing_subscriber::EnvFilter::try_new(level);
+            ok(&mut errors, &name("log_level"), filter.map_err(|e| format!("'{level}': {e}")));
         }
-        let shutdown_grace = humantime::parse_duration(&cli.shutdown_grace)
-            .map_err(|e| errors.push(format!("--shutdown-grace: '{}': {e}", cli.shutdown_grace)))
-            .ok();
-        let checkpoint_interval = humantime::parse_duration(&cli.checkpoint_interval)
-            .ok()
-            .filter(|d| *d >= Duration::from_millis(10) && *d <= Duration::from_secs(3600));
-        if checkpoint_interval.is_none() {
-            errors.push(format!(
-                "--checkpoint-interval: '{}' is not a duration from 10ms to 1h",
-                cli.checkpoint_interval
-            ));
-        }
-        let mut enrichment = enrichment(cli, &mut errors);
+        let mut enrichment = enrichment(cli, &name, &mut errors);
         for spec in env_exclude.unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
             enrichment.exclude_labels.extend(ok(&mut errors, "EXCLUDE_LABEL", LabelMatch::logspout(spec)));
         }
-        match (docker_host, shutdown_grace, checkpoint_interval, errors.is_empty()) {
-            (Some(docker_host), Some(shutdown_grace), Some(checkpoint_interval), true) => Ok(Config {
-                enrichment,
-                file_routes: Vec::new(),
-                checkpoint_interval,
-                docker_host,
-                state_dir: cli.state_dir.clone(),
-                http,
-                api_token,
-                hostname,
-                backlog: cli.backlog,
-                max_line_bytes: cli.max_line_bytes,
-                shutdown_grace,
-                routes,
-            }),
+        match (docker_host, shutdown_grace, checkpoint_interval, max_line_bytes, errors.is_empty()) {
+            (Some(docker_host), Some(shutdown_grace), Some(checkpoint_interval), Some(max_line_bytes), true) => {
+                Ok(Config {
+                    enrichment,
+                    file_routes: Vec::new(),
+                    checkpoint_interval,
+                    docker_host,
+                    state_dir: cli.state_dir.clone(),
+                    http,
+                    api_socket,
+                    api_token,
+                    hostname,
+                    backlog: cli.backlog,
+                    max_line_bytes,
+                    shutdown_grace,
+                    routes,
+                })
+            }
             _ => Err(errors),
         }
     }
 }
 
+/// The longest path a Unix socket may have (`sun_path`, less its closing NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// A whole number from `min` to `max`.
+fn count(text: &str, min: usize, max: usize) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n < min => Err(format!("{n} is below the minimum of {min}")),
+        Ok(n) if n > max => Err(format!("{n} is not a number from {min} to {max}")),
+        Ok(n) => Ok(n),
+        Err(_) if max == usize::MAX => Err(format!("'{text}' is not a number (at least {min})")),
+        Err(_) => Err(format!("'{text}' is not a number from {min} to {max}")),
+    }
+}
+
+/// A duration from `min` to `max` (`range` says so in words).
+fn duration(text: &str, min: Duration, max: Duration, range: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .ok()
+        .filter(|d| *d >= min && *d <= max)
+        .ok_or_else(|| format!("'{text}' is not a duration from {range}"))
+}
+
 /// The API token, from `--api-token` or the first line of `--api-token-file`.
 pub fn api_token(token: Option<&str>, file: Option<&std::path::Path>) -> Result<Option<String>, String> {
     let token = match (token, file) {
-        (Some(token), _) => token.to_owned(),
+        (Some(_), Some(_)) => return Err("give the token or a file holding it, not both".to_owned()),
+        (Some(token), None) => token.to_owned(),
         (None, Some(path)) => std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?
             .lines()
@@ -208,13 +263,16 @@ fn ok<T>(errors: &mut Vec<String>, option: &str, result: Result<T, String>) -> O
 }
 
 /// The enrichment options, validated; what is wrong goes to `errors`, each naming its option.
-fn enrichment(cli: &Cli, errors: &mut Vec<String>) -> Enrichment {
-    let exclude_labels =
-        cli.exclude_label.iter().filter_map(|spec| ok(errors, "--exclude-label", LabelMatch::parse(spec))).collect();
+fn enrichment(cli: &Cli, name: &dyn Fn(&str) -> String, errors: &mut Vec<String>) -> Enrichment {
+    let exclude_labels = cli
+        .exclude_label
+        .iter()
+        .filter_map(|spec| ok(errors, &name("exclude_label"), LabelMatch::parse(spec)))
+        .collect();
     let mut extracts: Vec<Extract> =
-        cli.extract.iter().filter_map(|spec| ok(errors, "--extract", Extract::parse(spec))).collect();
+        cli.extract.iter().filter_map(|spec| ok(errors, &name("extract"), Extract::parse(spec))).collect();
     if let Some(pattern) = &cli.name_pattern {
-        let regex = ok(errors, "--name-pattern", fields::named_groups(pattern));
+        let regex = ok(errors, &name("name_pattern"), fields::named_groups(pattern));
         extracts.extend(regex.map(|regex| Extract { subject: fields::Subject::Name, regex }));
     }
     let mut statics: Vec<(String, String)> = Vec::new();
@@ -227,37 +285,32 @@ fn enrichment(cli: &Cli, errors: &mut Vec<String>) -> Enrichment {
                 true => Err(format!("field '{}' is given twice", &name[1..])),
                 false => Ok((name, value)),
             });
-        statics.extend(ok(errors, "--field", parsed));
+        statics.extend(ok(errors, &name("field"), parsed));
     }
     let labels = Pick {
         keys: cli.labels.iter().filter(|k| !k.is_empty()).cloned().collect(),
-        regex: cli.labels_regex.as_deref().and_then(|re| ok(errors, "--labels-regex", fields::regex(re))),
+        regex: cli.labels_regex.as_deref().and_then(|re| ok(errors, &name("labels_regex"), fields::regex(re))),
     };
     let env = Pick {
         keys: cli.env_fields.iter().filter(|k| !k.is_empty()).cloned().collect(),
-        regex: cli.env_regex.as_deref().and_then(|re| ok(errors, "--env-regex", fields::regex(re))),
+        regex: cli.env_regex.as_deref().and_then(|re| ok(errors, &name("env_regex"), fields::regex(re))),
     };
-    let start = cli.multiline_start.as_deref().and_then(|re| ok(errors, "--multiline-start", fields::regex(re)));
-    let timeout = humantime::parse_duration(&cli.multiline_timeout)
-        .ok()
-        .filter(|d| *d >= Duration::from_millis(10) && *d <= Duration::from_secs(60))
-        .ok_or_else(|| format!("'{}' is not a duration from 10ms to 60s", cli.multiline_timeout));
-    let timeout = ok(errors, "--multiline-timeout", timeout).unwrap_or_default();
-    if !(1..=100_000).contains(&cli.multiline_max_lines) {
-        errors.push(format!("--multiline-max-lines: {} is not a number from 1 to 100000", cli.multiline_max_lines));
-    }
+    let start = cli.multiline_start.as_deref().and_then(|re| ok(errors, &name("multiline_start"), fields::regex(re)));
+    let timeout = duration(&cli.multiline_timeout, Duration::from_millis(10), Duration::from_secs(60), "10ms to 60s");
+    let timeout = ok(errors, &name("multiline_timeout"), timeout).unwrap_or_default();
+    let max_lines = ok(errors, &name("multiline_max_lines"), count(&cli.multiline_max_lines, 1, 100_000)).unwrap_or(1);
     Enrichment {
         exclude_labels,
         include_ecs_internal: cli.include_ecs_internal,
         fields: FieldRules { statics, labels, env, extracts },
-        multiline: Multiline { start, timeout, max_lines: cli.multiline_max_lines },
+        multiline: Multiline { start, timeout, max_lines },
     }
 }
 
 fn parse_docker_host(s: &str) -> Result<DockerHost, String> {
     if let Some(path) = s.strip_prefix("unix://") {
         if path.is_empty() {
-            return Err(format!("--docker-host: '{s}' has no socket path"));
+            return Err(format!("'{s}' has no socket path"));
         }
         return Ok(DockerHost::Unix(PathBuf::from(path)));
     }
@@ -266,7 +319,7 @@ fn parse_docker_host(s: &str) -> Result<DockerHost, String> {
             return Ok(DockerHost::Tcp(addr.trim_end_matches('/').to_owned()));
         }
     }
-    Err(format!("--docker-host: '{s}' is not unix:///PATH or tcp://HOST:PORT"))
+    Err(format!("'{s}' is not unix:///PATH or tcp://HOST:PORT"))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! turn log streams into [`message::Message`]s and hand them to the [`router::Router`], which
 //! queues them on every route in [`routes`]. See ARCHITECTURE.md.
 
+pub mod admin;
 pub mod api;
 pub mod backoff;
 pub mod checkpoint;
@@ -22,7 +23,7 @@ pub mod router;
 pub mod routes;
 pub mod settings;
 pub mod stats;
-pub mod status;
+pub mod suggest;
 pub mod tail;
 pub mod timestamp;
 
@@ -64,6 +65,27 @@ async fn persist(checkpoints: &Arc<Checkpoints>, watermark: &AtomicI64, health: 
     }
 }
 
+/// Serves the API on `listener` until spout stops.
+async fn serve<L>(listener: L, state: api::ApiState, what: &'static str)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let cancel = state.cancel.clone();
+    if let Err(e) = api::serve(listener, state, cancel).await {
+        warn!(error = %e, "{what} stopped");
+    }
+}
+
+/// Removes the API socket when spout stops, however it stops.
+struct Unlink(std::path::PathBuf);
+
+impl Drop for Unlink {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Failures that stop spout before it gets going.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -71,6 +93,8 @@ pub enum StartError {
     StateDir { path: String, source: std::io::Error },
     #[error("cannot listen on {addr}: {source}")]
     Http { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("API socket: {0}")]
+    Socket(#[from] api::SocketError),
     #[error("cannot start route {uri}: {problem}")]
     Route { uri: String, problem: String },
 }
@@ -80,6 +104,11 @@ pub enum StartError {
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
     let state_error = |source| StartError::StateDir { path: config.state_dir.display().to_string(), source };
     std::fs::create_dir_all(&config.state_dir).map_err(state_error)?;
+    // Before the checkpoints: a second spout on the same state directory stops here.
+    let socket = match &config.api_socket {
+        Some(path) => Some((api::bind_socket(path)?, Unlink(path.clone()))),
+        None => None,
+    };
     let checkpoints = Arc::new(Checkpoints::open(&config.state_dir).map_err(state_error)?);
     let listener = match config.http {
         Some(addr) => {
@@ -115,30 +144,31 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
         checkpoints: Arc::clone(&checkpoints),
         tail: Arc::clone(&tail),
     };
+    let loopback = config.http.is_some_and(|a| a.ip().is_loopback());
+    let api = api::ApiState {
+        health,
+        metrics: Arc::new(api::registry(metrics)),
+        containers: Arc::clone(&board),
+        tail: Arc::clone(&tail),
+        cancel: shutdown.clone(),
+        token: config.api_token.as_deref().map(Arc::from),
+        local: loopback,
+        routes: Arc::clone(&routes),
+    };
     if let Some(listener) = listener {
         info!(addr = %config.http.map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
-        let loopback = config.http.is_some_and(|a| a.ip().is_loopback());
         if !loopback && config.api_token.is_none() {
             warn!(addr = %config.http.map(|a| a.to_string()).unwrap_or_default(),
                   "the HTTP API listens beyond loopback without --api-token: /logs and /containers are open to anyone who can reach it, and routes cannot be changed through it");
         }
-        let state = api::ApiState {
-            health,
-            metrics: Arc::new(api::registry(metrics)),
-            containers: Arc::clone(&board),
-            tail: Arc::clone(&tail),
-            cancel: shutdown.clone(),
-            token: config.api_token.as_deref().map(Arc::from),
-            loopback,
-            routes: Arc::clone(&routes),
-        };
-        let cancel = shutdown.clone();
-        tokio::spawn(async move {
-            if let Err(e) = api::serve(listener, state, cancel).await {
-                warn!(error = %e, "HTTP API stopped");
-            }
-        });
+        tokio::spawn(serve(listener, api.clone(), "HTTP API"));
     }
+    let socket_guard = socket.map(|(listener, unlink)| {
+        info!(path = %unlink.0.display(), "API socket listening (root only, no token needed)");
+        // Its permissions are the access control: whoever can connect may change routes.
+        tokio::spawn(serve(listener, api::ApiState { token: None, local: true, ..api }, "API socket"));
+        unlink
+    });
 
     let watermark = Arc::new(AtomicI64::new(checkpoints.previous_run().unwrap_or_else(timestamp::now_ns)));
     let watcher = Watcher::new(
@@ -209,5 +239,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
         unconfirmed_ends = reader_stats.unconfirmed_ends.get(),
         "stopped"
     );
+    drop(socket_guard);
     Ok(())
 }

@@ -1,9 +1,11 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use spout::cli::StatusArgs;
+use spout::admin::client::{ClientError, Endpoint};
+use spout::admin::{routes, status};
+use spout::cli::{ClientArgs, RoutesAction, RoutesArgs, TokenArgs};
 use spout::config::Config;
-use spout::settings::{self, Invocation, Settings};
+use spout::settings::{self, Invocation, Settings, Stop};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -14,68 +16,119 @@ fn main() -> ExitCode {
     let env = |name: &str| std::env::var(name).ok();
     let invocation = match settings::parse(std::env::args_os().collect(), &env) {
         Ok(invocation) => invocation,
-        Err(e) if e.use_stderr() => {
+        Err(Stop::Show(e)) => {
             let _ = e.print();
-            return ExitCode::from(EX_USAGE);
+            return if e.use_stderr() { ExitCode::from(EX_USAGE) } else { ExitCode::SUCCESS };
         }
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
+        Err(Stop::Problems(problems)) => return usage(&problems),
     };
-    match invocation {
+    let outcome = match invocation {
         Invocation::Run(settings) => match config(&settings) {
-            Ok(config) => run(config, settings.args.log_level.as_deref()),
-            Err(code) => code,
+            Ok(config) => return run(config, settings.args.log_level.as_deref()),
+            Err(code) => return code,
         },
         Invocation::CheckConfig(settings) => match config(&settings) {
-            Ok(_) => {
-                print!("{}", settings.describe());
-                ExitCode::SUCCESS
-            }
-            Err(code) => code,
+            Ok(_) => Ok(settings.describe()),
+            Err(code) => return code,
         },
-        Invocation::Status(args) => status(&args),
-        Invocation::Health(args) => match spout::status::health(&args.http) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(why) => {
-                eprintln!("spout: {why}");
-                ExitCode::FAILURE
-            }
-        },
+        Invocation::Status(args) => token(&args.token).and_then(|token| {
+            let rows = status::fetch(&endpoint(&args.client), token.as_deref()).map_err(Failure::from)?;
+            Ok(status::table(&rows))
+        }),
+        Invocation::Health(args) => {
+            status::health(&endpoint(&args.client)).map(|()| String::new()).map_err(Failure::Failed)
+        }
+        Invocation::Routes(args) => routes_command(&args),
+    };
+    match outcome {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(Failure::Usage(problem)) => usage(&[problem]),
+        Err(Failure::Failed(why)) => {
+            eprintln!("spout: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Every problem on stderr, and the exit code that says the command was used wrongly.
+fn usage(problems: &[String]) -> ExitCode {
+    for p in problems {
+        eprintln!("spout: {p}");
+    }
+    ExitCode::from(EX_USAGE)
+}
+
+/// Why a subcommand that asks a running spout did not do its job.
+enum Failure {
+    /// The command was used wrongly (exit 64).
+    Usage(String),
+    /// It could not be done (exit 1).
+    Failed(String),
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        if e.is_usage() {
+            Failure::Usage(e.to_string())
+        } else {
+            Failure::Failed(e.to_string())
+        }
+    }
+}
+
+/// Where the running spout's API is, for a subcommand that asks it.
+fn endpoint(args: &ClientArgs) -> Endpoint {
+    Endpoint::choose(args, std::env::var("SPOUT_HTTP").ok().as_deref())
+}
+
+/// The token a subcommand presents, if any.
+fn token(args: &TokenArgs) -> Result<Option<String>, Failure> {
+    let name = if args.api_token.is_some() { "--api-token" } else { "--api-token-file" };
+    spout::config::api_token(args.api_token.as_deref(), args.api_token_file.as_deref())
+        .map_err(|e| Failure::Usage(format!("{name}: {e}")))
+}
+
+/// `spout routes [list | add URI | rm ID]`.
+fn routes_command(args: &RoutesArgs) -> Result<String, Failure> {
+    let token = token(&args.token)?;
+    let at = endpoint(&args.client);
+    let action = args.action.unwrap_or(RoutesAction::List);
+    let target = match (action, args.target.as_deref()) {
+        (RoutesAction::List, None) => "",
+        (RoutesAction::List, Some(extra)) => {
+            return Err(Failure::Usage(format!("routes list takes nothing more, got '{extra}'")))
+        }
+        (RoutesAction::Add, None) => {
+            return Err(Failure::Usage(
+                "routes add needs the route's URI, e.g. spout routes add gelf+tcp://graylog:12201".to_owned(),
+            ))
+        }
+        (RoutesAction::Rm, None) => {
+            return Err(Failure::Usage("routes rm needs the route's id, as spout routes lists it".to_owned()))
+        }
+        (_, Some(target)) => target,
+    };
+    match action {
+        RoutesAction::List => Ok(routes::table(&routes::list(&at, token.as_deref())?)),
+        RoutesAction::Add => {
+            let added = routes::add(&at, token.as_deref(), target)?;
+            Ok(format!("added route {}: {}\n", added.id, added.uri))
+        }
+        RoutesAction::Rm => {
+            routes::remove(&at, token.as_deref(), target)?;
+            Ok(format!("removed route {target}\n"))
+        }
     }
 }
 
 /// The validated configuration, or every problem on stderr and the exit code that says so.
 fn config(settings: &Settings) -> Result<Config, ExitCode> {
     let env = |name| std::env::var(name).ok();
-    Config::from_settings(settings, env("ROUTE_URIS").as_deref(), env("EXCLUDE_LABEL").as_deref()).map_err(|errors| {
-        for e in errors {
-            eprintln!("spout: {e}");
-        }
-        ExitCode::from(EX_USAGE)
-    })
-}
-
-/// `spout status`: the running spout's containers as a table.
-fn status(args: &StatusArgs) -> ExitCode {
-    let token = match spout::config::api_token(args.token.api_token.as_deref(), args.token.api_token_file.as_deref()) {
-        Ok(token) => token,
-        Err(e) => {
-            eprintln!("spout: --api-token: {e}");
-            return ExitCode::from(EX_USAGE);
-        }
-    };
-    match spout::status::fetch(&args.http, token.as_deref()) {
-        Ok(rows) => {
-            print!("{}", spout::status::table(&rows));
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("spout: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    Config::from_settings(settings, env("ROUTE_URIS").as_deref(), env("EXCLUDE_LABEL").as_deref())
+        .map_err(|errors| usage(&errors))
 }
 
 /// `spout run`: the agent, until SIGTERM or SIGINT.
@@ -84,13 +137,8 @@ fn run(config: Config, log_level: Option<&str>) -> ExitCode {
         Some(level) => EnvFilter::try_new(level),
         None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
     };
-    let filter = match filter {
-        Ok(filter) => filter,
-        Err(e) => {
-            eprintln!("spout: --log-level: {e}");
-            return ExitCode::from(EX_USAGE);
-        }
-    };
+    // --log-level was checked with the rest of the configuration; a bad RUST_LOG means info.
+    let filter = filter.unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -183,7 +183,7 @@ fn containers_shows_each_containers_state_progress_and_routes_and_status_prints_
         .output()
         .expect("spout status");
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach spout's HTTP API"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach spout's API"));
 }
 
 /// `curl -sN URL` in the background, its output lines arriving on a channel.
@@ -341,12 +341,11 @@ fn routes_of(spout: &Spout, headers: &[(&str, &str)]) -> Vec<serde_json::Value> 
     serde_json::from_str(&body).expect("a JSON list")
 }
 
-/// POST /routes with `uri`: status and body.
+/// POST /routes with `uri` and `headers` (no Content-Type among them: as `curl -d` sends it,
+/// Logspout's habit, it is JSON all the same): status and body.
 fn add_route(port: u16, uri: &str, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
     let body = serde_json::json!({ "uri": uri }).to_string();
-    let mut headers = headers.to_vec();
-    headers.push(("Content-Type", "application/json"));
-    let (code, _, body) = support::http(port, "POST", "/routes", &headers, &body).unwrap_or_default();
+    let (code, _, body) = support::http(port, "POST", "/routes", headers, &body).unwrap_or_default();
     (code, serde_json::from_str(&body).unwrap_or_default())
 }
 
@@ -366,7 +365,8 @@ fn routes_are_added_listed_removed_and_those_added_come_back_after_a_restart() {
     assert_eq!(listed.len(), 1);
     assert_eq!((listed[0]["uri"].as_str(), listed[0]["origin"].as_str()), (Some(cli_route.as_str()), Some("cli")));
 
-    let (code, added) = add_route(spout.http_port, &added_r.route(), &[]);
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let (code, added) = add_route(spout.http_port, &added_r.route(), &form);
     assert_eq!(code, 201, "{added}");
     assert_eq!(added["origin"], "api");
     let id = added["id"].as_str().expect("an id").to_owned();
@@ -443,8 +443,8 @@ fn every_bad_routes_request_gets_a_4xx_with_a_json_error() {
     type Case<'a> = (&'a str, String, &'a [(&'a str, &'a str)], String, u16, &'a str);
     let cases: Vec<Case> = vec![
         ("POST", "/routes".into(), &json, "{not json".into(), 400, "expected {\"uri\""),
-        ("POST", "/routes".into(), &json, "{\"url\": \"gelf://a:1\"}".into(), 422, "expected {\"uri\""),
-        ("POST", "/routes".into(), &[], "{\"uri\": \"gelf://a:1\"}".into(), 415, "expected {\"uri\""),
+        ("POST", "/routes".into(), &[], "uri=gelf://a:1".into(), 400, "expected value at line 1 column 1"),
+        ("POST", "/routes".into(), &json, "{\"url\": \"gelf://a:1\"}".into(), 400, "unknown field `url`"),
         ("POST", "/routes".into(), &json, "{\"uri\": \"gelf://graylog\"}".into(), 400, "missing port in 'graylog'"),
         ("POST", "/routes".into(), &json, format!("{{\"uri\": \"{}\"}}", r.route()), 409, "exists already"),
         ("DELETE", "/routes/0123456789abcdef".into(), &[], String::new(), 404, "no route 0123456789abcdef"),
@@ -534,11 +534,92 @@ fn spout_health_exits_0_while_healthy_and_1_with_the_reason_when_not() {
     assert_eq!(health(format!("127.0.0.1:{}", spout.http_port)).status.code(), Some(0));
     let nobody = health(format!("127.0.0.1:{}", support::free_port()));
     assert_eq!(nobody.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&nobody.stderr).contains("cannot reach spout's HTTP API"));
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("cannot reach spout's API"));
     // A spout that cannot reach Docker answers 503, and says why.
     let lost = Spout::start(&["--docker-host", "tcp://127.0.0.1:1"]);
     let unhealthy = || health(format!("127.0.0.1:{}", lost.http_port));
     assert!(wait_until(PATIENCE, || unhealthy().status.code() == Some(1)
         && String::from_utf8_lossy(&unhealthy().stderr).contains("unhealthy (503)")));
     assert!(String::from_utf8_lossy(&unhealthy().stderr).contains("not connected to the Docker daemon"));
+}
+
+#[test]
+fn the_api_socket_is_roots_needs_no_token_and_is_one_spouts() {
+    require_docker!();
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let r = TcpReceiver::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let port = support::free_port();
+    let http = format!("0.0.0.0:{port}");
+    let mut spout = Spout::start_in(dir.path(), &["--http", &http, "--api-token", "t0ken"], &[]);
+    spout.wait_healthy();
+    let state = dir.path().join("state");
+    let socket = state.join("api.sock");
+    let meta = std::fs::symlink_metadata(&socket).expect("the socket is in the state directory");
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600, "root's only");
+    let admin = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_spout"))
+            .args(args)
+            .arg("--state-dir")
+            .arg(&state)
+            .env_remove("SPOUT_API_TOKEN")
+            .env_remove("SPOUT_API_TOKEN_FILE")
+            .env_remove("SPOUT_API_SOCKET")
+            .output()
+            .expect("run spout");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+
+    // No token through the socket: add, list, status, health, and remove.
+    let (code, out, err) = admin(&["routes", "add", &r.route()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("added route "), "{out}");
+    let (code, listed, err) = admin(&["routes"]);
+    assert_eq!(code, Some(0), "{err}");
+    let row = listed.lines().find(|l| l.contains(&r.route())).expect("the added route is listed");
+    assert!(row.contains(" api "), "{listed}");
+    let id = row.split_whitespace().next().expect("an id").to_owned();
+    let c = Container::run(&[], "echo through-the-socket-route");
+    c.wait();
+    assert_eq!(r.inbox.wait_lines(&c.id, 1), ["through-the-socket-route"]);
+    let (code, out, err) = admin(&["status"]);
+    assert!(code == Some(0) && out.starts_with("NAME") && out.contains(&c.name), "{out}{err}");
+    assert_eq!(admin(&["health"]).0, Some(0));
+
+    // The TCP listener keeps its rules: beyond loopback, the token.
+    assert_eq!(add_route(port, "stdout://?queue=5", &[]).0, 401);
+    assert_eq!(support::http(port, "GET", "/routes", &[], "").map(|a| a.0), Some(401));
+
+    let (code, out, err) = admin(&["routes", "rm", &id]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), format!("removed route {id}"));
+    let (code, _, err) = admin(&["routes", "rm", &id]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("answered 404") && err.contains(&id), "{err}");
+    let (code, _, err) = admin(&["routes", "add", "gelf+tcp://nowhere"]);
+    assert_eq!(code, Some(64), "a bad route is a usage error: {err}");
+    assert!(err.contains("missing port in 'nowhere'"), "{err}");
+
+    // A second spout on the same state directory would write the same checkpoints: refused.
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_spout"))
+        .args(["--http", "off", "--state-dir"])
+        .arg(&state)
+        .output()
+        .expect("run a second spout");
+    assert_eq!(second.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another spout answers on"), "{second:?}");
+
+    spout.sigterm();
+    assert!(spout.wait().success());
+    assert!(!socket.exists(), "the socket goes with spout");
+    // One left by a spout that was killed is taken over.
+    let mut again = Spout::start_in(dir.path(), &[], &[]);
+    again.wait_healthy();
+    again.kill9();
+    assert!(socket.exists());
+    let again = Spout::start_in(dir.path(), &[], &[]);
+    again.wait_healthy();
+    assert_eq!(admin(&["health"]).0, Some(0), "{}", again.stderr());
 }

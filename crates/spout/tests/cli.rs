@@ -18,6 +18,8 @@ fn a_bad_route_uri_exits_64_naming_the_bad_part() {
         ("gelf://graylog", "missing port in 'graylog'"),
         ("gelf+udp://graylog:99999", "bad port '99999'"),
         ("kafka://broker:9092", "unknown scheme 'kafka'"),
+        ("gelf+tpc://graylog:12201", "unknown scheme 'gelf+tpc' (did you mean 'gelf+tcp'?)"),
+        ("gelf+tcp://graylog:12201?queu=10", "unknown option 'queu' for gelf+tcp:// (did you mean 'queue'?)"),
         ("gelf://graylog:12201?compress=brotli", "option compress"),
         ("gelf://graylog:12201?chunk_size=9", "option chunk_size: '9'"),
         ("gelf+tcp://graylog:12201?wat=1", "unknown option 'wat'"),
@@ -166,11 +168,53 @@ fn check_config_lists_every_problem_of_the_file_the_flags_and_the_routes() {
     for part in ["unknown option '--wat'", "backlog: expected true or false", "unknown key 'frobnicate'"] {
         assert!(err.contains(part), "{part:?} not in {err}");
     }
-    // Once the file reads, its values are checked like the command line's.
-    std::fs::write(&file, "routes = [\"gelf://nowhere\"]\nmultiline_start = \"(\"\n").expect("write");
-    let (code, _, err) = spout_with(&["check-config", "--config", file.to_str().expect("utf-8")], &[]);
+    // A key that is wrong hides nothing: the others' values are checked like the command line's.
+    assert!(
+        err.contains("missing port in 'nowhere'") && err.contains("bad.toml: multiline_start: bad regex '('"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_problem_of_the_flags_the_environment_and_the_file_at_once_each_naming_its_source() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("spout.toml");
+    std::fs::write(
+        &file,
+        "stat_dir = \"/srv/spout\"\nmax_line_bytes = \"big\"\nroutes = \"gelf+tcp://logstash:12201\"\nmultiline_start = \"(\"\n",
+    )
+    .expect("write");
+    let path = file.to_str().expect("utf-8");
+    for command in ["check-config", "run"] {
+        let (code, out, err) = spout_with(
+            &[command, "--config", path, "--multiline-max-lines", "lots", "--api-tokn", "s3cret", "--http", "off"],
+            &[("SPOUT_SHUTDOWN_GRACE", "forever")],
+        );
+        assert_eq!(code, Some(64), "{err}");
+        assert!(out.is_empty(), "{out}");
+        let expected = [
+            "unknown option '--api-tokn' (did you mean '--api-token'?)".to_owned(),
+            format!("{path}: max_line_bytes: expected a number, got the string \"big\""),
+            format!("{path}: routes: expected a list of route URIs, e.g. routes = [\"gelf+tcp://graylog:12201\"], got the string \"gelf+tcp://logstash:12201\""),
+            format!("{path}: unknown key 'stat_dir' (did you mean 'state_dir'?)"),
+            "SPOUT_SHUTDOWN_GRACE: 'forever' is not a duration from 0s to 24h".to_owned(),
+            format!("{path}: multiline_start: bad regex '('"),
+            "--multiline-max-lines: 'lots' is not a number from 1 to 100000".to_owned(),
+        ];
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), expected.len(), "one line per problem:\n{err}");
+        for (line, expected) in lines.iter().zip(&expected) {
+            assert!(line.starts_with(&format!("spout: {expected}")), "{line:?} is not {expected:?}:\n{err}");
+        }
+        assert!(!err.contains("s3cret"), "the misspelt token option's value is not echoed: {err}");
+    }
+    // clap's own errors are one line too, naming the option.
+    let (code, _, err) = spout_with(&["--max-line-bytes", "big", "--http", "off", "--state-dir"], &[]);
     assert_eq!(code, Some(64));
-    assert!(err.contains("missing port in 'nowhere'") && err.contains("--multiline-start: bad regex '('"), "{err}");
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert!(err.contains("a value is required for '--state-dir <STATE_DIR>'"), "{err}");
+    assert!(err.contains("--max-line-bytes: 'big' is not a number (at least 16384)"), "{err}");
+    assert!(!err.contains("Usage") && !err.contains("error:"), "{err}");
 }
 
 #[test]

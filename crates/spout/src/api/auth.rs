@@ -1,6 +1,7 @@
-//! Who may use what: with `--api-token`, /logs, /containers and /routes need `Authorization:
-//! Bearer TOKEN`; without one, changing routes is refused unless the API listens on loopback
-//! only (anyone who can reach it could otherwise send the host's logs anywhere).
+//! Who may use what on the TCP address: with `--api-token`, /logs, /containers and /routes need
+//! `Authorization: Bearer TOKEN`; without one, changing routes is refused unless the API listens
+//! on loopback only (anyone who can reach it could otherwise send the host's logs anywhere). On
+//! the Unix socket, its permissions decide: whoever can connect may do everything.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -33,10 +34,10 @@ pub async fn require_token(State(state): State<ApiState>, request: Request, next
 
 /// Lets a request that changes something through only with a token or on loopback.
 pub async fn guard_changes(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    if state.token.is_none() && !state.loopback && !request.method().is_safe() {
+    if state.token.is_none() && !state.local && !request.method().is_safe() {
         return error(
             StatusCode::FORBIDDEN,
-            "changes need --api-token when the API listens beyond loopback".to_owned(),
+            "changes need --api-token when the API listens beyond loopback; `spout routes` makes them through the API socket, with none".to_owned(),
         );
     }
     next.run(request).await

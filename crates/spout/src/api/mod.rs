@@ -1,4 +1,5 @@
-//! The HTTP API: GET /health, /metrics, /containers and /logs, and /routes.
+//! The HTTP API: GET /health, /metrics, /containers and /logs, and /routes; on a TCP address,
+//! and on a Unix socket that only root can use, which needs no token.
 
 mod auth;
 mod logs;
@@ -13,7 +14,9 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
+use std::path::Path;
+
+use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::containers::{Board, ContainerReport};
@@ -33,8 +36,8 @@ pub struct ApiState {
     pub cancel: CancellationToken,
     /// What /logs, /containers and /routes require.
     pub token: Option<Arc<str>>,
-    /// The API listens on loopback only.
-    pub loopback: bool,
+    /// Only this host can reach the API here: it listens on loopback, or on the Unix socket.
+    pub local: bool,
     pub routes: Arc<RouteTable>,
 }
 
@@ -92,6 +95,56 @@ async fn containers_handler(State(state): State<ApiState>) -> Json<Vec<Container
     Json(state.containers.report(&routes))
 }
 
-pub async fn serve(listener: TcpListener, state: ApiState, cancel: CancellationToken) -> std::io::Result<()> {
+/// Serves the API on `listener` until `cancel`.
+pub async fn serve<L>(listener: L, state: ApiState, cancel: CancellationToken) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router(state)).with_graceful_shutdown(async move { cancel.cancelled().await }).await
+}
+
+/// The API's Unix socket, bound at `path` with root-only permissions (0600). A socket left by a
+/// spout that is gone is replaced; one that answers is another spout's, using the same state
+/// directory, which is refused.
+pub fn bind_socket(path: &Path) -> Result<UnixListener, SocketError> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let error = |source| SocketError::Io { path: path.to_owned(), source };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_socket() => return Err(SocketError::NotASocket(path.to_owned())),
+        Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => return Err(SocketError::InUse(path.to_owned())),
+            Err(_) => std::fs::remove_file(path).map_err(error)?,
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(error(e)),
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(error)?;
+    }
+    // Bound under a name of its own and made root's before it is moved into place, so that no
+    // one can connect while it is still open to all.
+    let mut fresh = path.as_os_str().to_owned();
+    fresh.push(format!(".{}", std::process::id()));
+    let fresh = std::path::PathBuf::from(fresh);
+    let _ = std::fs::remove_file(&fresh);
+    let listener = UnixListener::bind(&fresh).map_err(error)?;
+    let placed = std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| std::fs::rename(&fresh, path));
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&fresh);
+        return Err(error(e));
+    }
+    Ok(listener)
+}
+
+/// Why the API socket cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    #[error("cannot listen on {}: {source}", path.display())]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+    #[error("{} exists and is not a socket", .0.display())]
+    NotASocket(std::path::PathBuf),
+    #[error("another spout answers on {}: two spouts must not share a state directory (give each its own --state-dir)", .0.display())]
+    InUse(std::path::PathBuf),
 }

@@ -3,7 +3,7 @@
 //! `DELETE /routes/{id}` removes one added that way (it gives up what it holds, and no
 //! checkpoint waits for it any more). Every refusal is a 4xx with `{"error": ...}`.
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -49,14 +49,13 @@ pub async fn list(State(state): State<ApiState>) -> Json<Vec<RouteView>> {
     Json(state.routes.routes().iter().map(|r| RouteView::of(r)).collect())
 }
 
-pub async fn add(State(state): State<ApiState>, body: Result<Json<NewRoute>, JsonRejection>) -> Response {
-    let Json(new) = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            return error(
-                rejection.status(),
-                format!("expected {{\"uri\": \"SCHEME://HOST:PORT?...\"}}: {}", rejection.body_text()),
-            )
+/// Takes the body as JSON whatever its Content-Type says: `curl -d` sends form encoding's, as
+/// Logspout's own README shows for its routes API.
+pub async fn add(State(state): State<ApiState>, body: Bytes) -> Response {
+    let new: NewRoute = match serde_json::from_slice(&body) {
+        Ok(new) => new,
+        Err(e) => {
+            return error(StatusCode::BAD_REQUEST, format!("expected {{\"uri\": \"SCHEME://HOST:PORT?...\"}}: {e}"))
         }
     };
     match state.routes.add(&new.uri) {

@@ -9,6 +9,7 @@ use gelf::Compression;
 
 use crate::backoff::Backoff;
 use crate::enrich::filter::RouteFilter;
+use crate::suggest;
 
 /// Largest UDP payload over IPv4.
 const MAX_DATAGRAM: usize = 65_507;
@@ -120,9 +121,28 @@ impl std::str::FromStr for RouteSpec {
     }
 }
 
+/// The schemes spout speaks.
+const SCHEMES: [&str; 4] = ["gelf", "gelf+udp", "gelf+tcp", "stdout"];
+/// Options every route takes; each scheme adds its own.
+const COMMON_OPTIONS: [&str; 9] = [
+    "queue",
+    "when_full",
+    "backoff",
+    "backoff_max",
+    "filter.name",
+    "filter.id",
+    "filter.sources",
+    "filter.labels",
+    "filter.image",
+];
+
 fn parse(uri: &str) -> Result<RouteSpec, String> {
-    let (scheme, rest) =
-        uri.split_once("://").ok_or_else(|| "expected SCHEME://HOST:PORT, e.g. gelf+tcp://graylog:12201".to_owned())?;
+    let (scheme, rest) = uri.split_once("://").ok_or_else(|| {
+        // `spout stauts` reads as a route: say which subcommand was meant.
+        let subcommands = ["run", "check-config", "status", "health", "routes"];
+        let meant = suggest::closest(uri, subcommands).map(|s| format!(" (did you mean the subcommand '{s}'?)"));
+        format!("expected SCHEME://HOST:PORT, e.g. gelf+tcp://graylog:12201{}", meant.unwrap_or_default())
+    })?;
     let (authority, query) = match rest.split_once('?') {
         Some((a, q)) => (a, Some(q)),
         None => (rest, None),
@@ -161,7 +181,12 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
             RouteKind::Stdout
         }
         "" => return Err("missing scheme before '://'".to_owned()),
-        other => return Err(format!("unknown scheme '{other}' (expected gelf, gelf+udp, gelf+tcp or stdout)")),
+        other => {
+            return Err(match suggest::closest(other, SCHEMES) {
+                Some(meant) => format!("unknown scheme '{other}' (did you mean '{meant}'?)"),
+                None => format!("unknown scheme '{other}' (expected gelf, gelf+udp, gelf+tcp or stdout)"),
+            })
+        }
     };
     let queue = match options.remove("queue") {
         Some(v) => parse_number(&v, "queue", 1, MAX_QUEUE)?,
@@ -182,7 +207,13 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
     }
     let filter = RouteFilter::from_options(&mut options).map_err(|problems| problems.join("; "))?;
     if let Some(name) = options.keys().next() {
-        return Err(format!("unknown option '{name}' for {scheme}://"));
+        let own: &[&str] = match kind {
+            RouteKind::GelfUdp(_) => &["compress", "chunk_size", "resolve_every"],
+            RouteKind::GelfTcp(_) => &["timeout", "keepalive"],
+            RouteKind::Stdout => &[],
+        };
+        let known = own.iter().chain(&COMMON_OPTIONS).copied();
+        return Err(format!("unknown option '{name}' for {scheme}://{}", suggest::did_you_mean(name, known)));
     }
     let backoff = Backoff::new(backoff_base, backoff_max);
     Ok(RouteSpec { uri: uri.to_owned(), kind, queue, when_full, backoff, filter })
