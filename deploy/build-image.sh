@@ -29,6 +29,12 @@ else
     echo "note: no /etc/ssl/certs/ca-certificates.crt here (Debian's ca-certificates); the image has no CA certificates" >&2
 fi
 cp deploy/runtime.Dockerfile "$ctx/Dockerfile"
+previous=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 DOCKER_BUILDKIT=0 docker build -q -t "$image" "$ctx" >/dev/null
+# The image the tag pointed to before is removed, unless something still uses it (another tag,
+# a container): rebuilding leaves no dangling images behind.
+if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect --format '{{.Id}}' "$image")" ]; then
+    docker rmi "$previous" >/dev/null 2>&1 || true
+fi
 size=$(docker image inspect --format '{{.Size}}' "$image")
 echo "built $image: $((size / 1024 / 1024)) MiB ($size bytes)"

@@ -19,8 +19,13 @@ pub const IMAGE: &str = "spout-test-busybox:latest";
 /// what arrives, not how fast.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// True when a Docker daemon answers. Without one the test is skipped loudly, unless
-/// SPOUT_REQUIRE_DOCKER=1 (as in CI), which makes a missing daemon a failure.
+/// Set to 1, skips the tests that need what this machine lacks (a Docker daemon; botocore and
+/// cfn-lint), each saying so where cargo shows it. Unset, a missing part fails them: a test
+/// suite that ran nothing must not pass.
+pub const SKIP_MISSING: &str = "SPOUT_TEST_SKIP_MISSING";
+
+/// True when a Docker daemon answers. Without one the calling test fails, saying how to skip it
+/// on purpose; with SPOUT_TEST_SKIP_MISSING=1 it is skipped, loudly.
 pub fn docker_available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
     let available = *AVAILABLE.get_or_init(|| {
@@ -32,12 +37,21 @@ pub fn docker_available() -> bool {
             .is_ok_and(|s| s.success())
     });
     if !available {
-        if std::env::var("SPOUT_REQUIRE_DOCKER").as_deref() == Ok("1") {
-            panic!("SPOUT_REQUIRE_DOCKER=1 but no Docker daemon answers `docker info`");
-        }
-        eprintln!("\n*** SKIPPED: no Docker daemon answers `docker info`; this test needs one ***\n");
+        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned());
+        missing(&format!("no Docker daemon answers `docker info` at {host}"));
     }
     available
+}
+
+/// Fails the calling test for want of `what`, or, with SPOUT_TEST_SKIP_MISSING=1, says it is
+/// skipped: on stderr itself, which the test harness does not capture, so that it shows among
+/// cargo's own lines.
+pub fn missing(what: &str) {
+    if std::env::var(SKIP_MISSING).as_deref() != Ok("1") {
+        panic!("{what}: this test needs it; set {SKIP_MISSING}=1 to skip such tests on purpose");
+    }
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {what} ({SKIP_MISSING}=1)");
 }
 
 /// Skips the calling test (returning early) when no Docker daemon is available.
@@ -134,8 +148,11 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ =
-            Command::new("docker").args(["rm", "-f", &self.id]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = Command::new("docker")
+            .args(["rm", "-f", "-v", &self.id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
