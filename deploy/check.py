@@ -3,7 +3,9 @@
 
 - deploy/ecs/task-definition.json and service.json against the ECS API model that ships with
   botocore (RegisterTaskDefinition and CreateService inputs), with botocore's own validator;
-- deploy/ecs/cloudformation.yaml with cfn-lint;
+- deploy/ecs/cloudformation.yaml with cfn-lint, and deploy/ecs/iam-policy.json with botocore's IAM
+  model (CreatePolicy) and cfn-lint's IAM rules (a template of its own holding it: unknown
+  actions, a malformed document);
 - that the image, the health check, the environment and the limits agree across the files and
   with the README.
 
@@ -14,6 +16,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ECS = ROOT / "deploy" / "ecs"
@@ -30,8 +33,8 @@ except ImportError as e:
 problems = []
 
 
-def validate(operation, params):
-    model = botocore.session.get_session().get_service_model("ecs")
+def validate(operation, params, service="ecs"):
+    model = botocore.session.get_session().get_service_model(service)
     shape = model.operation_model(operation).input_shape
     report = botocore.validate.ParamValidator().validate(params, shape)
     if report.has_errors():
@@ -43,14 +46,31 @@ service = json.loads((ECS / "service.json").read_text())
 validate("RegisterTaskDefinition", task)
 validate("CreateService", service)
 
-# cfn-lint's own entry point, from this Python (its script need not be on PATH).
-lint = subprocess.run(
-    [sys.executable, "-c", "import sys, cfnlint.runner; sys.exit(cfnlint.runner.main())", str(ECS / "cloudformation.yaml")],
-    capture_output=True,
-    text=True,
-)
-if lint.returncode != 0:
-    problems.append(f"cfn-lint: {lint.stdout}{lint.stderr}")
+policy = json.loads((ECS / "iam-policy.json").read_text())
+validate("CreatePolicy", {"PolicyName": "spout", "PolicyDocument": json.dumps(policy)}, service="iam")
+
+
+def lint(path):
+    """cfn-lint's own entry point, from this Python (its script need not be on PATH); warnings
+    (an unknown IAM action is one) count."""
+    run = subprocess.run(
+        [sys.executable, "-c", "import sys, cfnlint.runner; sys.exit(cfnlint.runner.main())", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if run.returncode != 0:
+        problems.append(f"cfn-lint {path.name}: {run.stdout}{run.stderr}")
+
+
+lint(ECS / "cloudformation.yaml")
+# The policy file, as a managed policy in a template of its own.
+with tempfile.TemporaryDirectory() as d:
+    wrapped = pathlib.Path(d) / "iam-policy.json"
+    wrapped.write_text(json.dumps({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {"SpoutPolicy": {"Type": "AWS::IAM::ManagedPolicy", "Properties": {"PolicyDocument": policy}}},
+    }))
+    lint(wrapped)
 
 
 class Loader(yaml.SafeLoader):
@@ -120,6 +140,36 @@ agree("scheduling", service["schedulingStrategy"], template["Resources"]["Servic
 if service["schedulingStrategy"] != "DAEMON":
     problems.append("the service must be a DAEMON service")
 
+# The policy file grants what the task definition uses, and the stack's execution role the same
+# but for creating the log group, which the stack creates itself.
+
+
+def actions(statements):
+    return {a for st in statements for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
+
+
+role = template["Resources"]["TaskExecutionRole"]["Properties"]
+role_actions = actions(role["Policies"][0]["PolicyDocument"]["Statement"])
+policy_actions = actions(policy["Statement"])
+agree("the policy file's actions beyond the stack role's", policy_actions - role_actions, {"logs:CreateLogGroup"})
+agree("the stack role's actions beyond the policy file's", role_actions - policy_actions, set())
+agree("execution role principal", role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"],
+      {"Service": "ecs-tasks.amazonaws.com"})
+properties = template["Resources"]["TaskDefinition"]["Properties"]
+if "ExecutionRoleArn" not in properties:
+    problems.append("the stack's task definition does not use its execution role")
+log_options = container["logConfiguration"]["options"]
+region, group = log_options["awslogs-region"], log_options["awslogs-group"]
+if log_options.get("awslogs-create-group") == "true" and "logs:CreateLogGroup" not in policy_actions:
+    problems.append("the task definition creates its log group: the policy needs logs:CreateLogGroup")
+resources = {r for st in policy["Statement"] for r in ([st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"])}
+registry, _, repository = container["image"].partition("/")
+account = registry.split(".")[0]
+for needed in [f"arn:aws:logs:{region}:{account}:log-group:{group}:*",
+               f"arn:aws:ecr:{region}:{account}:repository/{repository.split(':')[0]}"]:
+    if needed not in resources:
+        problems.append(f"the policy does not name {needed} (the task definition's log group and image)")
+
 # The grace period fits in the stop timeout.
 
 
@@ -143,7 +193,7 @@ if container["memory"] < bound_mib:
 # The README says the same.
 for needle in [container["image"], "/spout health", "ROUTE_URIS", "SPOUT_MAX_LINE_BYTES", "SPOUT_SHUTDOWN_GRACE", "DAEMON",
                "deploy/ecs/cloudformation.yaml", "deploy/ecs/task-definition.json", "deploy/ecs/service.json",
-               "deploy/logstash/spout.conf", f"\"memory\": {container['memory']}", f"stopTimeout {container['stopTimeout']}"]:
+               "deploy/logstash/spout.conf", "deploy/ecs/iam-policy.json", "CAPABILITY_IAM", f"\"memory\": {container['memory']}", f"stopTimeout {container['stopTimeout']}"]:
     if needle not in readme:
         problems.append(f"the README does not mention {needle!r}")
 
