@@ -281,9 +281,9 @@ fn enrichment(cli: &Cli, name: &dyn Fn(&str) -> String, errors: &mut Vec<String>
             .split_once('=')
             .ok_or_else(|| format!("'{spec}' is not KEY=VALUE"))
             .and_then(|(key, value)| Ok((fields::check_name(key)?, value.to_owned())))
-            .and_then(|(name, value)| match statics.iter().any(|(n, _)| *n == name) {
-                true => Err(format!("field '{}' is given twice", &name[1..])),
-                false => Ok((name, value)),
+            .and_then(|(field, value)| match statics.iter().any(|(n, _)| *n == field) {
+                true => Err(format!("field '{}' is given twice", &field[1..])),
+                false => Ok((field, value)),
             });
         statics.extend(ok(errors, &name("field"), parsed));
     }

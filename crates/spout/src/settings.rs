@@ -351,6 +351,7 @@ fn read_file(path: &Path, taken: &dyn Fn(&str, &str) -> bool) -> FileOptions {
             continue;
         };
         let long = key.replace('_', "-");
+        // cli.rs names the value of every numeric option N: the file must give those a number.
         let number = arg.get_value_names().is_some_and(|names| names.iter().any(|n| n == "N"));
         // `--long=value`: a value that starts with '-' stays a value.
         let parsed = match (arg.get_action(), value) {

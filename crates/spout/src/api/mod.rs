@@ -6,6 +6,7 @@ mod logs;
 mod metrics;
 mod routes;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -14,8 +15,6 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use prometheus_client::registry::Registry;
-use std::path::Path;
-
 use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
