@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use spout::docker::frames::split_timestamp;
 use spout::line::{Assembler, Line, Repeats, Span};
 use spout::message::{Container, Message, Stream};
-use spout::position::{Cursor, Position};
+use spout::position::{ApiPosition, Cursor, Position};
 use spout::routes::gelf_fields::GelfFields;
 
 /// Docker's frames as the logs API sends them with timestamps=1, one per log entry.
@@ -27,15 +27,15 @@ fn frames(lines: usize, line_len: usize) -> Vec<Vec<u8>> {
 /// What the reader does with each frame: take off the timestamp, look for a re-send, advance the
 /// position, and merge pieces into lines, appended to `out`.
 fn read(frames: &[Vec<u8>], repeats: &mut Repeats, assembler: &mut Assembler, out: &mut Vec<Line>) {
-    let mut cursor = Cursor::new(Position::START);
+    let mut cursor = Cursor::new(ApiPosition::START);
     for frame in frames {
         let Some((ts_ns, bytes)) = split_timestamp(frame) else { continue };
         if repeats.is_repeat(Stream::Stdout, ts_ns, bytes) {
             continue;
         }
-        let before = cursor.position();
+        let before = Position::Api(cursor.position());
         if cursor.admit(ts_ns) {
-            let span = Span { before, after: cursor.position() };
+            let span = Span { before, after: Position::Api(cursor.position()) };
             assembler.push(Stream::Stdout, ts_ns, bytes, span, out);
         }
     }

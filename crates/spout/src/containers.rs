@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::checkpoint::Progress;
 use crate::message::{Container, Stream};
+use crate::position::Position;
 use crate::router::route_bit;
 use crate::stats::Counter;
 use crate::timestamp::format_rfc3339_ns;
@@ -93,8 +94,22 @@ pub struct ContainerReport {
 pub struct CheckpointReport {
     /// Docker's timestamp of the entry.
     pub time: String,
-    /// Which of the entries with that timestamp.
-    pub count: u32,
+    /// Read through the API: which of the entries with that timestamp.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// Read from its json-file: the bytes of the file consumed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+}
+
+impl CheckpointReport {
+    fn of(position: Position) -> Option<Self> {
+        let time = format_rfc3339_ns(position.ts_ns()?);
+        Some(match position {
+            Position::Api(p) => CheckpointReport { time, count: Some(p.count), offset: None },
+            Position::File(p) => CheckpointReport { time, count: None, offset: Some(p.offset) },
+        })
+    }
 }
 
 impl Board {
@@ -170,9 +185,7 @@ fn one(id: String, t: &Tracked, route_names: &[(usize, Arc<str>)]) -> ContainerR
         bytes_shipped: t.bytes.get(),
         last_read: (last_read != i64::MIN).then(|| format_rfc3339_ns(last_read)),
         last_accepted: accepted_ns.map(format_rfc3339_ns),
-        checkpoint: checkpoint
-            .filter(|p| p.ts_ns != i64::MIN)
-            .map(|p| CheckpointReport { time: format_rfc3339_ns(p.ts_ns), count: p.count }),
+        checkpoint: checkpoint.and_then(CheckpointReport::of),
         routes,
     }
 }

@@ -271,12 +271,13 @@ pub(crate) mod tests {
     fn lines_never_resume_past_a_line_still_being_merged() {
         let mut a = Assembler::new(false, 1 << 20);
         let mut out = Vec::new();
-        let at = |ts| Position { ts_ns: ts, count: 1, max_ts_ns: ts };
+        let at = |ts| Position::Api(crate::position::ApiPosition { ts_ns: ts, count: 1, max_ts_ns: ts });
         a.push(Stream::Stdout, 10, b"first piece of a long line", Span { before: at(9), after: at(10) }, &mut out);
         a.push(Stream::Stderr, 11, b"complete\n", Span { before: at(10), after: at(11) }, &mut out);
         a.push(Stream::Stdout, 10, b" and its end\n", Span { before: at(11), after: at(12) }, &mut out);
         a.push(Stream::Stderr, 13, b"after\n", Span { before: at(12), after: at(13) }, &mut out);
-        let got: Vec<(&str, i64)> = out.iter().map(|l| (l.text.as_str(), l.resume.ts_ns)).collect();
+        let got: Vec<(&str, i64)> =
+            out.iter().map(|l| (l.text.as_str(), l.resume.ts_ns().unwrap_or(i64::MIN))).collect();
         assert_eq!(got, vec![("complete", 9), ("first piece of a long line and its end", 12), ("after", 13)]);
         assert_eq!(a.held_from(), None);
         a.push(Stream::Stdout, 14, b"unterminated", Span { before: at(13), after: at(14) }, &mut out);
@@ -286,7 +287,8 @@ pub(crate) mod tests {
         // An unterminated line ended by a new timestamp resumes before the entry that ended it.
         a.push(Stream::Stdout, 20, b"prompt> ", Span { before: at(19), after: at(20) }, &mut out);
         a.push(Stream::Stdout, 21, b"next\n", Span { before: at(20), after: at(21) }, &mut out);
-        let got: Vec<(&str, i64)> = out[out.len() - 2..].iter().map(|l| (l.text.as_str(), l.resume.ts_ns)).collect();
+        let got: Vec<(&str, i64)> =
+            out[out.len() - 2..].iter().map(|l| (l.text.as_str(), l.resume.ts_ns().unwrap_or(i64::MIN))).collect();
         assert_eq!(got, vec![("prompt> ", 20), ("next", 21)]);
         assert_eq!(a.held_since_ts(), None);
         a.push(Stream::Stderr, 30, b"long", Span { before: at(21), after: at(30) }, &mut out);

@@ -212,7 +212,7 @@ mod tests {
     }
 
     fn pos(n: i64) -> Position {
-        Position { ts_ns: n, count: 1, max_ts_ns: n }
+        Position::Api(crate::position::ApiPosition { ts_ns: n, count: 1, max_ts_ns: n })
     }
 
     /// Line `n` of `stream`, resuming after itself.

@@ -1,11 +1,49 @@
-//! Where a reader is in a container's log, in the daemon's own terms. The logs API offers no
-//! offsets, only timestamps, and the log file is not in timestamp order (see [`Cursor`]), so a
-//! position names the last entry consumed (its timestamp, and which occurrence of that timestamp
-//! it was: the pieces of a split line share one) and the latest timestamp consumed so far.
+//! Where a reader is in a container's log, in the terms of where the log is read from.
+//!
+//! Through the logs API ([`ApiPosition`]) there are no offsets, only timestamps, and the log
+//! file is not in timestamp order (see [`Cursor`]), so a position names the last entry consumed
+//! (its timestamp, and which occurrence of that timestamp it was: the pieces of a split line
+//! share one) and the latest timestamp consumed so far. Reading json-file logs directly
+//! ([`FilePosition`]), a position is a file, by identity, and a byte offset in it.
 
 /// A point in a container's log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Position {
+pub enum Position {
+    Api(ApiPosition),
+    File(FilePosition),
+}
+
+impl Position {
+    /// Before the first entry: everything is new.
+    pub const START: Position = Position::Api(ApiPosition::START);
+
+    /// Entries stamped at or after `ts_ns`, and everything stored after the first of them, are new.
+    pub fn from_time(ts_ns: i64) -> Self {
+        Position::Api(ApiPosition::from_time(ts_ns))
+    }
+
+    /// Docker's timestamp of the last entry consumed, if any was.
+    pub fn ts_ns(&self) -> Option<i64> {
+        match self {
+            Position::Api(p) => (p.ts_ns != i64::MIN).then_some(p.ts_ns),
+            Position::File(p) => Some(p.ts_ns),
+        }
+    }
+
+    /// The same point for reading through the logs API. A file position has no count of
+    /// timestamps, so it becomes everything stamped from a margin before its entry: some
+    /// entries again, none lost.
+    pub fn for_api(&self) -> ApiPosition {
+        match self {
+            Position::Api(p) => *p,
+            Position::File(p) => ApiPosition::from_time(p.ts_ns.saturating_sub(REOPEN_MARGIN_NS)),
+        }
+    }
+}
+
+/// A point in a container's log as the logs API can find it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiPosition {
     /// Timestamp of the last entry consumed.
     pub ts_ns: i64,
     /// Which entry carrying `ts_ns`, counted in file order from 1, the last consumed one was.
@@ -14,14 +52,35 @@ pub struct Position {
     pub max_ts_ns: i64,
 }
 
-impl Position {
+impl ApiPosition {
     /// Before the first entry: everything is new.
-    pub const START: Position = Position { ts_ns: i64::MIN, count: 0, max_ts_ns: i64::MIN };
+    pub const START: ApiPosition = ApiPosition { ts_ns: i64::MIN, count: 0, max_ts_ns: i64::MIN };
 
     /// Entries stamped at or after `ts_ns`, and everything stored after the first of them, are new.
     pub fn from_time(ts_ns: i64) -> Self {
-        Position { ts_ns, count: 0, max_ts_ns: ts_ns.saturating_sub(1) }
+        ApiPosition { ts_ns, count: 0, max_ts_ns: ts_ns.saturating_sub(1) }
     }
+}
+
+/// A json-file log file, whatever it is called now: the daemon renames it at each rotation,
+/// and may compress it (a new inode). Inodes are reused, so the file's first line (which carries
+/// a timestamp in nanoseconds) says which file it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+    /// A hash of the file's first line, with its newline; 0 while it has none.
+    pub fingerprint: u64,
+}
+
+/// A point in a json-file log: the end of the last entry consumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilePosition {
+    pub file: FileId,
+    /// Bytes of the file consumed (of its uncompressed content).
+    pub offset: u64,
+    /// Docker's timestamp of the last entry consumed.
+    pub ts_ns: i64,
 }
 
 /// How far before a position a reopened stream starts. The daemon stamps stdout and stderr in
@@ -29,6 +88,7 @@ impl Position {
 /// stored after the position can carry an earlier time (seen: 50 stdout lines stored before a
 /// stderr line stamped earlier than most of them).
 const REOPEN_MARGIN_SECS: i64 = 2;
+const REOPEN_MARGIN_NS: i64 = REOPEN_MARGIN_SECS * 1_000_000_000;
 
 /// Distinct timestamps whose occurrences are counted at once; entries sharing a timestamp (the
 /// pieces of one line) are stored close together.
@@ -44,9 +104,9 @@ const RECENT: usize = 8;
 #[derive(Debug, Clone)]
 pub struct Cursor {
     /// The last consumed entry.
-    pos: Position,
+    pos: ApiPosition,
     /// Where the current stream resumes, and whether it has got there.
-    resume: Position,
+    resume: ApiPosition,
     passed: bool,
     /// Occurrences of recent timestamps in the current stream, oldest replaced first.
     recent: [(i64, u32); RECENT],
@@ -54,13 +114,13 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    pub fn new(pos: Position) -> Self {
+    pub fn new(pos: ApiPosition) -> Self {
         let mut cursor = Cursor { pos, resume: pos, passed: false, recent: [(i64::MIN, 0); RECENT], next_slot: 0 };
         cursor.restart_stream();
         cursor
     }
 
-    pub fn position(&self) -> Position {
+    pub fn position(&self) -> ApiPosition {
         self.pos
     }
 
@@ -79,7 +139,7 @@ impl Cursor {
     /// Call before reading a new stream opened at `since_secs()`.
     pub fn restart_stream(&mut self) {
         self.resume = self.pos;
-        self.passed = self.pos == Position::START;
+        self.passed = self.pos == ApiPosition::START;
         self.recent = [(i64::MIN, 0); RECENT];
     }
 
@@ -101,7 +161,7 @@ impl Cursor {
             // gone): new from here on.
             self.passed = true;
         }
-        self.pos = Position { ts_ns, count: occurrence, max_ts_ns: self.pos.max_ts_ns.max(ts_ns) };
+        self.pos = ApiPosition { ts_ns, count: occurrence, max_ts_ns: self.pos.max_ts_ns.max(ts_ns) };
         true
     }
 
@@ -131,13 +191,13 @@ mod tests {
     #[test]
     fn resuming_skips_exactly_what_was_consumed() {
         let log = [10, 20, 20, 20, 30];
-        let mut c = Cursor::new(Position::START);
+        let mut c = Cursor::new(ApiPosition::START);
         // Consume up to the second entry at 20, then the stream is cut.
         assert_eq!(admitted(&mut c, &log[..3]), vec![10, 20, 20]);
-        assert_eq!(c.position(), Position { ts_ns: 20, count: 2, max_ts_ns: 20 });
+        assert_eq!(c.position(), ApiPosition { ts_ns: 20, count: 2, max_ts_ns: 20 });
         // The daemon sends everything again from before the position; only the rest is new.
         assert_eq!(admitted(&mut c, &log), vec![20, 30]);
-        assert_eq!(c.position(), Position { ts_ns: 30, count: 1, max_ts_ns: 30 });
+        assert_eq!(c.position(), ApiPosition { ts_ns: 30, count: 1, max_ts_ns: 30 });
         assert_eq!(admitted(&mut c, &log), Vec::<i64>::new());
     }
 
@@ -145,10 +205,10 @@ mod tests {
     fn entries_stored_out_of_timestamp_order_are_neither_lost_nor_repeated() {
         // stdout stored in a batch before a stderr entry stamped earlier.
         let log = [10, 12, 14, 11, 13, 15];
-        let mut c = Cursor::new(Position::START);
+        let mut c = Cursor::new(ApiPosition::START);
         assert_eq!(admitted(&mut c, &log), log.to_vec());
         for cut in 1..log.len() {
-            let mut c = Cursor::new(Position::START);
+            let mut c = Cursor::new(ApiPosition::START);
             let mut got = admitted(&mut c, &log[..cut]);
             got.extend(admitted(&mut c, &log));
             assert_eq!(got, log.to_vec(), "cut after {cut} entries");
@@ -157,20 +217,20 @@ mod tests {
 
     #[test]
     fn start_time_admits_entries_from_the_first_at_or_after_it() {
-        let mut c = Cursor::new(Position::from_time(20));
+        let mut c = Cursor::new(ApiPosition::from_time(20));
         assert_eq!(admitted(&mut c, &[10, 19, 20, 21, 15]), vec![20, 21, 15]);
     }
 
     #[test]
     fn a_vanished_position_entry_does_not_stall_the_stream() {
-        let mut c = Cursor::new(Position { ts_ns: 20, count: 5, max_ts_ns: 20 });
+        let mut c = Cursor::new(ApiPosition { ts_ns: 20, count: 5, max_ts_ns: 20 });
         assert_eq!(admitted(&mut c, &[10, 20, 20, 30, 40]), vec![30, 40]);
     }
 
     #[test]
     fn since_is_whole_seconds_with_a_margin() {
-        assert_eq!(Cursor::new(Position::START).since_secs(None), 0);
-        let c = Cursor::new(Position::from_time(1_795_984_225_804_920_384));
+        assert_eq!(Cursor::new(ApiPosition::START).since_secs(None), 0);
+        let c = Cursor::new(ApiPosition::from_time(1_795_984_225_804_920_384));
         assert_eq!(c.since_secs(None), 1_795_984_223);
         assert_eq!(c.since_secs(Some(1_795_984_100_000_000_000)), 1_795_984_098);
         assert_eq!(c.since_secs(Some(1_795_984_300_000_000_000)), 1_795_984_223);

@@ -225,7 +225,7 @@ fn a_container_created_while_spout_ran_and_started_while_it_was_stopped_is_shipp
     let alive = state.path().join("state").join("alive");
     let watermark = || {
         let text = std::fs::read_to_string(&alive).unwrap_or_default();
-        spout::checkpoint::decode(&text).map(|p| p.ts_ns).unwrap_or(0)
+        spout::checkpoint::format::decode(&text).ok().and_then(|p| p.ts_ns()).unwrap_or(0)
     };
     assert!(wait_until(Duration::from_secs(45), || watermark() > created + 2_000_000_000));
     let _second = run_while_stopped(first, &c, state.path(), &r.route());

@@ -136,7 +136,8 @@ pub async fn run(
 ) {
     let mut reader = Reader {
         assembler: Assembler::new(false, ctx.max_line_bytes),
-        cursor: Cursor::new(from),
+        cursor: Cursor::new(from.for_api()),
+        from,
         lines: Vec::new(),
         joiner: None,
         ready: Vec::new(),
@@ -152,7 +153,7 @@ pub async fn run(
     if reason == ExitReason::Stopped {
         reader.tracked.ended(Ended::Stopped);
     }
-    let exit = ReaderExit { id, position: reader.cursor.position(), reason, started_ns: reader.started_ns };
+    let exit = ReaderExit { id, position: reader.position(), reason, started_ns: reader.started_ns };
     tokio::select! {
         _ = ctx.exits.send(exit) => {}
         () = ctx.cancel.cancelled() => {}
@@ -163,6 +164,8 @@ struct Reader {
     ctx: ReaderContext,
     meta: watch::Receiver<Arc<Container>>,
     cursor: Cursor,
+    /// Where it started: its position until it consumes anything (it may be a file's).
+    from: Position,
     assembler: Assembler,
     /// Whole lines, as the assembler completes them.
     lines: Vec<Line>,
@@ -183,6 +186,16 @@ struct Reader {
 }
 
 impl Reader {
+    /// Where it is: the last entry consumed, or where it started.
+    fn position(&self) -> Position {
+        let now = self.cursor.position();
+        if now == self.from.for_api() {
+            self.from
+        } else {
+            Position::Api(now)
+        }
+    }
+
     async fn run(&mut self, id: &str, meta: &watch::Sender<Arc<Container>>, running: bool) -> ExitReason {
         let mut first = Some(running);
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
@@ -190,7 +203,7 @@ impl Reader {
             if self.ctx.cancel.is_cancelled() {
                 return ExitReason::Shutdown;
             }
-            let before = self.cursor.position();
+            let before = self.position();
             let (running, end) = match first.take() {
                 Some(follow) => match self.first_read(id, meta, follow).await {
                     Ok(Some(read)) => read,
@@ -233,7 +246,7 @@ impl Reader {
                 StreamEnd::Ended => {
                     // A follow stream ended: the container stopped, or the daemon cut it. Read
                     // again from here; an idle repeat backs off.
-                    if self.cursor.position() != before {
+                    if self.position() != before {
                         backoff.reset();
                     } else if self.pause(&mut backoff).await {
                         return ExitReason::Shutdown;
@@ -310,8 +323,7 @@ impl Reader {
         self.started_ns = info.started_ns;
         self.assembler = Assembler::new(info.meta.tty, self.ctx.max_line_bytes);
         let max_bytes = self.ctx.max_line_bytes;
-        self.joiner =
-            self.ctx.enrichment.multiline(&info, max_bytes).map(|rules| Joiner::new(rules, self.cursor.position()));
+        self.joiner = self.ctx.enrichment.multiline(&info, max_bytes).map(|rules| Joiner::new(rules, self.position()));
         if follow && !info.running {
             // A job that has already exited: its follow stream may end before its last lines,
             // and a `--rm` job is about to be removed. Read it again at once, without follow,
@@ -388,7 +400,7 @@ impl Reader {
                       "container removed before its log was read to the end; what it wrote after the last line read is lost");
             }
         }
-        self.assembler.flush(self.cursor.position(), &mut self.lines);
+        self.assembler.flush(self.position(), &mut self.lines);
         self.join();
         if let Some(joiner) = &mut self.joiner {
             joiner.flush(&mut self.ready);
@@ -397,7 +409,7 @@ impl Reader {
             return ExitReason::Shutdown;
         }
         // Whatever followed the last message (empty lines) need not be read again either.
-        self.tracked.progress().reached(self.cursor.position());
+        self.tracked.progress().reached(self.position());
         reason
     }
 
@@ -550,9 +562,9 @@ impl Reader {
             self.ctx.stats.repeated_entries.add(1);
             return;
         }
-        let before = self.cursor.position();
+        let before = self.position();
         if self.cursor.admit(ts_ns) {
-            let span = Span { before, after: self.cursor.position() };
+            let span = Span { before, after: self.position() };
             self.assembler.push(stream, ts_ns, bytes, span, &mut self.lines);
         }
     }
