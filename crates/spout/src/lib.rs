@@ -18,6 +18,8 @@ pub mod health;
 pub mod line;
 pub mod message;
 pub mod multiline;
+pub mod outlet;
+pub mod pipeline;
 pub mod position;
 pub mod router;
 pub mod routes;

@@ -17,12 +17,13 @@ use tracing::{debug, warn};
 use super::frames::{Decoded, Decoder};
 use super::source::{BoxStream, ErrorClass, LogsRequest, Source, SourceError};
 use crate::backoff::Backoff;
-use crate::checkpoint::Ack;
 use crate::containers::{Ended, Tracked};
 use crate::enrich::{Enrichment, Skip};
-use crate::line::{Assembler, Line, Repeats, Span};
-use crate::message::{Container, Message, Stream};
+use crate::line::{Repeats, Span};
+use crate::message::{Container, Stream};
 use crate::multiline::Joiner;
+use crate::outlet::Outlet;
+use crate::pipeline::Pipeline;
 use crate::position::{Cursor, Position};
 use crate::router::Router;
 use crate::stats::ReaderStats;
@@ -135,23 +136,25 @@ pub async fn run(
     running: bool,
 ) {
     let mut reader = Reader {
-        assembler: Assembler::new(false, ctx.max_line_bytes),
+        pipeline: Pipeline::new(ctx.max_line_bytes, Arc::clone(&ctx.stats)),
         cursor: Cursor::new(from.for_api()),
         from,
-        lines: Vec::new(),
-        joiner: None,
-        ready: Vec::new(),
         stream_ended: None,
-        tracked,
+        outlet: Outlet {
+            router: ctx.router.clone(),
+            stats: Arc::clone(&ctx.stats),
+            tracked,
+            meta: meta.subscribe(),
+            cancel: ctx.cancel.clone(),
+        },
         repeats: Repeats::default(),
-        meta: meta.subscribe(),
         started_ns: None,
         clean_end: false,
         ctx: ctx.clone(),
     };
     let reason = reader.run(&id, &meta, running).await;
     if reason == ExitReason::Stopped {
-        reader.tracked.ended(Ended::Stopped);
+        reader.outlet.tracked.ended(Ended::Stopped);
     }
     let exit = ReaderExit { id, position: reader.position(), reason, started_ns: reader.started_ns };
     tokio::select! {
@@ -162,21 +165,13 @@ pub async fn run(
 
 struct Reader {
     ctx: ReaderContext,
-    meta: watch::Receiver<Arc<Container>>,
     cursor: Cursor,
     /// Where it started: its position until it consumes anything (it may be a file's).
     from: Position,
-    assembler: Assembler,
-    /// Whole lines, as the assembler completes them.
-    lines: Vec<Line>,
-    /// Joins multiline messages, for a container whose lines are joined.
-    joiner: Option<Joiner>,
-    /// Messages ready to ship: the lines, joined where they are.
-    ready: Vec<Line>,
+    pipeline: Pipeline,
     /// When the last stream ended, while no other is open.
     stream_ended: Option<tokio::time::Instant>,
-    /// Its delivery progress, and what /containers shows of it.
-    tracked: Arc<Tracked>,
+    outlet: Outlet,
     repeats: Repeats,
     /// When the run last inspected started.
     started_ns: Option<i64>,
@@ -255,9 +250,9 @@ impl Reader {
                 StreamEnd::Failed(e) => match e.class {
                     ErrorClass::Gone => return self.finish(ExitReason::Gone).await,
                     ErrorClass::Unreadable => {
-                        warn!(container = %id, name = %self.meta.borrow().name, error = %e,
+                        warn!(container = %id, name = %self.outlet.meta.borrow().name, error = %e,
                               "container's log driver cannot be read through the Docker API; its logs are not shipped");
-                        self.tracked.ended(Ended::LeftAlone(format!("its log cannot be read: {e}")));
+                        self.outlet.tracked.ended(Ended::LeftAlone(format!("its log cannot be read: {e}")));
                         return ExitReason::Unreadable;
                     }
                     ErrorClass::Transient => {
@@ -311,7 +306,7 @@ impl Reader {
         // Described even when left alone: /containers shows what it is.
         meta.send_replace(super::describe(&self.ctx.enrichment, &self.ctx.router, &info, &self.ctx.host));
         if let Some(skip) = self.ctx.enrichment.skip(&info, self.ctx.own_id.as_deref()) {
-            self.tracked.ended(Ended::LeftAlone(skip.to_string()));
+            self.outlet.tracked.ended(Ended::LeftAlone(skip.to_string()));
             if let Skip::Unreadable(_) = skip {
                 warn!(container = %id, name = %info.meta.name, reason = %skip,
                       "container's log driver keeps nothing the Docker API can return; its logs are not shipped");
@@ -321,9 +316,9 @@ impl Reader {
             return Err(ExitReason::Skipped);
         }
         self.started_ns = info.started_ns;
-        self.assembler = Assembler::new(info.meta.tty, self.ctx.max_line_bytes);
         let max_bytes = self.ctx.max_line_bytes;
-        self.joiner = self.ctx.enrichment.multiline(&info, max_bytes).map(|rules| Joiner::new(rules, self.position()));
+        let joiner = self.ctx.enrichment.multiline(&info, max_bytes).map(|rules| Joiner::new(rules, self.position()));
+        self.pipeline.configure(info.meta.tty, joiner);
         if follow && !info.running {
             // A job that has already exited: its follow stream may end before its last lines,
             // and a `--rm` job is about to be removed. Read it again at once, without follow,
@@ -386,7 +381,7 @@ impl Reader {
     async fn finish(&mut self, reason: ExitReason) -> ExitReason {
         if reason == ExitReason::Gone {
             let (id, name) = {
-                let meta = self.meta.borrow();
+                let meta = self.outlet.meta.borrow();
                 (meta.id.clone(), meta.name.clone())
             };
             if self.clean_end {
@@ -400,16 +395,12 @@ impl Reader {
                       "container removed before its log was read to the end; what it wrote after the last line read is lost");
             }
         }
-        self.assembler.flush(self.position(), &mut self.lines);
-        self.join();
-        if let Some(joiner) = &mut self.joiner {
-            joiner.flush(&mut self.ready);
-        }
+        self.pipeline.flush(self.position());
         if !self.ship().await {
             return ExitReason::Shutdown;
         }
         // Whatever followed the last message (empty lines) need not be read again either.
-        self.tracked.progress().reached(self.position());
+        self.outlet.tracked.progress().reached(self.position());
         reason
     }
 
@@ -419,11 +410,11 @@ impl Reader {
     }
 
     fn open_stream(&mut self, id: &str, follow: bool) -> LogStream {
-        if let (Some(joiner), Some(ended)) = (&mut self.joiner, self.stream_ended.take()) {
+        if let Some(ended) = self.stream_ended.take() {
             // Without a stream no line could join: that time does not count.
-            joiner.postpone(ended.elapsed());
+            self.pipeline.postpone(ended.elapsed());
         }
-        let since_secs = self.cursor.since_secs(self.assembler.held_since_ts());
+        let since_secs = self.cursor.since_secs(self.pipeline.held_since_ts());
         let stream = self.ctx.source.logs(id, LogsRequest { follow, since_secs });
         self.cursor.restart_stream();
         // A new stream's overlap with the last one is the cursor's business; repeats are looked
@@ -434,17 +425,17 @@ impl Reader {
 
     /// Takes `early` (items already read), then the rest of `stream`, shipping as it goes.
     async fn pump(&mut self, stream: &mut LogStream, early: Vec<LogItem>) -> StreamEnd {
-        let mut decoder = Decoder::new(self.assembler.tty());
+        let mut decoder = Decoder::new(self.pipeline.tty());
         for item in early {
             if let Some(end) = self.take(item, &mut decoder) {
                 return self.end_stream(end).await;
             }
         }
         loop {
-            if !self.lines.is_empty() && !self.ship().await {
+            if self.pipeline.lines() > 0 && !self.ship().await {
                 return StreamEnd::Shutdown;
             }
-            let joined_until = self.joiner.as_ref().and_then(Joiner::deadline);
+            let joined_until = self.pipeline.deadline();
             let item = tokio::select! {
                 // Lines already waiting join before a message under way is taken as complete.
                 biased;
@@ -452,9 +443,7 @@ impl Reader {
                 item = stream.next() => item,
                 () = sleep_until(joined_until) => {
                     // A multiline message no line has joined for a while is complete.
-                    if let Some(joiner) = &mut self.joiner {
-                        joiner.expire(tokio::time::Instant::now(), &mut self.ready);
-                    }
+                    self.pipeline.expire(tokio::time::Instant::now());
                     if !self.ship().await {
                         return StreamEnd::Shutdown;
                     }
@@ -469,7 +458,7 @@ impl Reader {
             // a turn: lines then go on in batches, one per read from the daemon, not one at a time.
             let mut yielded = false;
             let mut dry = false;
-            while ended.is_none() && self.lines.len() < self.ctx.router.batch_max() && taken < TURN_BYTES {
+            while ended.is_none() && self.pipeline.lines() < self.ctx.router.batch_max() && taken < TURN_BYTES {
                 match stream.next().now_or_never() {
                     Some(item) => {
                         taken += item_len(&item);
@@ -546,7 +535,7 @@ impl Reader {
 
     fn decode(&mut self, decoder: &mut Decoder, eof: bool) {
         // No entry of a TTY stream can be stamped later than now, give or take a clock step.
-        let not_after_ns = if self.assembler.tty() { now_ns() + 60_000_000_000 } else { i64::MAX };
+        let not_after_ns = if self.pipeline.tty() { now_ns() + 60_000_000_000 } else { i64::MAX };
         while let Some(decoded) = decoder.next_entry(eof, not_after_ns) {
             match decoded {
                 Decoded::Entry { stream, ts_ns, bytes } => self.entry(stream, ts_ns, bytes),
@@ -565,78 +554,13 @@ impl Reader {
         let before = self.position();
         if self.cursor.admit(ts_ns) {
             let span = Span { before, after: self.position() };
-            self.assembler.push(stream, ts_ns, bytes, span, &mut self.lines);
+            self.pipeline.push(stream, ts_ns, bytes, span);
         }
     }
 
-    /// Passes the completed lines through the joiner, if the container has one.
-    fn join(&mut self) {
-        match &mut self.joiner {
-            Some(joiner) => {
-                for line in self.lines.drain(..) {
-                    joiner.push(line, &mut self.ready);
-                }
-            }
-            None => self.ready.append(&mut self.lines),
-        }
-    }
-
-    /// Hands the completed lines to the router; false when shutting down or no route is left.
+    /// Hands the messages ready to the router; false when shutting down or no route is left.
     async fn ship(&mut self) -> bool {
-        let empty = std::mem::take(&mut self.assembler.empty_lines);
-        if empty > 0 {
-            self.ctx.stats.empty_lines.add(empty);
-        }
-        self.join();
-        if self.ready.is_empty() {
-            return true;
-        }
-        let container = Arc::clone(&self.meta.borrow_and_update());
-        let shipping_since = tokio::time::Instant::now();
-        let mut lines = self.ready.drain(..).peekable();
-        while lines.peek().is_some() {
-            let batch: Vec<Message> = lines
-                .by_ref()
-                .take(self.ctx.router.batch_max())
-                .map(|line| {
-                    if line.truncated {
-                        self.ctx.stats.truncated_lines.add(1);
-                    }
-                    let rejected_by = container.rejected_by(line.stream);
-                    let ack = Ack {
-                        progress: Arc::clone(self.tracked.progress()),
-                        seq: self.tracked.progress().ship(line.resume, rejected_by, line.ts_ns),
-                    };
-                    Message {
-                        container: Arc::clone(&container),
-                        stream: line.stream,
-                        ts_ns: line.ts_ns,
-                        line: line.text,
-                        truncated: line.truncated,
-                        ack: Some(ack),
-                    }
-                })
-                .collect();
-            let n = batch.len() as u64;
-            let bytes = batch.iter().map(|m| m.line.len() as u64).sum();
-            let newest_ns = batch.iter().map(|m| m.ts_ns).max().unwrap_or(i64::MIN);
-            self.tracked.waiting(true);
-            let sent = tokio::select! {
-                sent = self.ctx.router.send(batch) => sent.is_ok(),
-                () = self.ctx.cancel.cancelled() => false,
-            };
-            self.tracked.waiting(false);
-            if !sent {
-                return false;
-            }
-            self.ctx.stats.lines.add(n);
-            self.tracked.shipped(n, bytes, newest_ns);
-        }
-        if let Some(joiner) = &mut self.joiner {
-            // Waiting for room in the routes' queues is not time without a new line.
-            joiner.postpone(shipping_since.elapsed());
-        }
-        true
+        self.outlet.ship(&mut self.pipeline).await
     }
 }
 
