@@ -1,0 +1,345 @@
+//! One container's json-file log as the daemon keeps it: the file being written
+//! (`<id>-json.log`) and the rotated ones (`.1`, `.2`, …; `.1.gz`, … with `compress=true`), each
+//! known by its identity whatever it is called now.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use super::decode::{parse, Lines, MAX_LINE};
+use crate::fnv::fnv1a;
+use crate::position::{FileId, FilePosition};
+
+/// Where a container's json-file log is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDir {
+    pub dir: PathBuf,
+    /// The file being written: `<id>-json.log`.
+    pub base: String,
+}
+
+impl LogDir {
+    /// The log whose file being written is `path` (inspect's `LogPath`).
+    pub fn of(path: &Path) -> Option<LogDir> {
+        let base = path.file_name()?.to_str()?.to_owned();
+        Some(LogDir { dir: path.parent()?.to_owned(), base })
+    }
+
+    pub fn current(&self) -> PathBuf {
+        self.dir.join(&self.base)
+    }
+
+    /// Whether `name` is one of this log's files: the current one, or a rotated one.
+    pub fn is_ours(&self, name: &str) -> bool {
+        let Some(rest) = name.strip_prefix(self.base.as_str()) else { return false };
+        let rest = rest.strip_suffix(".gz").unwrap_or(rest);
+        rest.is_empty()
+            || rest.strip_prefix('.').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }
+
+    /// Every file of the log there is now, open and identified, oldest first (the current one,
+    /// which may be empty, last). A rotated file being compressed is there twice for a moment:
+    /// the plain one is kept.
+    pub fn files(&self) -> io::Result<Vec<LogFile>> {
+        let mut files: Vec<LogFile> = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            if !self.is_ours(&name) {
+                continue;
+            }
+            // Rotated away or deleted since the listing: not there.
+            let Ok(file) = LogFile::open(&entry.path()) else { continue };
+            match files.iter_mut().find(|f| file.id.fingerprint != 0 && f.id.fingerprint == file.id.fingerprint) {
+                Some(twin) if twin.gz && !file.gz => *twin = file,
+                Some(_) => {}
+                None => files.push(file),
+            }
+        }
+        files.sort_by_key(|f| f.first_ts.unwrap_or(i64::MAX));
+        Ok(files)
+    }
+}
+
+/// One file of a json-file log, open, read from an offset on.
+pub struct LogFile {
+    pub id: FileId,
+    /// Docker's timestamp of its first entry, once it has one.
+    pub first_ts: Option<i64>,
+    /// Its name when it was opened, for messages.
+    pub name: String,
+    gz: bool,
+    reader: Box<dyn Read + Send>,
+    /// For a plain file, its descriptor, to read its first line again at its start.
+    plain: Option<File>,
+    lines: Lines,
+}
+
+impl std::fmt::Debug for LogFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogFile").field("id", &self.id).field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl LogFile {
+    /// Opens `path` (a gzipped one by its name) at its start.
+    pub fn open(path: &Path) -> io::Result<LogFile> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let file = File::open(path)?;
+        if name.ends_with(".gz") {
+            let meta = file.metadata()?;
+            let first = first_line(&mut flate2::read::GzDecoder::new(File::open(path)?))?;
+            let mut log = LogFile {
+                id: FileId { dev: meta.dev(), ino: meta.ino(), fingerprint: 0 },
+                first_ts: None,
+                name,
+                gz: true,
+                reader: Box::new(flate2::read::GzDecoder::new(file)),
+                plain: None,
+                lines: Lines::new(0),
+            };
+            log.identify_with(first.as_deref());
+            Ok(log)
+        } else {
+            LogFile::plain(file, name)
+        }
+    }
+
+    /// A plain file already open (as the daemon created it), at its start.
+    pub fn plain(file: File, name: String) -> io::Result<LogFile> {
+        let meta = file.metadata()?;
+        let mut log = LogFile {
+            id: FileId { dev: meta.dev(), ino: meta.ino(), fingerprint: 0 },
+            first_ts: None,
+            name,
+            gz: false,
+            reader: Box::new(file.try_clone()?),
+            plain: Some(file),
+            lines: Lines::new(0),
+        };
+        log.identify()?;
+        Ok(log)
+    }
+
+    /// Whether this is the file `id` names: by its first line when `id` has one, else (a file
+    /// that was empty) by device and inode.
+    pub fn is(&self, id: &FileId) -> bool {
+        if id.fingerprint != 0 {
+            self.id.fingerprint == id.fingerprint
+        } else {
+            self.id.dev == id.dev && self.id.ino == id.ino
+        }
+    }
+
+    /// Moves to `offset` bytes into its content (decompressing up to there, for a gzipped one).
+    pub fn skip_to(&mut self, offset: u64) -> io::Result<()> {
+        match &mut self.plain {
+            Some(file) => {
+                // The descriptor read from is a clone of this one: they share the offset.
+                file.seek(SeekFrom::Start(offset))?;
+            }
+            None => {
+                let skipped = io::copy(&mut (&mut self.reader).take(offset), &mut io::sink())?;
+                if skipped < offset {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file is shorter than the position"));
+                }
+            }
+        }
+        self.lines = Lines::new(offset);
+        Ok(())
+    }
+
+    /// Reads what there is next (0 at its end for now); identifies it once it has a first line.
+    pub fn fill(&mut self) -> io::Result<usize> {
+        let n = loop {
+            match self.reader.read(self.lines.space()) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.lines.filled(0);
+                    return Err(e);
+                }
+            }
+        };
+        self.lines.filled(n);
+        if n > 0 && self.id.fingerprint == 0 {
+            self.identify()?;
+        }
+        Ok(n)
+    }
+
+    /// Its lines, as read so far.
+    pub fn lines(&mut self) -> &mut Lines {
+        &mut self.lines
+    }
+
+    /// The point `offset` bytes into it, after an entry stamped `ts_ns`.
+    pub fn at(&self, offset: u64, ts_ns: i64) -> FilePosition {
+        FilePosition { file: self.id, offset, ts_ns }
+    }
+
+    /// Reads its first line, if it is complete, and names the file by it.
+    fn identify(&mut self) -> io::Result<()> {
+        if let Some(file) = &self.plain {
+            let first = first_line(&mut At { file, offset: 0 })?;
+            self.identify_with(first.as_deref());
+        }
+        Ok(())
+    }
+
+    fn identify_with(&mut self, first: Option<&[u8]>) {
+        if let Some(line) = first {
+            self.id.fingerprint = fnv1a(line).max(1);
+            self.first_ts = parse(&line[..line.len() - 1]).map(|e| e.ts_ns);
+        }
+    }
+}
+
+/// A file read from an offset of its own, leaving the descriptor's offset alone.
+struct At<'a> {
+    file: &'a File,
+    offset: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// The first line of `from`, with its newline, if it has a complete one.
+fn first_line(from: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+    let mut line = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while line.len() <= MAX_LINE {
+        let n = match from.read(&mut chunk) {
+            Ok(0) => return Ok(None),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // A gzipped file cut short (still being written): no first line yet.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if let Some(end) = chunk[..n].iter().position(|&b| b == b'\n') {
+            line.extend_from_slice(&chunk[..=end]);
+            return Ok(Some(line));
+        }
+        line.extend_from_slice(&chunk[..n]);
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::docker::files::decode::Decoded;
+
+    pub(crate) fn entry(n: u32) -> String {
+        format!(
+            "{{\"log\":\"line {n}\\n\",\"stream\":\"stdout\",\"time\":\"2026-12-06T19:20:{:02}.{n:09}Z\"}}\n",
+            n / 1_000_000
+        )
+    }
+
+    fn texts(file: &mut LogFile) -> Vec<String> {
+        while file.fill().expect("read") > 0 {}
+        let mut out = Vec::new();
+        while let Some(d) = file.lines().next() {
+            if let Decoded::Entry { entry, .. } = d {
+                out.push(entry.log.trim_end().to_owned());
+            }
+        }
+        out
+    }
+
+    fn gzip(path: &Path, text: &str) {
+        let mut gz = flate2::write::GzEncoder::new(File::create(path).expect("create"), flate2::Compression::fast());
+        gz.write_all(text.as_bytes()).expect("write");
+        gz.finish().expect("finish");
+    }
+
+    #[test]
+    fn the_files_of_a_log_oldest_first_known_by_their_first_line() {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = LogDir { dir: dir.path().to_owned(), base: "c-json.log".into() };
+        let range = |a: u32, b: u32| (a..=b).map(entry).collect::<String>();
+        gzip(&dir.path().join("c-json.log.2.gz"), &range(1, 3));
+        std::fs::write(dir.path().join("c-json.log.1"), range(4, 6)).expect("write");
+        // Being compressed: the same file twice.
+        gzip(&dir.path().join("c-json.log.1.gz"), &range(4, 6));
+        std::fs::write(dir.path().join("c-json.log"), range(7, 8)).expect("write");
+        std::fs::write(dir.path().join("c-json.log.bak"), range(9, 9)).expect("write");
+        std::fs::write(dir.path().join("other-json.log"), range(9, 9)).expect("write");
+        let mut files = log.files().expect("files");
+        let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["c-json.log.2.gz", "c-json.log.1", "c-json.log"]);
+        assert_eq!(texts(&mut files[0]), ["line 1", "line 2", "line 3"]);
+        // Found again by identity after a rotation renamed (and compressed) it.
+        let id = files[1].id;
+        std::fs::remove_file(dir.path().join("c-json.log.1")).expect("rm");
+        let again = log.files().expect("files");
+        let found = again.iter().find(|f| f.is(&id)).expect("found by its first line");
+        assert_eq!(found.name, "c-json.log.1.gz");
+    }
+
+    #[test]
+    fn a_file_is_read_from_an_offset_plain_or_gzipped_and_grows() {
+        let dir = tempfile::tempdir().expect("dir");
+        let text: String = (1..=3).map(entry).collect();
+        let second = entry(1).len() as u64;
+        let plain = dir.path().join("c-json.log");
+        std::fs::write(&plain, &text).expect("write");
+        let gz = dir.path().join("c-json.log.1.gz");
+        gzip(&gz, &text);
+        for path in [&plain, &gz] {
+            let mut f = LogFile::open(path).expect("open");
+            f.skip_to(second).expect("skip");
+            assert_eq!(texts(&mut f), ["line 2", "line 3"], "{}", path.display());
+        }
+        let mut f = LogFile::open(&plain).expect("open");
+        assert_eq!(texts(&mut f).len(), 3);
+        let mut append = std::fs::OpenOptions::new().append(true).open(&plain).expect("open");
+        append.write_all(entry(4).as_bytes()).expect("append");
+        assert_eq!(texts(&mut f), ["line 4"], "what is written later is read from where reading stopped");
+    }
+
+    #[test]
+    fn an_empty_file_is_identified_once_its_first_line_is_complete() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("c-json.log");
+        let mut w = File::create(&path).expect("create");
+        let mut f = LogFile::plain(File::open(&path).expect("open"), "c-json.log".into()).expect("plain");
+        assert_eq!(f.id.fingerprint, 0);
+        let line = entry(1);
+        w.write_all(&line.as_bytes()[..10]).expect("write");
+        f.fill().expect("fill");
+        assert_eq!(f.id.fingerprint, 0, "not before its first line is whole");
+        w.write_all(&line.as_bytes()[10..]).expect("write");
+        f.fill().expect("fill");
+        assert_ne!(f.id.fingerprint, 0);
+        assert_eq!(f.first_ts, crate::timestamp::parse_rfc3339_ns(b"2026-12-06T19:20:00.000000001Z"));
+        assert!(LogFile::open(&path).expect("open").is(&f.id));
+    }
+
+    #[test]
+    fn names_of_a_log() {
+        let log = LogDir::of(Path::new("/var/lib/docker/containers/c/c-json.log")).expect("a path");
+        assert_eq!(log.dir, Path::new("/var/lib/docker/containers/c"));
+        for (name, ours) in [
+            ("c-json.log", true),
+            ("c-json.log.1", true),
+            ("c-json.log.12.gz", true),
+            ("c-json.log.", false),
+            ("c-json.log.gz", true),
+            ("c-json.log.x", false),
+            ("hostname", false),
+        ] {
+            assert_eq!(log.is_ours(name), ours, "{name}");
+        }
+    }
+}
