@@ -249,7 +249,7 @@ pub(crate) mod tests {
     fn texts(file: &mut LogFile) -> Vec<String> {
         while file.fill().expect("read") > 0 {}
         let mut out = Vec::new();
-        while let Some(d) = file.lines().next() {
+        while let Some(d) = file.lines().next_line() {
             if let Decoded::Entry { entry, .. } = d {
                 out.push(entry.log.trim_end().to_owned());
             }

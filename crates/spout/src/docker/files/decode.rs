@@ -115,7 +115,7 @@ impl Lines {
     }
 
     /// The next complete line's entry, or the garbage it is; `None` until a line is complete.
-    pub fn next(&mut self) -> Option<Decoded<'_>> {
+    pub fn next_line(&mut self) -> Option<Decoded<'_>> {
         let held = self.buf.len() - self.start;
         let Some(newline) = memchr(&self.buf[self.start..]) else {
             if held > MAX_LINE {
@@ -164,7 +164,7 @@ mod tests {
 
     fn all(lines: &mut Lines) -> Vec<(Option<(Stream, String)>, u64)> {
         let mut out = Vec::new();
-        while let Some(d) = lines.next() {
+        while let Some(d) = lines.next_line() {
             out.push(match d {
                 Decoded::Entry { entry, end } => (Some((entry.stream, entry.log.into_owned())), end),
                 Decoded::Garbage { end, .. } => (None, end),

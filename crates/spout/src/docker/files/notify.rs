@@ -279,7 +279,7 @@ mod tests {
         let mut texts = Vec::new();
         for file in &mut created {
             while file.fill().expect("read") > 0 {}
-            while let Some(d) = file.lines().next() {
+            while let Some(d) = file.lines().next_line() {
                 if let super::super::decode::Decoded::Entry { entry, .. } = d {
                     texts.push(entry.log.trim_end().to_owned());
                 }
