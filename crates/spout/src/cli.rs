@@ -139,6 +139,11 @@ pub struct RunArgs {
     #[arg(long, env = "DOCKER_HOST", default_value = "unix:///var/run/docker.sock")]
     pub docker_host: String,
 
+    /// Where containers' logs are read from: `files` (their json-file logs, directly), `api`
+    /// (the Docker API), or `auto` (files where spout can read them, the API otherwise).
+    #[arg(long, value_name = "auto|files|api", env = "SPOUT_SOURCE", default_value = "auto")]
+    pub source: String,
+
     /// Directory for spout's state; created if missing.
     #[arg(long, env = "SPOUT_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,

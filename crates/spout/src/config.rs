@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{split_route_uris, RunArgs as Cli};
+use crate::docker::files::SourceMode;
 use crate::enrich::fields::{self, Extract, FieldRules, Pick};
 use crate::enrich::{Enrichment, LabelMatch, Multiline};
 use crate::routes::uri::RouteSpec;
@@ -18,6 +19,8 @@ const MAX_ROUTES: usize = crate::router::MAX_ROUTES;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub docker_host: DockerHost,
+    /// Where containers' logs are read from.
+    pub source: SourceMode,
     pub state_dir: PathBuf,
     pub http: Option<SocketAddr>,
     /// The API's Unix socket (no token needed: only root can connect), if any.
@@ -128,6 +131,7 @@ impl Config {
         check_routes(&routes, &mut errors);
         let name = |id: &str| sources.name(id);
         let docker_host = ok(&mut errors, &name("docker_host"), parse_docker_host(&cli.docker_host));
+        let source = ok(&mut errors, &name("source"), cli.source.parse::<SourceMode>());
         let http = match cli.http.as_str() {
             "off" => None,
             addr => ok(
@@ -177,24 +181,30 @@ impl Config {
         for spec in env_exclude.unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
             enrichment.exclude_labels.extend(ok(&mut errors, "EXCLUDE_LABEL", LabelMatch::logspout(spec)));
         }
-        match (docker_host, shutdown_grace, checkpoint_interval, max_line_bytes, errors.is_empty()) {
-            (Some(docker_host), Some(shutdown_grace), Some(checkpoint_interval), Some(max_line_bytes), true) => {
-                Ok(Config {
-                    enrichment,
-                    file_routes: Vec::new(),
-                    checkpoint_interval,
-                    docker_host,
-                    state_dir: cli.state_dir.clone(),
-                    http,
-                    api_socket,
-                    api_token,
-                    hostname,
-                    backlog: cli.backlog,
-                    max_line_bytes,
-                    shutdown_grace,
-                    routes,
-                })
-            }
+        match (docker_host, source, shutdown_grace, checkpoint_interval, max_line_bytes, errors.is_empty()) {
+            (
+                Some(docker_host),
+                Some(source),
+                Some(shutdown_grace),
+                Some(checkpoint_interval),
+                Some(max_line_bytes),
+                true,
+            ) => Ok(Config {
+                source,
+                enrichment,
+                file_routes: Vec::new(),
+                checkpoint_interval,
+                docker_host,
+                state_dir: cli.state_dir.clone(),
+                http,
+                api_socket,
+                api_token,
+                hostname,
+                backlog: cli.backlog,
+                max_line_bytes,
+                shutdown_grace,
+                routes,
+            }),
             _ => Err(errors),
         }
     }

@@ -26,6 +26,8 @@ pub struct Tracked {
     last_read_ns: AtomicI64,
     /// The reader waits for room in a route's queue.
     waiting: AtomicBool,
+    /// Where its reader reads it from: `api` or `files`.
+    source: Mutex<Option<&'static str>>,
     ended: Mutex<Option<Ended>>,
 }
 
@@ -56,6 +58,11 @@ impl Tracked {
         self.waiting.store(waiting, Ordering::Relaxed);
     }
 
+    /// Its reader reads it from `source` (`api` or `files`).
+    pub fn reading_from(&self, source: &'static str) {
+        *self.source.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(source);
+    }
+
     pub fn ended(&self, why: Ended) {
         *self.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
     }
@@ -77,6 +84,9 @@ pub struct ContainerReport {
     pub state: &'static str,
     /// Why it is left alone.
     pub reason: Option<String>,
+    /// Where it is read from: `files` (its json-file log) or `api` (the Docker API); `null`
+    /// until its reader knows.
+    pub source: Option<&'static str>,
     pub lines_shipped: u64,
     pub bytes_shipped: u64,
     /// Docker's timestamp of the newest line read and shipped.
@@ -127,6 +137,7 @@ impl Board {
             bytes: Counter::default(),
             last_read_ns: AtomicI64::new(i64::MIN),
             waiting: AtomicBool::new(false),
+            source: Mutex::new(None),
             ended: Mutex::new(None),
         });
         if let Some(earlier) = known.get(id) {
@@ -181,6 +192,7 @@ fn one(id: String, t: &Tracked, route_names: &[(usize, Arc<str>)]) -> ContainerR
         image: meta.image_name.clone(),
         state,
         reason,
+        source: *t.source.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
         lines_shipped: t.lines.get(),
         bytes_shipped: t.bytes.get(),
         last_read: (last_read != i64::MIN).then(|| format_rfc3339_ns(last_read)),

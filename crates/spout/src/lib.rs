@@ -173,8 +173,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     });
 
     let watermark = Arc::new(AtomicI64::new(checkpoints.previous_run().unwrap_or_else(timestamp::now_ns)));
+    let files = docker::files::FilesSetup {
+        mode: config.source,
+        notifier: match config.source {
+            docker::files::SourceMode::Api => None,
+            _ => match docker::files::notify::Notifier::start() {
+                Ok(notifier) => Some(notifier),
+                Err(e) => {
+                    warn!(error = %e, "no inotify instance for json-file logs (root's fs.inotify.max_user_instances reached?); they are polled every 250 ms");
+                    None
+                }
+            },
+        },
+        warned: Default::default(),
+    };
     let watcher = Watcher::new(
         WatcherConfig {
+            files: Arc::new(files),
             hostname: config.hostname.clone(),
             backlog: config.backlog,
             max_line_bytes: config.max_line_bytes,

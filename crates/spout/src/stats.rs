@@ -32,6 +32,9 @@ pub struct ReaderStats {
     pub unshipped_bytes: Counter,
     /// Containers removed with lines known or likely unread (each warned about).
     pub lost_logs: Counter,
+    /// json-file log files (or spans of them) rotated away before they were read to the end
+    /// (each warned about, with the span of time).
+    pub lost_files: Counter,
     /// Containers removed after their log stream ended, before a second read could confirm that
     /// nothing came after (the usual end of a `--rm` job; not warned about).
     pub unconfirmed_ends: Counter,

@@ -125,6 +125,12 @@ impl Collector for MetricSources {
             "Containers removed with lines known or likely unread.",
             r.lost_logs.get(),
         )?;
+        counter(
+            &mut e,
+            "spout_log_files_lost",
+            "json-file log files rotated away before they were read to their end.",
+            r.lost_files.get(),
+        )?;
         gauge(
             &mut e,
             "spout_containers_attached",

@@ -53,7 +53,11 @@ impl Connect for DockerConnector {
             let docker = docker.negotiate_version().await.map_err(|e| fail(&e))?;
             let info = docker.info().await.map_err(|e| fail(&e))?;
             let logs = LogsClient::new(&host, docker.client_version().to_string());
-            Ok(Connected { source: Arc::new(DockerSource { docker, logs }), host_name: info.name.unwrap_or_default() })
+            Ok(Connected {
+                source: Arc::new(DockerSource { docker, logs }),
+                host_name: info.name.unwrap_or_default(),
+                root_dir: info.docker_root_dir.filter(|d| !d.is_empty()),
+            })
         })
     }
 }
@@ -158,6 +162,7 @@ fn info(resp: ContainerInspectResponse) -> ContainerInfo {
         env: config.env.unwrap_or_default(),
         labels: config.labels.unwrap_or_default(),
         log_driver: resp.host_config.and_then(|h| h.log_config).and_then(|l| l.typ),
+        log_path: resp.log_path.filter(|p| !p.is_empty()),
     }
 }
 

@@ -5,6 +5,7 @@
 //! reader asks again from its position, without follow if the container has stopped, and only
 //! a complete read of a stopped container's log ends the reader.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,10 +13,13 @@ use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
+use super::files::chain::LogDir;
+use super::files::follow::{Files, Opened};
+use super::files::{FilesSetup, SourceMode};
 use super::frames::{Decoded, Decoder};
-use super::source::{BoxStream, ErrorClass, LogsRequest, Source, SourceError};
+use super::source::{BoxStream, ContainerInfo, ErrorClass, LogsRequest, Source, SourceError};
 use crate::backoff::Backoff;
 use crate::containers::{Ended, Tracked};
 use crate::enrich::{Enrichment, Skip};
@@ -44,6 +48,10 @@ pub struct ReaderContext {
     pub max_line_bytes: usize,
     pub cancel: CancellationToken,
     pub exits: mpsc::Sender<ReaderExit>,
+    /// How json-file logs are read, if at all.
+    pub files: Arc<FilesSetup>,
+    /// The daemon's root directory: where a container's json-file log is, before its inspect says.
+    pub root_dir: Option<Arc<str>>,
 }
 
 /// Why a reader ended, and where it got to.
@@ -150,6 +158,7 @@ pub async fn run(
         repeats: Repeats::default(),
         started_ns: None,
         clean_end: false,
+        files_at: None,
         ctx: ctx.clone(),
     };
     let reason = reader.run(&id, &meta, running).await;
@@ -178,11 +187,16 @@ struct Reader {
     /// A stream ended as the daemon ended it, and nothing came since: if the container is gone
     /// now, everything it wrote may have been read (there is no confirming it).
     clean_end: bool,
+    /// Where it is, once it reads the container's json-file log.
+    files_at: Option<Position>,
 }
 
 impl Reader {
     /// Where it is: the last entry consumed, or where it started.
     fn position(&self) -> Position {
+        if let Some(at) = self.files_at {
+            return at;
+        }
         let now = self.cursor.position();
         if now == self.from.for_api() {
             self.from
@@ -269,25 +283,32 @@ impl Reader {
 
     /// The first read: opens the stream (following it if `follow`) and inspects the container
     /// meanwhile, holding what the stream brings until the inspect says whether and how to read
-    /// it. Returns whether the container runs (or may: read again) and how the stream ended;
-    /// `None` when the inspect failed and nothing was consumed.
+    /// it. A json-file log where the daemon keeps it is opened instead of the stream, so that a
+    /// `--rm` job's file is read even once the daemon removed it. Returns whether the container
+    /// runs (or may: read again) and how the stream ended; `None` when the inspect failed and
+    /// nothing was consumed; `Err` when the reader is done (its files read, or nothing to read).
     async fn first_read(
         &mut self,
         id: &str,
         meta: &watch::Sender<Arc<Container>>,
         follow: bool,
     ) -> Result<Option<(bool, StreamEnd)>, ExitReason> {
-        let mut stream = self.open_stream(id, follow);
+        let early_files = self.early_files(id);
+        let mut stream = match early_files {
+            Some(_) => None,
+            None => Some(self.open_stream(id, follow)),
+        };
         let mut early: Vec<LogItem> = Vec::new();
         let mut early_bytes = 0;
         let answer = {
             let inspect = self.ctx.source.inspect(id);
             tokio::pin!(inspect);
             loop {
-                let more = early_bytes < EARLY_BYTES && !matches!(early.last(), Some(None | Some(Err(_))));
+                let more =
+                    stream.is_some() && early_bytes < EARLY_BYTES && !matches!(early.last(), Some(None | Some(Err(_))));
                 tokio::select! {
                     answer = &mut inspect => break answer,
-                    item = stream.next(), if more => {
+                    item = next_item(&mut stream), if more => {
                         early_bytes += item_len(&item);
                         early.push(item);
                     }
@@ -297,7 +318,15 @@ impl Reader {
         };
         let info = match answer {
             Ok(info) => info,
-            Err(e) if e.class == ErrorClass::Gone => return Err(self.removed_before_inspect(id, stream, early).await),
+            Err(e) if e.class == ErrorClass::Gone => {
+                return Err(match stream {
+                    Some(stream) => self.removed_before_inspect(id, stream, early).await,
+                    None => {
+                        self.removed_before_inspect(id, Box::pin(futures_util::stream::empty()), early_log(early_files))
+                            .await
+                    }
+                })
+            }
             Err(e) => {
                 debug!(container = %id, error = %e, "inspect failed, retrying");
                 return Ok(None);
@@ -319,6 +348,20 @@ impl Reader {
         let max_bytes = self.ctx.max_line_bytes;
         let joiner = self.ctx.enrichment.multiline(&info, max_bytes).map(|rules| Joiner::new(rules, self.position()));
         self.pipeline.configure(info.meta.tty, joiner);
+        let mut stream = match (self.choose(&info, early_files), stream) {
+            (Choice::Files(opened), _) => {
+                self.outlet.tracked.reading_from("files");
+                return Err(self.read_files(id, *opened, info.running).await);
+            }
+            (Choice::LeftAlone(why), _) => {
+                info!(container = %id, name = %info.meta.name, reason = %why, "not reading container");
+                self.outlet.tracked.ended(Ended::LeftAlone(why));
+                return Err(ExitReason::Unreadable);
+            }
+            (Choice::Api, Some(stream)) => stream,
+            (Choice::Api, None) => self.open_stream(id, follow),
+        };
+        self.outlet.tracked.reading_from("api");
         if follow && !info.running {
             // A job that has already exited: its follow stream may end before its last lines,
             // and a `--rm` job is about to be removed. Read it again at once, without follow,
@@ -333,6 +376,68 @@ impl Reader {
         // A stream that followed must be read again once it ends, whatever the inspect saw when
         // it answered.
         Ok(Some((info.running || follow, self.pump(&mut stream, early).await)))
+    }
+
+    /// The container's json-file log where the daemon keeps its containers, if it has one there
+    /// and spout may read it.
+    fn early_files(&self, id: &str) -> Option<Box<Opened>> {
+        if self.ctx.files.mode == SourceMode::Api {
+            return None;
+        }
+        let root = self.ctx.root_dir.as_deref()?;
+        let log = LogDir { dir: Path::new(root).join("containers").join(id), base: format!("{id}-json.log") };
+        Opened::open(log, &self.ctx).ok().filter(|o| !o.files.is_empty()).map(Box::new)
+    }
+
+    /// Where to read the inspected container from, as `--source` says and the container allows.
+    fn choose(&self, info: &ContainerInfo, early: Option<Box<Opened>>) -> Choice {
+        let mode = self.ctx.files.mode;
+        if mode == SourceMode::Api {
+            return Choice::Api;
+        }
+        let json_file = info.log_driver.as_deref() == Some("json-file");
+        let Some(log) = info.log_path.as_deref().filter(|_| json_file).and_then(|p| LogDir::of(Path::new(p))) else {
+            return match mode {
+                SourceMode::Files => Choice::LeftAlone(format!(
+                    "its log driver is {}, and --source files reads json-file logs only",
+                    info.log_driver.as_deref().unwrap_or("unknown")
+                )),
+                _ => Choice::Api,
+            };
+        };
+        if let Some(early) = early.filter(|e| e.log == log) {
+            return Choice::Files(early);
+        }
+        let why = match Opened::open(log.clone(), &self.ctx) {
+            Ok(opened) if !opened.files.is_empty() => return Choice::Files(Box::new(opened)),
+            Ok(_) => "there is no log file in it".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        if mode == SourceMode::Files {
+            return Choice::LeftAlone(format!("its json-file log cannot be read at {}: {why}", log.dir.display()));
+        }
+        if !self.ctx.files.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            warn!(dir = %log.dir.display(), error = %why,
+                  "json-file logs cannot be read here, so containers are read through the Docker API; to read them directly, mount the daemon's containers directory into spout's container at the same path, read-only (-v /var/lib/docker/containers:/var/lib/docker/containers:ro)");
+        }
+        Choice::Api
+    }
+
+    /// Reads the container's json-file log to the end of its run.
+    async fn read_files(&mut self, id: &str, opened: Opened, running: bool) -> ExitReason {
+        let mut position = self.position();
+        let ctx = self.ctx.clone();
+        let files = Files {
+            id,
+            ctx: &ctx,
+            pipeline: &mut self.pipeline,
+            outlet: &mut self.outlet,
+            position: &mut position,
+            started_ns: &mut self.started_ns,
+        };
+        let reason = files.run(opened, running).await;
+        self.files_at = Some(position);
+        reason
     }
 
     /// The container was removed before the daemon answered its inspect: nothing says whether it
@@ -564,6 +669,32 @@ impl Reader {
     }
 }
 
+/// Where a container is read from.
+enum Choice {
+    Files(Box<Opened>),
+    Api,
+    /// Not at all, and why.
+    LeftAlone(String),
+}
+
+/// The next item of `stream`, or never without one.
+async fn next_item(stream: &mut Option<LogStream>) -> LogItem {
+    match stream {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a log opened early had, as a removed container's reader reports it: something, or not.
+fn early_log(opened: Option<Box<Opened>>) -> Vec<LogItem> {
+    let wrote = opened.is_some_and(|o| o.files.iter().any(|f| f.first_ts.is_some()));
+    if wrote {
+        vec![Some(Ok(Bytes::from_static(b"(a json-file log)"))), None]
+    } else {
+        vec![None]
+    }
+}
+
 /// Sleeps until `deadline`, or for ever when there is none.
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
@@ -648,6 +779,8 @@ mod tests {
             max_line_bytes,
             cancel: CancellationToken::new(),
             exits,
+            files: Arc::new(FilesSetup { mode: SourceMode::Api, notifier: None, warned: Default::default() }),
+            root_dir: None,
         };
         if let Some(after) = stop_after {
             let cancel = ctx.cancel.clone();

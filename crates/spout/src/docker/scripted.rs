@@ -176,6 +176,6 @@ impl Connect for Scripted {
 
     fn connect(&self) -> BoxFuture<Result<Connected, SourceError>> {
         let source: Arc<dyn Source> = Arc::new(self.clone());
-        Box::pin(async move { Ok(Connected { source, host_name: "test-host".into() }) })
+        Box::pin(async move { Ok(Connected { source, host_name: "test-host".into(), root_dir: None }) })
     }
 }

@@ -77,6 +77,8 @@ pub struct ContainerInfo {
     pub env: Vec<String>,
     pub labels: HashMap<String, String>,
     pub log_driver: Option<String>,
+    /// Where a json-file log is (inspect's `LogPath`), on the daemon's host.
+    pub log_path: Option<String>,
 }
 
 /// The container events the watcher acts on.
@@ -118,10 +120,12 @@ pub trait Source: Send + Sync {
     fn logs(&self, id: &str, request: LogsRequest) -> BoxStream<Result<Bytes, SourceError>>;
 }
 
-/// A source reached, and the host name it reports.
+/// A source reached, the host name it reports, and where it keeps containers' files.
 pub struct Connected {
     pub source: Arc<dyn Source>,
     pub host_name: String,
+    /// The daemon's root directory (`/var/lib/docker`), if it says.
+    pub root_dir: Option<String>,
 }
 
 /// Reaches a source: once at start, and again whenever it was lost.

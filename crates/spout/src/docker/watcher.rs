@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use super::files::FilesSetup;
 use super::reader::{self, ExitReason, ReaderContext, ReaderExit};
 use super::source::{Connect, Connected, ContainerInfo, ErrorClass, Event, EventKind, Listed, Source, SourceError};
 use crate::backoff::Backoff;
@@ -56,6 +57,8 @@ pub struct WatcherConfig {
     /// spout's own container, never read.
     pub own_id: Option<String>,
     pub enrichment: Arc<Enrichment>,
+    /// How json-file logs are read, if at all.
+    pub files: Arc<FilesSetup>,
 }
 
 /// What the watcher needs besides its configuration.
@@ -120,6 +123,8 @@ struct Session {
     n: u64,
     source: Arc<dyn Source>,
     host: Arc<str>,
+    /// The daemon's root directory, as it says.
+    root_dir: Option<Arc<str>>,
     /// Cancels the connection's own tasks when it is over.
     cancel: CancellationToken,
 }
@@ -233,8 +238,13 @@ impl Watcher {
             Some(name) => name.as_str().into(),
             None => connected.host_name.into(),
         };
-        let session =
-            Session { n: self.sessions, source: connected.source, host, cancel: self.parts.cancel.child_token() };
+        let session = Session {
+            n: self.sessions,
+            source: connected.source,
+            host,
+            root_dir: connected.root_dir.map(Arc::from),
+            cancel: self.parts.cancel.child_token(),
+        };
         let _stop_tasks = session.cancel.clone().drop_guard();
         self.catch_up = None;
         self.spawn_events(&session);
@@ -441,6 +451,8 @@ impl Watcher {
             max_line_bytes: self.config.max_line_bytes,
             cancel: self.parts.cancel.child_token(),
             exits: self.exits_tx.clone(),
+            files: Arc::clone(&self.config.files),
+            root_dir: session.root_dir.clone(),
         };
         let tracked = self.parts.board.attach(id, meta.subscribe(), progress);
         self.tracker.spawn(reader::run(ctx, id.to_owned(), meta, tracked, from, running));
@@ -583,6 +595,11 @@ mod tests {
                 max_line_bytes: 1 << 20,
                 own_id: None,
                 enrichment: Arc::default(),
+                files: Arc::new(FilesSetup {
+                    mode: crate::docker::files::SourceMode::Api,
+                    notifier: None,
+                    warned: Default::default(),
+                }),
             },
             WatcherParts {
                 connector: Arc::new(source.clone()),

@@ -2,6 +2,7 @@
 //! (`<id>-json.log`) and the rotated ones (`.1`, `.2`, …; `.1.gz`, … with `compress=true`), each
 //! known by its identity whatever it is called now.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -42,23 +43,134 @@ impl LogDir {
     /// which may be empty, last). A rotated file being compressed is there twice for a moment:
     /// the plain one is kept.
     pub fn files(&self) -> io::Result<Vec<LogFile>> {
+        Ok(one_of_each(self.listing()?).0)
+    }
+
+    /// Every file of the log there is now, open, in no order: twins (a file and its gzipped
+    /// copy) both.
+    fn listing(&self) -> io::Result<Vec<LogFile>> {
         let mut files: Vec<LogFile> = Vec::new();
         for entry in std::fs::read_dir(&self.dir)? {
             let entry = entry?;
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
-            if !self.is_ours(&name) {
-                continue;
-            }
-            // Rotated away or deleted since the listing: not there.
-            let Ok(file) = LogFile::open(&entry.path()) else { continue };
-            match files.iter_mut().find(|f| file.id.fingerprint != 0 && f.id.fingerprint == file.id.fingerprint) {
-                Some(twin) if twin.gz && !file.gz => *twin = file,
-                Some(_) => {}
-                None => files.push(file),
+            if self.is_ours(&name) {
+                // Rotated away or deleted since the listing: not there.
+                files.extend(LogFile::open(&entry.path()).ok());
             }
         }
-        files.sort_by_key(|f| f.first_ts.unwrap_or(i64::MAX));
         Ok(files)
+    }
+}
+
+/// `files` without the gzipped twin of a file that is there plain (the daemon compresses a
+/// rotated file beside it, then deletes it), oldest first; and the twins left out.
+fn one_of_each(files: Vec<LogFile>) -> (Vec<LogFile>, Vec<LogFile>) {
+    let mut kept: Vec<LogFile> = Vec::new();
+    let mut twins = Vec::new();
+    for file in files {
+        match kept.iter().position(|k| file.id.fingerprint != 0 && k.id.fingerprint == file.id.fingerprint) {
+            Some(i) if kept[i].gz && !file.gz => twins.push(std::mem::replace(&mut kept[i], file)),
+            Some(_) => twins.push(file),
+            None => kept.push(file),
+        }
+    }
+    kept.sort_by_key(|f| f.first_ts.unwrap_or(i64::MAX));
+    (kept, twins)
+}
+
+/// The files of a log a reader has, and those it had while they are still there: a look at the
+/// directory opens only the others. A file held open keeps its inode, so while held it is known by
+/// device and inode; once let go (read to its end), by its first line.
+///
+/// It also tells files rotated away unseen. Every file of the log it knows is watched (by a
+/// descriptor of its own) until the daemon deletes it; a deletion the notifier hears of that is
+/// none of those was a file no look found: created and rotated away in between.
+#[derive(Debug, Default)]
+pub struct Known {
+    fingerprints: HashSet<u64>,
+    held: HashSet<(u64, u64)>,
+    /// Every file known and still there, to tell when it is deleted.
+    present: Vec<((u64, u64), File)>,
+    /// Deletions heard of, since the first look.
+    heard: u64,
+    /// Deletions of known files seen.
+    seen: u64,
+    /// Files found deleted unseen so far.
+    missed: u64,
+    /// The first look is done: deletions count from then on.
+    armed: bool,
+}
+
+impl Known {
+    /// A file the reader holds from now on.
+    pub fn hold(&mut self, file: &LogFile) {
+        let id = &file.id;
+        self.held.insert((id.dev, id.ino));
+        if id.fingerprint != 0 {
+            self.fingerprints.insert(id.fingerprint);
+        }
+        self.watch(file);
+    }
+
+    /// A file the reader let go, having read it to its end.
+    pub fn release(&mut self, id: &FileId) {
+        self.held.remove(&(id.dev, id.ino));
+        if id.fingerprint != 0 {
+            self.fingerprints.insert(id.fingerprint);
+        }
+    }
+
+    pub fn knows(&self, id: &FileId) -> bool {
+        self.held.contains(&(id.dev, id.ino)) || (id.fingerprint != 0 && self.fingerprints.contains(&id.fingerprint))
+    }
+
+    /// Watches `file` for its deletion, unless it is watched already.
+    fn watch(&mut self, file: &LogFile) {
+        let node = (file.id.dev, file.id.ino);
+        if !self.present.iter().any(|(n, _)| *n == node) {
+            if let Ok(fd) = file.fd.try_clone() {
+                self.present.push((node, fd));
+            }
+        }
+    }
+
+    /// The daemon deleted one of the log's files: how many more files than before are now known
+    /// to have been deleted before any look found them.
+    pub fn deleted(&mut self) -> u64 {
+        if !self.armed {
+            return 0;
+        }
+        self.heard += 1;
+        let before = self.present.len();
+        self.present.retain(|(_, fd)| fd.metadata().is_ok_and(|m| m.nlink() > 0));
+        self.seen += (before - self.present.len()) as u64;
+        let missed = self.heard.saturating_sub(self.seen);
+        let new = missed.saturating_sub(self.missed);
+        self.missed = self.missed.max(missed);
+        new
+    }
+}
+
+impl LogDir {
+    /// The log's files there are now that `known` does not know, oldest first, each held from
+    /// now on. Files no longer there are forgotten.
+    pub fn new_files(&self, known: &mut Known) -> io::Result<Vec<LogFile>> {
+        let listing = self.listing()?;
+        known.fingerprints.retain(|fp| listing.iter().any(|f| f.id.fingerprint == *fp));
+        let (fresh, known_ones): (Vec<LogFile>, Vec<LogFile>) = listing.into_iter().partition(|f| !known.knows(&f.id));
+        for file in &known_ones {
+            // A gzipped copy of a known file, say: its deletion is no loss either.
+            known.watch(file);
+        }
+        let (new, twins) = one_of_each(fresh);
+        for file in &new {
+            known.hold(file);
+        }
+        for file in &twins {
+            known.watch(file);
+        }
+        known.armed = true;
+        Ok(new)
     }
 }
 
@@ -71,8 +183,8 @@ pub struct LogFile {
     pub name: String,
     gz: bool,
     reader: Box<dyn Read + Send>,
-    /// For a plain file, its descriptor, to read its first line again at its start.
-    plain: Option<File>,
+    /// Its descriptor (for a plain file, the one read from, which shares its offset).
+    fd: File,
     lines: Lines,
 }
 
@@ -95,8 +207,8 @@ impl LogFile {
                 first_ts: None,
                 name,
                 gz: true,
-                reader: Box::new(flate2::read::GzDecoder::new(file)),
-                plain: None,
+                reader: Box::new(flate2::read::GzDecoder::new(file.try_clone()?)),
+                fd: file,
                 lines: Lines::new(0),
             };
             log.identify_with(first.as_deref());
@@ -115,7 +227,7 @@ impl LogFile {
             name,
             gz: false,
             reader: Box::new(file.try_clone()?),
-            plain: Some(file),
+            fd: file,
             lines: Lines::new(0),
         };
         log.identify()?;
@@ -134,17 +246,14 @@ impl LogFile {
 
     /// Moves to `offset` bytes into its content (decompressing up to there, for a gzipped one).
     pub fn skip_to(&mut self, offset: u64) -> io::Result<()> {
-        match &mut self.plain {
-            Some(file) => {
-                // The descriptor read from is a clone of this one: they share the offset.
-                file.seek(SeekFrom::Start(offset))?;
+        if self.gz {
+            let skipped = io::copy(&mut (&mut self.reader).take(offset), &mut io::sink())?;
+            if skipped < offset {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file is shorter than the position"));
             }
-            None => {
-                let skipped = io::copy(&mut (&mut self.reader).take(offset), &mut io::sink())?;
-                if skipped < offset {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file is shorter than the position"));
-                }
-            }
+        } else {
+            // The descriptor read from is a clone of this one: they share the offset.
+            self.fd.seek(SeekFrom::Start(offset))?;
         }
         self.lines = Lines::new(offset);
         Ok(())
@@ -181,8 +290,8 @@ impl LogFile {
 
     /// Reads its first line, if it is complete, and names the file by it.
     fn identify(&mut self) -> io::Result<()> {
-        if let Some(file) = &self.plain {
-            let first = first_line(&mut At { file, offset: 0 })?;
+        if !self.gz {
+            let first = first_line(&mut At { file: &self.fd, offset: 0 })?;
             self.identify_with(first.as_deref());
         }
         Ok(())
@@ -324,6 +433,34 @@ pub(crate) mod tests {
         assert_ne!(f.id.fingerprint, 0);
         assert_eq!(f.first_ts, crate::timestamp::parse_rfc3339_ns(b"2026-12-06T19:20:00.000000001Z"));
         assert!(LogFile::open(&path).expect("open").is(&f.id));
+    }
+
+    #[test]
+    fn a_look_at_the_directory_finds_only_the_files_not_known() {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = LogDir { dir: dir.path().to_owned(), base: "c-json.log".into() };
+        std::fs::write(log.current(), entry(1)).expect("write");
+        let mut known = Known::default();
+        let first = log.new_files(&mut known).expect("files");
+        assert_eq!(first.len(), 1);
+        assert!(log.new_files(&mut known).expect("files").is_empty(), "held");
+        // Rotated twice while the reader was busy: the one in between is found too, in order.
+        std::fs::rename(log.current(), dir.path().join("c-json.log.2")).expect("rename");
+        std::fs::write(dir.path().join("c-json.log.1"), entry(2)).expect("write");
+        std::fs::write(log.current(), "").expect("write");
+        let new = log.new_files(&mut known).expect("files");
+        let names: Vec<&str> = new.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["c-json.log.1", "c-json.log"]);
+        // Read to its end and let go, the first is not taken again while it is there.
+        known.release(&first[0].id);
+        drop(first);
+        assert!(log.new_files(&mut known).expect("files").is_empty());
+        // Deleting known files is no loss; deleting one no look found is.
+        std::fs::remove_file(dir.path().join("c-json.log.2")).expect("rm");
+        assert_eq!(known.deleted(), 0);
+        std::fs::write(dir.path().join("c-json.log.3"), entry(3)).expect("write");
+        std::fs::remove_file(dir.path().join("c-json.log.3")).expect("rm");
+        assert_eq!(known.deleted(), 1, "a file created and deleted between two looks");
     }
 
     #[test]

@@ -1,0 +1,367 @@
+//! A container's json-file log read directly, from a position to the end of the run: the file
+//! being written, then each file the daemon creates at a rotation (opened the moment it is
+//! created, so that a rotated file is read to its end through its descriptor even after the
+//! daemon deleted it), woken on the notifier's grid.
+//!
+//! The reader stops when the daemon closed the file being written and an inspect says the
+//! container stopped: everything it wrote is in the file by then.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{debug, warn};
+
+use super::chain::{LogDir, LogFile};
+use super::decode::Decoded;
+use super::notify::{next_tick, Follow, News, MAX_HELD};
+use crate::docker::reader::{ExitReason, ReaderContext};
+use crate::docker::source::ErrorClass;
+use crate::line::Span;
+use crate::outlet::Outlet;
+use crate::pipeline::Pipeline;
+use crate::position::{Cursor, FilePosition, Position};
+use crate::timestamp::format_rfc3339_ns;
+
+/// Bytes read from the files in one turn before the reader ships and lets the others run.
+const TURN_BYTES: usize = 256 * 1024;
+/// Without inotify, how often a file is looked at for more, and (every [`POLLS_PER_CHECK`]th
+/// time while nothing comes) the container asked whether it still runs.
+const POLL: Duration = Duration::from_millis(250);
+const POLLS_PER_CHECK: u32 = 8;
+/// Entries of another file stamped this much before a position may still come after it (the
+/// daemon's two copiers stamp and store in batches).
+const DISORDER_NS: i64 = 2_000_000_000;
+
+/// What a reader needs to follow a container's files.
+pub struct Files<'a> {
+    pub id: &'a str,
+    pub ctx: &'a ReaderContext,
+    pub pipeline: &'a mut Pipeline,
+    pub outlet: &'a mut Outlet,
+    /// Where the reader is: the end of the last entry consumed.
+    pub position: &'a mut Position,
+    /// When the run the reader reads started.
+    pub started_ns: &'a mut Option<i64>,
+}
+
+/// A log opened to be followed: its files now (oldest first), and what the notifier says of it.
+pub struct Opened {
+    pub log: LogDir,
+    pub files: Vec<LogFile>,
+    /// Unwatched (no inotify for it): its directory is polled.
+    pub follow: Arc<Follow>,
+}
+
+impl Opened {
+    /// Follows `log` and opens its files, through the follow, so that no file is missed or
+    /// taken twice should the daemon rotate meanwhile. `Ok` with no file: there is no json-file
+    /// log there.
+    pub fn open(log: LogDir, ctx: &ReaderContext) -> std::io::Result<Opened> {
+        let follow = match &ctx.files.notifier {
+            Some(notifier) => match notifier.follow(&log) {
+                Ok(follow) => follow,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(e),
+                Err(e) => {
+                    debug!(dir = %log.dir.display(), error = %e, "cannot watch a log directory; polling it");
+                    Arc::new(Follow::unwatched(&log))
+                }
+            },
+            None => Arc::new(Follow::unwatched(&log)),
+        };
+        // An unreadable directory says so here.
+        std::fs::read_dir(&log.dir)?;
+        follow.look(usize::MAX);
+        let news = follow.take();
+        if news.rescan {
+            return Err(std::io::Error::other("cannot list the log directory"));
+        }
+        Ok(Opened { log, files: news.created.into(), follow })
+    }
+}
+
+/// One step of reading.
+enum Turn {
+    /// A turn's worth was read, or a batch filled: ship and go on.
+    More,
+    /// The file being read has nothing more for now.
+    End,
+}
+
+impl Files<'_> {
+    /// Reads the container's log from `*position` until it stops, is removed, or spout stops.
+    pub async fn run(mut self, opened: Opened, running: bool) -> ExitReason {
+        let Opened { log: _, files, follow } = opened;
+        let (mut current, mut next, mut cursor) = match self.start(files, &follow) {
+            Some(start) => start,
+            None => return ExitReason::Shutdown,
+        };
+        let mut polls = 0;
+        // A job found exited is read to its end and no further.
+        let mut check_stopped = !running;
+        // The end of the file being read was reached after the next file was known to exist:
+        // it was complete then (the daemon writes one file at a time), so that end is its end.
+        let mut complete = false;
+        // The container has stopped: every file is read to its end, then the reader is done.
+        let mut stopped: Option<ExitReason> = None;
+        loop {
+            let turn = match self.turn(&mut current, &mut cursor) {
+                Ok(turn) => turn,
+                Err(e) => {
+                    // A read from an open file failing is the disk's trouble: try again.
+                    warn!(container = %self.id, file = %current.name, error = %e, "cannot read a log file; trying again");
+                    Turn::End
+                }
+            };
+            if !self.outlet.ship(self.pipeline).await {
+                return ExitReason::Shutdown;
+            }
+            if let Turn::More = turn {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            if !follow.watched() {
+                follow.look(MAX_HELD);
+            }
+            let news = follow.take();
+            check_stopped |= news.closed;
+            if news.rescan {
+                follow.look(MAX_HELD);
+            }
+            self.take_news(news, &mut next);
+            if !next.is_empty() {
+                if !complete {
+                    // Written to until the next file was made: read it to its end once more.
+                    complete = true;
+                    continue;
+                }
+                complete = false;
+                let left = current.lines().held();
+                if left > 0 {
+                    // Not a whole entry, and nothing will complete it.
+                    self.ctx.stats.garbage_bytes.add(left as u64);
+                }
+                debug!(container = %self.id, from = %current.name, ino = current.id.ino, position = ?self.position, "log file rotated; reading the next one");
+                follow.release(&current.id);
+                if let Some(successor) = next.pop_front() {
+                    current = successor;
+                }
+                continue;
+            }
+            if let Some(reason) = stopped {
+                return self.finish(reason).await;
+            }
+            if check_stopped {
+                check_stopped = false;
+                match self.stopped().await {
+                    // Read what came before the file was closed, then finish.
+                    Some(reason) => {
+                        stopped = Some(reason);
+                        continue;
+                    }
+                    None if self.ctx.cancel.is_cancelled() => return ExitReason::Shutdown,
+                    None => {}
+                }
+            }
+            // Nothing more for now: wait for news, or for a message under way to be complete.
+            let poll = (!follow.watched()).then(|| tokio::time::Instant::now() + POLL);
+            tokio::select! {
+                () = changed(&follow, poll) => {
+                    if !follow.watched() {
+                        polls += 1;
+                        check_stopped |= polls % POLLS_PER_CHECK == 0;
+                    }
+                }
+                () = sleep_until(self.pipeline.deadline()) => {
+                    self.pipeline.expire(tokio::time::Instant::now());
+                    continue;
+                }
+                () = self.ctx.cancel.cancelled() => return ExitReason::Shutdown,
+            }
+            // Let more of the same come, and every other container's, before reading on.
+            tokio::select! {
+                () = tokio::time::sleep_until(tokio::time::Instant::from_std(next_tick())) => {}
+                () = self.ctx.cancel.cancelled() => return ExitReason::Shutdown,
+            }
+        }
+    }
+
+    /// Where reading starts: the file of the position, found by identity, and the files after
+    /// it; or, for a position in the API's terms (an older checkpoint, a start time), the file
+    /// its first new entry can be in, with a cursor that skips what was consumed.
+    fn start(&mut self, files: Vec<LogFile>, follow: &Follow) -> Option<(LogFile, VecDeque<LogFile>, Option<Cursor>)> {
+        let mut files: VecDeque<LogFile> = files.into();
+        // Files before the one reading starts in are let go: they are not to be taken again.
+        let skip = |files: &mut VecDeque<LogFile>, n: usize| {
+            for f in files.drain(..n) {
+                follow.release(&f.id);
+            }
+        };
+        let oldest_ts = files.front().and_then(|f| f.first_ts);
+        match *self.position {
+            Position::File(p) => match files.iter().position(|f| f.is(&p.file)) {
+                Some(i) => {
+                    skip(&mut files, i);
+                    let mut current = files.pop_front()?;
+                    if let Err(e) = current.skip_to(p.offset) {
+                        warn!(container = %self.id, file = %current.name, error = %e,
+                                  "cannot resume in a log file at the checkpoint; reading it from its start");
+                        let _ = current.skip_to(0);
+                    }
+                    Some((current, files, None))
+                }
+                None => {
+                    self.lost(
+                        p.ts_ns,
+                        oldest_ts,
+                        "its log file at the checkpoint was rotated away before spout read it to its end",
+                    );
+                    let current = files.pop_front()?;
+                    Some((current, files, None))
+                }
+            },
+            Position::Api(p) => {
+                if p.count > 0 && oldest_ts.is_some_and(|first| first > p.max_ts_ns) {
+                    self.lost(
+                        p.ts_ns,
+                        oldest_ts,
+                        "what it wrote after the checkpoint was rotated away before spout read it",
+                    );
+                }
+                // The last file that starts early enough to hold the first new entry.
+                let from = p.max_ts_ns.saturating_sub(DISORDER_NS);
+                let before = files.iter().skip(1).take_while(|f| f.first_ts.is_some_and(|t| t <= from)).count();
+                skip(&mut files, before);
+                let current = files.pop_front()?;
+                let cursor = (p != crate::position::ApiPosition::START).then(|| Cursor::new(p));
+                Some((current, files, cursor))
+            }
+        }
+    }
+
+    /// Reads `file` on from where it is, into the pipeline, until its end for now, a turn's
+    /// worth, or a batch.
+    fn turn(&mut self, file: &mut LogFile, cursor: &mut Option<Cursor>) -> std::io::Result<Turn> {
+        let mut taken = 0;
+        let batch = self.ctx.router.batch_max();
+        loop {
+            // Known once its first line is whole: in place before any entry is decoded.
+            let id = file.id;
+            let at = |offset, ts_ns| FilePosition { file: id, offset, ts_ns };
+            while let Some(decoded) = file.lines().next_line() {
+                match decoded {
+                    Decoded::Entry { entry, end } => {
+                        // Reading again from the end of what came before reproduces this entry.
+                        let before = *self.position;
+                        let after = Position::File(at(end, entry.ts_ns));
+                        let admitted = match cursor {
+                            Some(c) => c.admit(entry.ts_ns),
+                            None => true,
+                        };
+                        if admitted {
+                            *cursor = None;
+                            let span = Span { before, after };
+                            self.pipeline.push(entry.stream, entry.ts_ns, entry.log.as_bytes(), span);
+                        }
+                        *self.position = after;
+                    }
+                    Decoded::Garbage { bytes, end } => {
+                        self.ctx.stats.garbage_bytes.add(bytes as u64);
+                        let ts = self.position.ts_ns().unwrap_or(0);
+                        *self.position = Position::File(at(end, ts));
+                    }
+                }
+                if self.pipeline.lines() >= batch {
+                    return Ok(Turn::More);
+                }
+            }
+            if taken >= TURN_BYTES {
+                return Ok(Turn::More);
+            }
+            let n = file.fill()?;
+            if n == 0 {
+                return Ok(Turn::End);
+            }
+            taken += n;
+        }
+    }
+
+    /// Files the daemon created since the last look, and those let go or missed unread.
+    fn take_news(&mut self, mut news: News, next: &mut VecDeque<LogFile>) {
+        if news.missed > 0 {
+            // Somewhere after what was read, and before the newest file known.
+            let until = news.created.back().or(next.back()).and_then(|f| f.first_ts);
+            let why = format!(
+                "{} log file(s) were rotated away before spout could open them (the daemon rotated faster than spout got a CPU)",
+                news.missed
+            );
+            self.lost(self.position.ts_ns().unwrap_or(i64::MIN), until, &why);
+        }
+        for dropped in news.dropped.drain(..) {
+            let until = news.created.front().or(next.front()).and_then(|f| f.first_ts);
+            self.lost(
+                dropped.first_ts.unwrap_or(i64::MIN),
+                until,
+                "a rotated log file was let go unread: more than 16 waited behind the one being read",
+            );
+        }
+        next.extend(news.created);
+    }
+
+    /// Whether the container has stopped (or is gone), by an inspect.
+    async fn stopped(&mut self) -> Option<ExitReason> {
+        let answer = tokio::select! {
+            answer = self.ctx.source.inspect(self.id) => answer,
+            () = self.ctx.cancel.cancelled() => return None,
+        };
+        match answer {
+            Ok(info) => {
+                *self.started_ns = info.started_ns;
+                (!info.running).then_some(ExitReason::Stopped)
+            }
+            // Removed: every file it had is held open, and is read to its end.
+            Err(e) if e.class == ErrorClass::Gone => Some(ExitReason::Gone),
+            Err(e) => {
+                debug!(container = %self.id, error = %e, "cannot inspect a container whose log file was closed");
+                None
+            }
+        }
+    }
+
+    /// The log is complete: what is left of it, then the unterminated last line.
+    async fn finish(&mut self, reason: ExitReason) -> ExitReason {
+        let end = *self.position;
+        self.pipeline.flush(end);
+        if !self.outlet.ship(self.pipeline).await {
+            return ExitReason::Shutdown;
+        }
+        self.outlet.tracked.progress().reached(end);
+        reason
+    }
+
+    /// Warns about, and counts, lines rotated away unread: written from `from_ns` (Docker's
+    /// time) to `until_ns`.
+    fn lost(&self, from_ns: i64, until_ns: Option<i64>, why: &str) {
+        self.ctx.stats.lost_files.add(1);
+        let name = self.outlet.meta.borrow().name.clone();
+        let from = if from_ns == i64::MIN { "its start".to_owned() } else { format_rfc3339_ns(from_ns) };
+        let until = until_ns.map_or_else(|| "now".to_owned(), format_rfc3339_ns);
+        warn!(container = %self.id, name = %name, from = %from, until = %until,
+              "{why}: the lines it wrote in that span that spout had not read are lost");
+    }
+}
+
+/// Until the notifier says the log changed, or (unwatched) until `poll`.
+async fn changed(follow: &Follow, poll: Option<tokio::time::Instant>) {
+    match poll {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => follow.changed().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
