@@ -38,12 +38,13 @@ fn assert_all_arrive(inbox: &Inbox, c: &Container, want: &[String], spout: &Spou
 
 /// A daemon slow to answer the requests `delay` names (through a proxy on its socket), a GELF TCP
 /// receiver, and a healthy spout between them.
-fn behind_a_slow_daemon(delay: proxy::Delay) -> (tempfile::TempDir, DockerProxy, TcpReceiver, Spout) {
+fn behind_a_slow_daemon(delay: proxy::Delay, source: &str) -> (tempfile::TempDir, DockerProxy, TcpReceiver, Spout) {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("docker.sock");
     let proxy = DockerProxy::start_delaying(&socket, delay);
     let r = TcpReceiver::start();
-    let spout = Spout::start_healthy(&[&r.route(), "--docker-host", &format!("unix://{}", socket.display())]);
+    let host = format!("unix://{}", socket.display());
+    let spout = Spout::start_healthy(&[&r.route(), "--docker-host", &host, "--source", source]);
     (dir, proxy, r, spout)
 }
 
@@ -177,7 +178,7 @@ fn a_tty_container_writing_100_mb_without_a_newline_starves_no_one() {
 #[test]
 fn start_events_are_handled_while_the_daemon_is_slow_to_answer_inspects() {
     require_docker!();
-    let (_dir, _proxy, r, spout) = behind_a_slow_daemon(proxy::inspects(Duration::from_secs(3)));
+    let (_dir, _proxy, r, spout) = behind_a_slow_daemon(proxy::inspects(Duration::from_secs(3)), "auto");
     let renamed = Container::run(&[], "sleep 600");
     let mut name = renamed.name.clone();
     for _ in 0..5 {
@@ -249,12 +250,18 @@ fn a_container_that_ran_before_spout_and_again_while_it_was_stopped_ships_only_t
 }
 
 #[test]
-fn a_job_removed_before_its_log_could_be_read_is_reported_as_a_loss() {
+fn a_job_removed_before_its_log_could_be_read_through_the_api_is_reported_as_a_loss_and_read_from_its_file() {
     require_docker!();
-    let (_dir, _proxy, r, spout) = behind_a_slow_daemon(proxy::log_streams(Duration::from_secs(3)));
+    let delay = || proxy::log_streams(Duration::from_secs(3));
+    let (_dir, _proxy, r, spout) = behind_a_slow_daemon(delay(), "api");
     let job = Container::run(&["--rm"], "echo one; echo two");
     let reported =
         || spout.stderr().lines().any(|l| l.contains("WARN") && l.contains(&job.id) && l.contains("removed before"));
     assert!(wait_until(PATIENCE, reported), "stderr:\n{}", spout.stderr());
     assert!(r.inbox.lines_of(&job.id).is_empty());
+    drop(spout);
+    // Its json-file is opened as it starts, and read after the daemon removed it.
+    let (_dir, _proxy, r, spout) = behind_a_slow_daemon(delay(), "files");
+    let job = Container::run(&["--rm"], "echo one; echo two");
+    assert_eq!(r.inbox.wait_lines(&job.id, 2), ["one", "two"], "stderr:\n{}", spout.stderr());
 }

@@ -68,29 +68,31 @@ fn one_of_each(files: Vec<LogFile>) -> (Vec<LogFile>, Vec<LogFile>) {
     let mut kept: Vec<LogFile> = Vec::new();
     let mut twins = Vec::new();
     for file in files {
-        match kept.iter().position(|k| file.id.fingerprint != 0 && k.id.fingerprint == file.id.fingerprint) {
-            Some(i) if kept[i].gz && !file.gz => twins.push(std::mem::replace(&mut kept[i], file)),
+        let twin = |k: &LogFile| k.gz != file.gz && file.id.fingerprint != 0 && k.id.fingerprint == file.id.fingerprint;
+        match kept.iter().position(twin) {
+            Some(i) if kept[i].gz => twins.push(std::mem::replace(&mut kept[i], file)),
             Some(_) => twins.push(file),
             None => kept.push(file),
         }
     }
-    kept.sort_by_key(|f| f.first_ts.unwrap_or(i64::MAX));
+    kept.sort_by_key(LogFile::age);
     (kept, twins)
 }
 
 /// The files of a log a reader has, and those it had while they are still there: a look at the
-/// directory opens only the others. A file held open keeps its inode, so while held it is known by
-/// device and inode; once let go (read to its end), by its first line.
+/// directory opens only the others.
 ///
-/// It also tells files rotated away unseen. Every file of the log it knows is watched (by a
-/// descriptor of its own) until the daemon deletes it; a deletion the notifier hears of that is
-/// none of those was a file no look found: created and rotated away in between.
+/// Every file known is watched, by a descriptor of its own, until the daemon deletes it: its
+/// inode is then nobody else's, so a plain file is known by its device and inode, and a gzipped
+/// copy (which has an inode of its own) by its first line. Watching tells files rotated away
+/// unseen too: a deletion the notifier hears of that is none of the known files' was a file no
+/// look found, created and deleted in between.
 #[derive(Debug, Default)]
 pub struct Known {
+    /// Every file known and still there.
+    present: Vec<Watched>,
+    /// The first lines of the files known, while a file or a copy of it is there.
     fingerprints: HashSet<u64>,
-    held: HashSet<(u64, u64)>,
-    /// Every file known and still there, to tell when it is deleted.
-    present: Vec<((u64, u64), File)>,
     /// Deletions heard of, since the first look.
     heard: u64,
     /// Deletions of known files seen.
@@ -101,35 +103,52 @@ pub struct Known {
     armed: bool,
 }
 
+#[derive(Debug)]
+struct Watched {
+    node: (u64, u64),
+    fd: File,
+    /// Its first line's hash, once it has one.
+    fingerprint: u64,
+}
+
 impl Known {
-    /// A file the reader holds from now on.
+    /// A file known from now on (until it is deleted).
     pub fn hold(&mut self, file: &LogFile) {
-        let id = &file.id;
-        self.held.insert((id.dev, id.ino));
-        if id.fingerprint != 0 {
-            self.fingerprints.insert(id.fingerprint);
-        }
-        self.watch(file);
-    }
-
-    /// A file the reader let go, having read it to its end.
-    pub fn release(&mut self, id: &FileId) {
-        self.held.remove(&(id.dev, id.ino));
-        if id.fingerprint != 0 {
-            self.fingerprints.insert(id.fingerprint);
-        }
-    }
-
-    pub fn knows(&self, id: &FileId) -> bool {
-        self.held.contains(&(id.dev, id.ino)) || (id.fingerprint != 0 && self.fingerprints.contains(&id.fingerprint))
-    }
-
-    /// Watches `file` for its deletion, unless it is watched already.
-    fn watch(&mut self, file: &LogFile) {
         let node = (file.id.dev, file.id.ino);
-        if !self.present.iter().any(|(n, _)| *n == node) {
-            if let Ok(fd) = file.fd.try_clone() {
-                self.present.push((node, fd));
+        if let Some(w) = self.present.iter_mut().find(|w| w.node == node) {
+            w.fingerprint = w.fingerprint.max(file.id.fingerprint);
+        } else if let Ok(fd) = file.fd.try_clone() {
+            self.present.push(Watched { node, fd, fingerprint: file.id.fingerprint });
+        }
+        if file.id.fingerprint != 0 {
+            self.fingerprints.insert(file.id.fingerprint);
+        }
+    }
+
+    /// A file the reader let go, having read it to its end: known still, while it is there.
+    pub fn release(&mut self, id: &FileId) {
+        if id.fingerprint != 0 {
+            self.fingerprints.insert(id.fingerprint);
+        }
+    }
+
+    /// Whether the file is known.
+    pub fn knows(&self, file: &LogFile) -> bool {
+        let node = (file.id.dev, file.id.ino);
+        self.present.iter().any(|w| w.node == node)
+            || (file.gz && file.id.fingerprint != 0 && self.fingerprints.contains(&file.id.fingerprint))
+    }
+
+    /// Forgets the known files deleted since, counting them; names the others by their first
+    /// lines where they have one by now.
+    fn prune(&mut self) {
+        let before = self.present.len();
+        self.present.retain(|w| w.fd.metadata().is_ok_and(|m| m.nlink() > 0));
+        self.seen += (before - self.present.len()) as u64;
+        for w in self.present.iter_mut().filter(|w| w.fingerprint == 0) {
+            if let Ok(Some(line)) = first_line(&mut At { file: &w.fd, offset: 0 }) {
+                w.fingerprint = fnv1a(&line).max(1);
+                self.fingerprints.insert(w.fingerprint);
             }
         }
     }
@@ -141,9 +160,7 @@ impl Known {
             return 0;
         }
         self.heard += 1;
-        let before = self.present.len();
-        self.present.retain(|(_, fd)| fd.metadata().is_ok_and(|m| m.nlink() > 0));
-        self.seen += (before - self.present.len()) as u64;
+        self.prune();
         let missed = self.heard.saturating_sub(self.seen);
         let new = missed.saturating_sub(self.missed);
         self.missed = self.missed.max(missed);
@@ -152,22 +169,22 @@ impl Known {
 }
 
 impl LogDir {
-    /// The log's files there are now that `known` does not know, oldest first, each held from
-    /// now on. Files no longer there are forgotten.
+    /// The log's files there are now that `known` does not know, oldest first, each known from
+    /// now on.
     pub fn new_files(&self, known: &mut Known) -> io::Result<Vec<LogFile>> {
         let listing = self.listing()?;
-        known.fingerprints.retain(|fp| listing.iter().any(|f| f.id.fingerprint == *fp));
-        let (fresh, known_ones): (Vec<LogFile>, Vec<LogFile>) = listing.into_iter().partition(|f| !known.knows(&f.id));
-        for file in &known_ones {
-            // A gzipped copy of a known file, say: its deletion is no loss either.
-            known.watch(file);
+        known.prune();
+        let present: HashSet<u64> =
+            listing.iter().map(|f| f.id.fingerprint).chain(known.present.iter().map(|w| w.fingerprint)).collect();
+        known.fingerprints.retain(|fp| present.contains(fp));
+        let (fresh, known_ones): (Vec<LogFile>, Vec<LogFile>) = listing.into_iter().partition(|f| !known.knows(f));
+        // A gzipped copy of a known file, say: watched, so that its deletion is no loss either.
+        for file in known_ones {
+            known.hold(&file);
         }
         let (new, twins) = one_of_each(fresh);
-        for file in &new {
+        for file in new.iter().chain(&twins) {
             known.hold(file);
-        }
-        for file in &twins {
-            known.watch(file);
         }
         known.armed = true;
         Ok(new)
@@ -236,12 +253,25 @@ impl LogFile {
 
     /// Whether this is the file `id` names: by its first line when `id` has one, else (a file
     /// that was empty) by device and inode.
+    ///
+    /// First lines can be alike: the pieces of one line longer than 16 KiB share its timestamp,
+    /// so a run of such pieces fills file after file that start the same. A plain file is the
+    /// same only with the same device and inode as well; a gzipped copy has an inode of its own.
     pub fn is(&self, id: &FileId) -> bool {
-        if id.fingerprint != 0 {
-            self.id.fingerprint == id.fingerprint
-        } else {
-            self.id.dev == id.dev && self.id.ino == id.ino
+        let same_node = self.id.dev == id.dev && self.id.ino == id.ino;
+        let same_line = id.fingerprint != 0 && self.id.fingerprint == id.fingerprint;
+        match (self.gz, id.fingerprint) {
+            (true, _) => same_line,
+            (false, 0) => same_node,
+            (false, _) => same_node && (same_line || self.id.fingerprint == 0),
         }
+    }
+
+    /// What orders the files of a log, oldest first: the first entry's timestamp, then the name
+    /// (`.2` before `.1` before the file being written) for files that start alike.
+    fn age(&self) -> (i64, std::cmp::Reverse<u32>) {
+        let index = self.name.rsplit('.').find_map(|part| part.parse::<u32>().ok()).unwrap_or(0);
+        (self.first_ts.unwrap_or(i64::MAX), std::cmp::Reverse(index))
     }
 
     /// Moves to `offset` bytes into its content (decompressing up to there, for a gzipped one).

@@ -141,7 +141,7 @@ impl Files<'_> {
                     // Not a whole entry, and nothing will complete it.
                     self.ctx.stats.garbage_bytes.add(left as u64);
                 }
-                debug!(container = %self.id, from = %current.name, ino = current.id.ino, position = ?self.position, "log file rotated; reading the next one");
+                debug!(container = %self.id, from = %current.name, "log file rotated; reading the next one");
                 follow.release(&current.id);
                 if let Some(successor) = next.pop_front() {
                     current = successor;
