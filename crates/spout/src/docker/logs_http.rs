@@ -58,14 +58,17 @@ impl LogsClient {
         LogsClient { transport, version }
     }
 
-    /// `GET /containers/{id}/logs` with timestamps, both streams, from `request.since_secs`.
+    /// `GET /containers/{id}/logs` with timestamps, both streams, from `request.since_ns` (the
+    /// daemon takes `SECONDS.NANOSECONDS`).
     pub fn logs(&self, id: &str, request: LogsRequest) -> BoxStream<Result<Bytes, SourceError>> {
+        let since = request.since_ns.max(0);
         let path = format!(
-            "/v{}/containers/{}/logs?stdout=1&stderr=1&timestamps=1&follow={}&since={}",
+            "/v{}/containers/{}/logs?stdout=1&stderr=1&timestamps=1&follow={}&since={}.{:09}",
             self.version,
             escape(id),
             u8::from(request.follow),
-            request.since_secs
+            since / 1_000_000_000,
+            since % 1_000_000_000
         );
         let answer = match &self.transport {
             Transport::Unix { client, socket } => {

@@ -519,8 +519,8 @@ impl Reader {
             // Without a stream no line could join: that time does not count.
             self.pipeline.postpone(ended.elapsed());
         }
-        let since_secs = self.cursor.since_secs(self.pipeline.held_since_ts());
-        let stream = self.ctx.source.logs(id, LogsRequest { follow, since_secs });
+        let since_ns = self.cursor.since_ns(self.pipeline.held_since_ts());
+        let stream = self.ctx.source.logs(id, LogsRequest { follow, since_ns });
         self.cursor.restart_stream();
         // A new stream's overlap with the last one is the cursor's business; repeats are looked
         // for within one stream only.

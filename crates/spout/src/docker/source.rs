@@ -101,8 +101,8 @@ pub struct Event {
 pub struct LogsRequest {
     /// Keep the stream open for what the container writes next.
     pub follow: bool,
-    /// Entries stamped at or after this second (0: the whole log).
-    pub since_secs: i32,
+    /// Entries stamped at or after this time, in nanoseconds since the epoch (0: the whole log).
+    pub since_ns: i64,
 }
 
 /// Where containers and their logs come from.
