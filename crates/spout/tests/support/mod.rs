@@ -215,11 +215,16 @@ impl Spout {
         let run = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stdout_path = dir.join(format!("spout-{run}.stdout"));
         let stderr_path = dir.join(format!("spout-{run}.stderr"));
+        // SPOUT_TEST_SOURCE=api runs a test binary through the Docker API (.ci/run does, for the
+        // delivery, routing and agent tests), unless the test says which source itself.
+        let given_source = args.contains(&"--source");
+        let source = std::env::var("SPOUT_TEST_SOURCE").ok().filter(|_| !given_source);
         let child = Command::new(env!("CARGO_BIN_EXE_spout"))
             .args(args)
             .arg("--state-dir")
             .arg(dir.join("state"))
             .args(own_http.iter().flatten())
+            .args(source.iter().flat_map(|s| ["--source", s.as_str()]))
             .env_remove("ROUTE_URIS")
             .env_remove("BACKLOG")
             .env("RUST_LOG", "info,spout=debug")

@@ -2,7 +2,7 @@
 //! (`<id>-json.log`) and the rotated ones (`.1`, `.2`, …; `.1.gz`, … with `compress=true`), each
 //! known by its identity whatever it is called now.
 
-use std::collections::HashSet;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -62,6 +62,9 @@ impl LogDir {
     }
 }
 
+/// The first lines remembered of the files a log had: more than the daemon keeps (`max-file`).
+const FINGERPRINTS: usize = 256;
+
 /// `files` without the gzipped twin of a file that is there plain (the daemon compresses a
 /// rotated file beside it, then deletes it), oldest first; and the twins left out.
 fn one_of_each(files: Vec<LogFile>) -> (Vec<LogFile>, Vec<LogFile>) {
@@ -85,14 +88,16 @@ fn one_of_each(files: Vec<LogFile>) -> (Vec<LogFile>, Vec<LogFile>) {
 /// Every file known is watched, by a descriptor of its own, until the daemon deletes it: its
 /// inode is then nobody else's, so a plain file is known by its device and inode, and a gzipped
 /// copy (which has an inode of its own) by its first line. Watching tells files rotated away
-/// unseen too: a deletion the notifier hears of that is none of the known files' was a file no
-/// look found, created and deleted in between.
+/// unseen too: every file the daemon makes is deleted once under a plain name (at the end of its
+/// rotations, or once compressed), so a deletion of a plain file the notifier hears of that is
+/// none of the known files' was a file no look found, created and deleted in between.
 #[derive(Debug, Default)]
 pub struct Known {
     /// Every file known and still there.
     present: Vec<Watched>,
-    /// The first lines of the files known, while a file or a copy of it is there.
-    fingerprints: HashSet<u64>,
+    /// The first lines of the files known lately: the daemon may still be writing a gzipped copy
+    /// of one deleted since.
+    fingerprints: VecDeque<u64>,
     /// Deletions heard of, since the first look.
     heard: u64,
     /// Deletions of known files seen.
@@ -114,42 +119,90 @@ struct Watched {
 impl Known {
     /// A file known from now on (until it is deleted).
     pub fn hold(&mut self, file: &LogFile) {
-        let node = (file.id.dev, file.id.ino);
-        if let Some(w) = self.present.iter_mut().find(|w| w.node == node) {
+        if let Some(i) = self.find(file) {
+            let w = &mut self.present[i];
             w.fingerprint = w.fingerprint.max(file.id.fingerprint);
         } else if let Ok(fd) = file.fd.try_clone() {
-            self.present.push(Watched { node, fd, fingerprint: file.id.fingerprint });
+            self.present.push(Watched { node: (file.id.dev, file.id.ino), fd, fingerprint: file.id.fingerprint });
         }
         if file.id.fingerprint != 0 {
-            self.fingerprints.insert(file.id.fingerprint);
+            self.remember(file.id.fingerprint);
         }
     }
 
     /// A file the reader let go, having read it to its end: known still, while it is there.
     pub fn release(&mut self, id: &FileId) {
         if id.fingerprint != 0 {
-            self.fingerprints.insert(id.fingerprint);
+            self.remember(id.fingerprint);
         }
     }
 
     /// Whether the file is known.
-    pub fn knows(&self, file: &LogFile) -> bool {
-        let node = (file.id.dev, file.id.ino);
-        self.present.iter().any(|w| w.node == node)
+    pub fn knows(&mut self, file: &LogFile) -> bool {
+        self.find(file).is_some()
             || (file.gz && file.id.fingerprint != 0 && self.fingerprints.contains(&file.id.fingerprint))
+    }
+
+    /// The known plain file `file` is. By its inode, and its first line: a listing is never quite
+    /// current (the daemon rotates as spout looks), so a file listed may since have been deleted,
+    /// and its inode given to the next file (seen) — which starts otherwise, or is empty.
+    fn find(&mut self, file: &LogFile) -> Option<usize> {
+        if file.gz {
+            return None;
+        }
+        let node = (file.id.dev, file.id.ino);
+        let i = self.present.iter().position(|w| w.node == node)?;
+        let w = &mut self.present[i];
+        // Both as they are now: either may have got its first line since it was looked at.
+        if w.fingerprint == 0 {
+            w.fingerprint = fingerprint_of(&w.fd);
+        }
+        let listed = match file.id.fingerprint {
+            0 => fingerprint_of(&file.fd),
+            known => known,
+        };
+        // Both empty is the same file: the daemon rotates (and deletes) none that is empty.
+        (w.fingerprint == listed).then_some(i)
+    }
+
+    /// Remembers a known file's first line (the latest [`FINGERPRINTS`] of them).
+    fn remember(&mut self, fingerprint: u64) {
+        if !self.fingerprints.contains(&fingerprint) {
+            if self.fingerprints.len() == FINGERPRINTS {
+                self.fingerprints.pop_front();
+            }
+            self.fingerprints.push_back(fingerprint);
+        }
+    }
+
+    /// The known file at `i` was deleted: its first line is kept (a copy of it may be there).
+    fn forget_deleted(&mut self, i: usize) {
+        let mut w = self.present.swap_remove(i);
+        if w.fingerprint == 0 {
+            w.fingerprint = fingerprint_of(&w.fd);
+        }
+        if w.fingerprint != 0 {
+            self.remember(w.fingerprint);
+        }
+        self.seen += 1;
     }
 
     /// Forgets the known files deleted since, counting them; names the others by their first
     /// lines where they have one by now.
     fn prune(&mut self) {
-        let before = self.present.len();
-        self.present.retain(|w| w.fd.metadata().is_ok_and(|m| m.nlink() > 0));
-        self.seen += (before - self.present.len()) as u64;
+        // First lines first: a file deleted once compressed is known by its copy's.
+        let mut named = Vec::new();
         for w in self.present.iter_mut().filter(|w| w.fingerprint == 0) {
-            if let Ok(Some(line)) = first_line(&mut At { file: &w.fd, offset: 0 }) {
-                w.fingerprint = fnv1a(&line).max(1);
-                self.fingerprints.insert(w.fingerprint);
+            w.fingerprint = fingerprint_of(&w.fd);
+            if w.fingerprint != 0 {
+                named.push(w.fingerprint);
             }
+        }
+        for fingerprint in named {
+            self.remember(fingerprint);
+        }
+        while let Some(i) = self.present.iter().position(|w| !w.fd.metadata().is_ok_and(|m| m.nlink() > 0)) {
+            self.forget_deleted(i);
         }
     }
 
@@ -172,11 +225,12 @@ impl LogDir {
     /// The log's files there are now that `known` does not know, oldest first, each known from
     /// now on.
     pub fn new_files(&self, known: &mut Known) -> io::Result<Vec<LogFile>> {
-        let listing = self.listing()?;
+        // A gzipped copy still being written has no first line yet: it is neither a new file nor
+        // a known one, until it is whole.
+        // Known files deleted are forgotten first: a file listed and known may be deleted as this
+        // looks, and is to be known all the same.
         known.prune();
-        let present: HashSet<u64> =
-            listing.iter().map(|f| f.id.fingerprint).chain(known.present.iter().map(|w| w.fingerprint)).collect();
-        known.fingerprints.retain(|fp| present.contains(fp));
+        let listing: Vec<LogFile> = self.listing()?.into_iter().filter(|f| !f.gz || f.id.fingerprint != 0).collect();
         let (fresh, known_ones): (Vec<LogFile>, Vec<LogFile>) = listing.into_iter().partition(|f| !known.knows(f));
         // A gzipped copy of a known file, say: watched, so that its deletion is no loss either.
         for file in known_ones {
@@ -333,6 +387,11 @@ impl LogFile {
             self.first_ts = parse(&line[..line.len() - 1]).map(|e| e.ts_ns);
         }
     }
+}
+
+/// A plain file's fingerprint now: the hash of its first line, or 0 while it has none.
+fn fingerprint_of(file: &File) -> u64 {
+    first_line(&mut At { file, offset: 0 }).ok().flatten().map_or(0, |line| fnv1a(&line).max(1))
 }
 
 /// A file read from an offset of its own, leaving the descriptor's offset alone.

@@ -341,7 +341,7 @@ fn handle(
         if ours && mask.intersects(EventMask::CREATE | EventMask::MOVED_TO) {
             // A rotation: a new file being written, or one renamed.
             follow.look(MAX_HELD);
-        } else if ours && mask.contains(EventMask::DELETE) {
+        } else if ours && !name.ends_with(".gz") && mask.contains(EventMask::DELETE) {
             let missed = lock(&follow.known).deleted();
             if missed == 0 {
                 continue;
