@@ -134,6 +134,8 @@ mounts = {(m["containerPath"], m["readOnly"]) for m in container["mountPoints"]}
 agree("mount points", mounts, {(m["ContainerPath"], m["ReadOnly"]) for m in cfn["MountPoints"]})
 if ("/var/run/docker.sock", True) not in mounts:
     problems.append("the Docker socket must be mounted read-only")
+if ("/var/lib/docker/containers", True) not in mounts:
+    problems.append("the daemon's containers directory must be mounted read-only, at the same path (json-file logs are read there)")
 if ("/var/lib/spout", False) not in mounts:
     problems.append("the state directory /var/lib/spout must be a writable host volume")
 agree("scheduling", service["schedulingStrategy"], template["Resources"]["Service"]["Properties"]["SchedulingStrategy"])

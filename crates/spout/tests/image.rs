@@ -69,8 +69,8 @@ fn the_image_is_small_ships_skips_itself_reports_health_keeps_its_state_and_stop
     assert!(unexpected.is_empty(), "unexpected files: {unexpected:?}");
 
     // As the ECS task definition runs it: its environment (ROUTE_URIS pointed at a receiver on
-    // this host, reached by name), a bridge network, the socket read-only, a state directory from
-    // the host, and the image's own health check (every second, to be quick).
+    // this host, reached by name), a bridge network, its mounts (the state directory a temporary
+    // one), and the image's own health check (every second, to be quick).
     let port = support::free_port();
     let r = TcpReceiver::start_at("0.0.0.0", port, support::receiver::Inbox::default());
     let task: serde_json::Value =
@@ -87,7 +87,22 @@ fn the_image_is_small_ships_skips_itself_reports_health_keeps_its_state_and_stop
     let state = tempfile::tempdir().expect("state dir");
     let name = support::unique_name();
     let agent = Agent(name.clone());
-    let volume = format!("{}:/var/lib/spout", state.path().display());
+    let volumes: Vec<String> = container["mountPoints"]
+        .as_array()
+        .expect("mount points")
+        .iter()
+        .map(|m| {
+            let source = task["volumes"]
+                .as_array()
+                .and_then(|vs| vs.iter().find(|v| v["name"] == m["sourceVolume"]))
+                .and_then(|v| v["host"]["sourcePath"].as_str())
+                .expect("a host volume");
+            let target = m["containerPath"].as_str().expect("a path");
+            let source = if target == "/var/lib/spout" { state.path().to_str().expect("utf-8") } else { source };
+            let ro = if m["readOnly"] == true { ":ro" } else { "" };
+            format!("{source}:{target}{ro}")
+        })
+        .collect();
     let stop_timeout = container["stopTimeout"].to_string();
     let mut args: Vec<&str> = vec![
         "run",
@@ -96,15 +111,14 @@ fn the_image_is_small_ships_skips_itself_reports_health_keeps_its_state_and_stop
         &name,
         "--add-host",
         "spout-test-receiver:host-gateway",
-        "-v",
-        "/var/run/docker.sock:/var/run/docker.sock:ro",
-        "-v",
-        &volume,
         "--stop-timeout",
         &stop_timeout,
         "--health-interval",
         "1s",
     ];
+    for v in &volumes {
+        args.extend(["-v", v]);
+    }
     for e in &env {
         args.extend(["-e", e]);
     }
@@ -118,6 +132,10 @@ fn the_image_is_small_ships_skips_itself_reports_health_keeps_its_state_and_stop
     let c = Container::run(&[], "echo from-a-container");
     c.wait();
     assert_eq!(r.inbox.wait_lines(&c.id, 1), ["from-a-container"], "{}", docker(&["logs", &name]));
+    // Read from its json-file, through the mount.
+    let status = Command::new("docker").args(["exec", &name, "/spout", "status"]).output().expect("docker exec");
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(status.lines().any(|l| l.starts_with(&c.name) && l.contains(" files ")), "{status}");
     let own_id = docker(&["inspect", "--format", "{{.Id}}", &name]);
     assert_eq!(r.inbox.count_of(&own_id), 0, "spout skips itself");
     docker(&["stop", &name]);
@@ -268,4 +286,35 @@ fn the_readmes_quick_start_as_printed_ships_to_this_host_and_adds_a_route_with_n
     let id = row.split_whitespace().next().expect("an id");
     assert_eq!(exec(&["routes", "rm", id]).trim(), format!("removed route {id}"));
     assert!(!exec(&["routes"]).contains(&uri), "removed");
+}
+
+#[test]
+fn without_the_containers_directory_the_image_reads_through_the_api_saying_so_once() {
+    require_docker!();
+    build_image();
+    let r = TcpReceiver::start_at("0.0.0.0", support::free_port(), support::receiver::Inbox::default());
+    let name = support::unique_name();
+    let _agent = Agent(name.clone());
+    let route = format!("gelf+tcp://host.docker.internal:{}", r.port);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--add-host",
+        "host.docker.internal:host-gateway",
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock:ro",
+        IMAGE,
+        &route,
+    ]);
+    let (a, b) = (Container::run(&[], "echo one; sleep 600"), Container::run(&[], "echo two; sleep 600"));
+    assert_eq!(r.inbox.wait_lines(&a.id, 1), ["one"], "{}", docker(&["logs", &name]));
+    assert_eq!(r.inbox.wait_lines(&b.id, 1), ["two"]);
+    let logs = Command::new("docker").args(["logs", &name]).output().expect("docker logs");
+    let logs = String::from_utf8_lossy(&logs.stderr).into_owned();
+    assert_eq!(logs.matches("json-file logs cannot be read here").count(), 1, "one warning:\n{logs}");
+    let status = Command::new("docker").args(["exec", &name, "/spout", "status"]).output().expect("docker exec");
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(status.lines().any(|l| l.starts_with(&a.name) && l.contains(" api ")), "{status}");
 }

@@ -13,6 +13,9 @@ pub struct Row {
     pub name: String,
     pub state: String,
     pub reason: Option<String>,
+    /// `files` or `api`, once its reader knows.
+    #[serde(default)]
+    pub source: Option<String>,
     pub lines_shipped: u64,
     pub last_read: Option<String>,
     pub last_accepted: Option<String>,
@@ -53,7 +56,7 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The rows as a table: one line per container, sorted as the API sorts them.
 pub fn table(rows: &[Row]) -> String {
-    let header = ["NAME", "STATE", "LINES", "LAST READ", "BEHIND", "ROUTES"].map(str::to_owned).to_vec();
+    let header = ["NAME", "STATE", "SOURCE", "LINES", "LAST READ", "BEHIND", "ROUTES"].map(str::to_owned).to_vec();
     let mut cells = vec![header];
     for row in rows {
         let state = match &row.reason {
@@ -63,13 +66,14 @@ pub fn table(rows: &[Row]) -> String {
         cells.push(vec![
             row.name.clone(),
             state,
+            row.source.clone().unwrap_or_else(|| "-".to_owned()),
             row.lines_shipped.to_string(),
             row.last_read.clone().unwrap_or_else(|| "-".to_owned()),
             behind(row.last_read.as_deref(), row.last_accepted.as_deref()),
             if row.routes.is_empty() { "-".to_owned() } else { row.routes.join(",") },
         ]);
     }
-    super::columns(&cells, &[2])
+    super::columns(&cells, &[3])
 }
 
 /// How far the lines every route accepted lag behind the lines read, in Docker's time.
@@ -91,6 +95,7 @@ mod tests {
             name: name.into(),
             state: state.into(),
             reason: None,
+            source: Some("files".into()),
             lines_shipped: 12,
             last_read: read.map(str::to_owned),
             last_accepted: accepted.map(str::to_owned),

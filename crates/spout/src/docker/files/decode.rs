@@ -72,7 +72,8 @@ const CHUNK: usize = 64 * 1024;
 impl Lines {
     /// Lines of a file read from `offset` on.
     pub fn new(offset: u64) -> Self {
-        Lines { buf: Vec::with_capacity(CHUNK), start: 0, offset, skipping: false }
+        // Allocated at the first read: a file waiting behind the one being read costs nothing.
+        Lines { buf: Vec::new(), start: 0, offset, skipping: false }
     }
 
     /// The offset up to which the file has been cut into lines: where the incomplete line, if
