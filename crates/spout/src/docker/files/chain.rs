@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::decode::{parse, Lines, MAX_LINE};
@@ -245,6 +245,16 @@ impl LogDir {
     }
 }
 
+/// Opens a log file to read without updating its access time where spout may (it owns the file,
+/// or has CAP_FOWNER, as root does): the file being written changes between any two reads, so
+/// every read would otherwise write its inode, a journal entry for each few lines read.
+fn open_noatime(path: &Path) -> io::Result<File> {
+    match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOATIME).open(path) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
+        opened => opened,
+    }
+}
+
 /// One file of a json-file log, open, read from an offset on.
 pub struct LogFile {
     pub id: FileId,
@@ -257,6 +267,8 @@ pub struct LogFile {
     /// Its descriptor (for a plain file, the one read from, which shares its offset).
     fd: File,
     lines: Lines,
+    /// The last read reached the end (plain files only).
+    at_end: bool,
 }
 
 impl std::fmt::Debug for LogFile {
@@ -269,10 +281,10 @@ impl LogFile {
     /// Opens `path` (a gzipped one by its name) at its start.
     pub fn open(path: &Path) -> io::Result<LogFile> {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let file = File::open(path)?;
+        let file = open_noatime(path)?;
         if name.ends_with(".gz") {
             let meta = file.metadata()?;
-            let first = first_line(&mut flate2::read::GzDecoder::new(File::open(path)?))?;
+            let first = first_line(&mut flate2::read::GzDecoder::new(open_noatime(path)?))?;
             let mut log = LogFile {
                 id: FileId { dev: meta.dev(), ino: meta.ino(), fingerprint: 0 },
                 first_ts: None,
@@ -281,6 +293,7 @@ impl LogFile {
                 reader: Box::new(flate2::read::GzDecoder::new(file.try_clone()?)),
                 fd: file,
                 lines: Lines::new(0),
+                at_end: false,
             };
             log.identify_with(first.as_deref());
             Ok(log)
@@ -300,6 +313,7 @@ impl LogFile {
             reader: Box::new(file.try_clone()?),
             fd: file,
             lines: Lines::new(0),
+            at_end: false,
         };
         log.identify()?;
         Ok(log)
@@ -344,10 +358,17 @@ impl LogFile {
     }
 
     /// Reads what there is next (0 at its end for now); identifies it once it has a first line.
+    /// For a plain file, a read that did not fill the room given reached its end as it is now
+    /// ([`LogFile::at_end`]): no second read is needed to learn that.
     pub fn fill(&mut self) -> io::Result<usize> {
         let n = loop {
-            match self.reader.read(self.lines.space()) {
-                Ok(n) => break n,
+            let space = self.lines.space();
+            let room = space.len();
+            match self.reader.read(space) {
+                Ok(n) => {
+                    self.at_end = !self.gz && n < room;
+                    break n;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     self.lines.filled(0);
@@ -360,6 +381,11 @@ impl LogFile {
             self.identify()?;
         }
         Ok(n)
+    }
+
+    /// The last read reached the end of the file as it was then.
+    pub fn at_end(&self) -> bool {
+        self.at_end
     }
 
     /// Its lines, as read so far.

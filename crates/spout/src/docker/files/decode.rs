@@ -57,9 +57,12 @@ pub fn parse(line: &[u8]) -> Option<Entry<'_>> {
 /// incomplete last line until the rest of it comes.
 #[derive(Debug)]
 pub struct Lines {
+    /// Read bytes up to `end`; past it, room for the next read (zeroed once, when it grows).
     buf: Vec<u8>,
     /// Where in `buf` what is not yet taken starts.
     start: usize,
+    /// Where in `buf` what was read ends.
+    end: usize,
     /// The file offset of `buf[start]`.
     offset: u64,
     /// Inside a line longer than [`MAX_LINE`]: dropping it up to its newline.
@@ -73,7 +76,7 @@ impl Lines {
     /// Lines of a file read from `offset` on.
     pub fn new(offset: u64) -> Self {
         // Allocated at the first read: a file waiting behind the one being read costs nothing.
-        Lines { buf: Vec::new(), start: 0, offset, skipping: false }
+        Lines { buf: Vec::new(), start: 0, end: 0, offset, skipping: false }
     }
 
     /// The offset up to which the file has been cut into lines: where the incomplete line, if
@@ -84,41 +87,44 @@ impl Lines {
 
     /// Bytes read and held: the start of a line not yet complete.
     pub fn held(&self) -> usize {
-        self.buf.len() - self.start
+        self.end - self.start
     }
 
     /// Room for the next read, after what is held: fill it, then [`Lines::filled`].
     pub fn space(&mut self) -> &mut [u8] {
-        if self.start > 0 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-        let len = self.buf.len();
-        let want = len + CHUNK;
-        if self.buf.capacity() < want {
-            self.buf.reserve(want - len);
-        }
-        self.buf.resize(want, 0);
-        &mut self.buf[len..]
+        self.room(CHUNK);
+        &mut self.buf[self.end..self.end + CHUNK]
     }
 
     /// `n` bytes of [`Lines::space`] were read.
     pub fn filled(&mut self, n: usize) {
-        let len = self.buf.len() - CHUNK + n;
-        self.buf.truncate(len);
+        self.end += n;
     }
 
     /// Takes `bytes` as read (for readers that hand out their own buffers: tests, gzip).
     pub fn push(&mut self, bytes: &[u8]) {
-        self.space();
-        self.buf.truncate(self.buf.len() - CHUNK);
-        self.buf.extend_from_slice(bytes);
+        self.room(bytes.len());
+        self.buf[self.end..self.end + bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
+    }
+
+    /// What is held moved to the front, and at least `n` bytes of room after it. The room is
+    /// zeroed only as the buffer grows: a read of a few bytes must not clear a whole chunk.
+    fn room(&mut self, n: usize) {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() < self.end + n {
+            self.buf.resize(self.end + n, 0);
+        }
     }
 
     /// The next complete line's entry, or the garbage it is; `None` until a line is complete.
     pub fn next_line(&mut self) -> Option<Decoded<'_>> {
-        let held = self.buf.len() - self.start;
-        let Some(newline) = memchr(&self.buf[self.start..]) else {
+        let held = self.end - self.start;
+        let Some(newline) = memchr(&self.buf[self.start..self.end]) else {
             if held > MAX_LINE {
                 // Not a line of the daemon's: drop what is held, and the rest up to its end.
                 self.take(held);

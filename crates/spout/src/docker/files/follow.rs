@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 
 use super::chain::{LogDir, LogFile};
 use super::decode::Decoded;
-use super::notify::{next_tick, Follow, News, MAX_HELD};
+use super::notify::{Follow, News, MAX_HELD};
 use crate::docker::reader::{ExitReason, ReaderContext};
 use crate::docker::source::ErrorClass;
 use crate::line::Span;
@@ -163,7 +163,8 @@ impl Files<'_> {
                     None => {}
                 }
             }
-            // Nothing more for now: wait for news, or for a message under way to be complete.
+            // Nothing more for now: wait for news (writes come at most once a tick, on the grid
+            // every reader shares), or for a message under way to be complete.
             let poll = (!follow.watched()).then(|| tokio::time::Instant::now() + POLL);
             tokio::select! {
                 () = changed(&follow, poll) => {
@@ -174,13 +175,7 @@ impl Files<'_> {
                 }
                 () = sleep_until(self.pipeline.deadline()) => {
                     self.pipeline.expire(tokio::time::Instant::now());
-                    continue;
                 }
-                () = self.ctx.cancel.cancelled() => return ExitReason::Shutdown,
-            }
-            // Let more of the same come, and every other container's, before reading on.
-            tokio::select! {
-                () = tokio::time::sleep_until(tokio::time::Instant::from_std(next_tick())) => {}
                 () = self.ctx.cancel.cancelled() => return ExitReason::Shutdown,
             }
         }
@@ -244,6 +239,7 @@ impl Files<'_> {
     fn turn(&mut self, file: &mut LogFile, cursor: &mut Option<Cursor>) -> std::io::Result<Turn> {
         let mut taken = 0;
         let batch = self.ctx.router.batch_max();
+        let mut at_end = false;
         loop {
             // Known once its first line is whole: in place before any entry is decoded.
             let id = file.id;
@@ -275,6 +271,9 @@ impl Files<'_> {
                     return Ok(Turn::More);
                 }
             }
+            if at_end {
+                return Ok(Turn::End);
+            }
             if taken >= TURN_BYTES {
                 return Ok(Turn::More);
             }
@@ -283,6 +282,7 @@ impl Files<'_> {
                 return Ok(Turn::End);
             }
             taken += n;
+            at_end = file.at_end();
         }
     }
 

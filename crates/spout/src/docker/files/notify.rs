@@ -1,6 +1,9 @@
 //! Change notification for json-file logs, with inotify: a watch on each followed log's
-//! directory, in two instances (root may hold `fs.inotify.max_user_instances`, 128 by default,
-//! shared with the daemon's own log followers), read by one thread of their own.
+//! directory in each of two instances, however many containers (root may hold
+//! `fs.inotify.max_user_instances`, 128 by default, shared with the daemon's own log followers),
+//! read by one thread of their own. Two, so that rotations are read the moment they come while
+//! writes wait for the tick in a queue of their own (the kernel merges writes in a row into one
+//! event).
 //!
 //! - Rotations (a file created or renamed in the directory, the file being written closed) are
 //!   handled the moment they happen: the daemon's next file is opened at once, whatever the
@@ -8,13 +11,15 @@
 //!   waits (for room in a route's queue, say) is still read to its end, through the descriptor.
 //!   At 12 MB/s with `max-size=1m` and `max-file=3` a file lives 250 ms; a timer's wake-up on
 //!   a loaded 2-core machine was seen to come 117 ms late.
-//! - Writes wake the readers at most once every [`TICK`], on a grid every reader shares: a host
-//!   of steady writers wakes spout a hundred times a second, not once a line, and the lines of
-//!   all its containers reach the routes in the same turn.
+//! - Writes wake the readers at most once every [`TICK`], all together: a host of steady
+//!   writers wakes spout a hundred times a second, not once a line, the lines of all its
+//!   containers reach the routes in the same turn, and the thread wakes the runtime once for
+//!   all of them ([`Wakes`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
@@ -32,16 +37,6 @@ pub const TICK: Duration = Duration::from_millis(10);
 /// disk space the daemon means to free, for as long.
 pub const MAX_HELD: usize = 16;
 
-/// The next instant of the grid every reader and the notifier wake on.
-pub fn next_tick() -> Instant {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    let origin = *ORIGIN.get_or_init(Instant::now);
-    let now = Instant::now();
-    let tick = TICK.as_nanos();
-    let ticks = now.duration_since(origin).as_nanos() / tick + 1;
-    origin + Duration::from_nanos(u64::try_from(ticks * tick).unwrap_or(u64::MAX))
-}
-
 /// The agent's inotify instances.
 #[derive(Clone)]
 pub struct Notifier {
@@ -52,7 +47,22 @@ struct Shared {
     /// Rotations, then writes.
     watches: Mutex<(Watches, Watches)>,
     /// The logs followed in each watched directory, by either instance's descriptor.
-    followers: Mutex<HashMap<WatchDescriptor, Vec<Weak<Follow>>>>,
+    followers: Mutex<HashMap<Key, Vec<Weak<Follow>>>>,
+}
+
+/// A watch in one of the two instances. Not inotify's `WatchDescriptor`: both instances number
+/// their watches from 1, and that type, told equal numbers of two instances, compares the
+/// instances with a `kcmp` system call, at every event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    writes: bool,
+    id: i32,
+}
+
+impl Key {
+    fn of(wd: &WatchDescriptor, writes: bool) -> Key {
+        Key { writes, id: wd.get_watch_descriptor_id() }
+    }
 }
 
 const ROTATIONS: WatchMask = WatchMask::CREATE
@@ -90,15 +100,48 @@ pub struct News {
     pub missed: u64,
 }
 
+/// The readers to wake, handed by the notifier's thread to a task on the runtime: a task woken
+/// from another thread costs the runtime a system call each time, from its own thread nothing.
+/// So the thread wakes one task, once, and that task wakes every reader.
+#[derive(Default)]
+struct Wakes {
+    readers: Mutex<Vec<Arc<Follow>>>,
+    ready: Notify,
+    /// The thread is gone: the task ends.
+    closed: AtomicBool,
+}
+
+impl Wakes {
+    async fn run(self: Arc<Self>) {
+        loop {
+            self.ready.notified().await;
+            let readers = std::mem::take(&mut *lock(&self.readers));
+            for follow in readers {
+                follow.wake.notify_one();
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+        }
+    }
+}
+
 impl Notifier {
-    /// Starts the instances and the thread that reads their events.
+    /// Starts the instances, the thread that reads their events, and (on the runtime it is
+    /// called on) the task that wakes readers.
     pub fn start() -> io::Result<Notifier> {
         let rotations = Inotify::init()?;
         let writes = Inotify::init()?;
         let watches = Mutex::new((rotations.watches(), writes.watches()));
         let shared = Arc::new(Shared { watches, followers: Mutex::default() });
         let weak = Arc::downgrade(&shared);
-        std::thread::Builder::new().name("spout-inotify".into()).spawn(move || run(rotations, writes, &weak))?;
+        let wakes = Arc::new(Wakes::default());
+        tokio::spawn(wakes.clone().run());
+        std::thread::Builder::new().name("spout-inotify".into()).spawn(move || {
+            run(rotations, writes, &weak, &wakes);
+            wakes.closed.store(true, Ordering::Release);
+            wakes.ready.notify_one();
+        })?;
         Ok(Notifier { shared })
     }
 
@@ -113,7 +156,7 @@ impl Notifier {
             match watches.1.add(&log.dir, WRITES) {
                 Ok(writes) => (rotations, writes),
                 Err(e) => {
-                    if !followers.contains_key(&rotations) {
+                    if !followers.contains_key(&Key::of(&rotations, false)) {
                         let _ = watches.0.remove(rotations);
                     }
                     return Err(e);
@@ -128,8 +171,8 @@ impl Notifier {
             known: Mutex::default(),
             shared: Arc::downgrade(&self.shared),
         });
-        for wd in [wds.0, wds.1] {
-            let list = followers.entry(wd).or_default();
+        for key in [Key::of(&wds.0, false), Key::of(&wds.1, true)] {
+            let list = followers.entry(key).or_default();
             list.retain(|f| f.strong_count() > 0);
             list.push(Arc::downgrade(&follow));
         }
@@ -213,12 +256,13 @@ impl Drop for Follow {
         let mut followers = lock(&shared.followers);
         let mut watches = lock(&shared.watches);
         for (wd, in_writes) in [(rotations, false), (writes, true)] {
-            let last = followers.get_mut(&wd).is_some_and(|list| {
+            let key = Key::of(&wd, in_writes);
+            let last = followers.get_mut(&key).is_some_and(|list| {
                 list.retain(|f| f.strong_count() > 0);
                 list.is_empty()
             });
             if last {
-                followers.remove(&wd);
+                followers.remove(&key);
                 // Gone with its directory already: nothing to remove.
                 let _ = if in_writes { watches.1.remove(wd) } else { watches.0.remove(wd) };
             }
@@ -228,7 +272,7 @@ impl Drop for Follow {
 
 /// Reads both instances' events for as long as spout runs: rotations at once, writes at most
 /// once a tick.
-fn run(mut rotations: Inotify, mut writes: Inotify, shared: &Weak<Shared>) {
+fn run(mut rotations: Inotify, mut writes: Inotify, shared: &Weak<Shared>, wakes: &Wakes) {
     let mut buffer = [0u8; 16 * 1024];
     // Writes are not looked at again before this.
     let mut writes_after: Option<Instant> = None;
@@ -270,27 +314,37 @@ fn run(mut rotations: Inotify, mut writes: Inotify, shared: &Weak<Shared>) {
         let Some(shared) = shared.upgrade() else { return };
         let mut touched: Vec<Arc<Follow>> = Vec::new();
         if rotated {
-            drain(&mut rotations, &mut buffer, &shared, &mut touched);
+            drain(&mut rotations, false, &mut buffer, &shared, &mut touched);
         }
         if written {
-            drain(&mut writes, &mut buffer, &shared, &mut touched);
-            writes_after = Some(next_tick());
+            drain(&mut writes, true, &mut buffer, &shared, &mut touched);
+            writes_after = Some(Instant::now() + TICK);
         }
-        for follow in &touched {
-            follow.wake.notify_one();
+        if !touched.is_empty() {
+            let mut readers = lock(&wakes.readers);
+            for follow in touched {
+                if !readers.iter().any(|r| Arc::ptr_eq(r, &follow)) {
+                    readers.push(follow);
+                }
+            }
+            drop(readers);
+            wakes.ready.notify_one();
         }
     }
 }
 
 /// Every event the instance has now, each handed to the logs it concerns.
-fn drain(inotify: &mut Inotify, buffer: &mut [u8], shared: &Shared, touched: &mut Vec<Arc<Follow>>) {
+fn drain(inotify: &mut Inotify, writes: bool, buffer: &mut [u8], shared: &Shared, touched: &mut Vec<Arc<Follow>>) {
+    // The followers of one event's directory, in a list reused from event to event.
+    let mut followers = Vec::new();
     loop {
         match inotify.read_events(buffer) {
             Ok(events) => {
                 let mut any = false;
                 for event in events {
                     any = true;
-                    handle(shared, event.wd, event.mask, event.name, touched);
+                    let key = Key::of(&event.wd, writes);
+                    handle(shared, key, event.mask, event.name, &mut followers, touched);
                 }
                 if !any {
                     return;
@@ -317,9 +371,10 @@ fn all(shared: &Shared) -> Vec<Arc<Follow>> {
 
 fn handle(
     shared: &Shared,
-    wd: WatchDescriptor,
+    key: Key,
     mask: EventMask,
     name: Option<&std::ffi::OsStr>,
+    followers: &mut Vec<Arc<Follow>>,
     touched: &mut Vec<Arc<Follow>>,
 ) {
     if mask.contains(EventMask::Q_OVERFLOW) {
@@ -330,12 +385,13 @@ fn handle(
         }
         return;
     }
-    let followers: Vec<Arc<Follow>> = match lock(&shared.followers).get(&wd) {
-        Some(list) => list.iter().filter_map(Weak::upgrade).collect(),
+    // Upgraded under the lock, used after it: a follower dropped here takes the lock to go.
+    match lock(&shared.followers).get(&key) {
+        Some(list) => followers.extend(list.iter().filter_map(Weak::upgrade)),
         None => return,
-    };
+    }
     let name = name.and_then(|n| n.to_str()).unwrap_or_default();
-    for follow in followers {
+    for follow in followers.drain(..) {
         let ours = follow.log.is_ours(name);
         let current = name == follow.log.base;
         if ours && mask.intersects(EventMask::CREATE | EventMask::MOVED_TO) {
@@ -419,15 +475,5 @@ mod tests {
         drop(old);
         std::fs::File::create(log.current()).expect("create");
         assert_eq!(changed(&new).await.created.len(), 1);
-    }
-
-    #[test]
-    fn ticks_are_on_one_grid() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
-        rt.block_on(async {
-            let (a, b) = (next_tick(), next_tick());
-            assert!(a > Instant::now() && a <= Instant::now() + TICK);
-            assert!(b == a || b == a + TICK);
-        });
     }
 }
