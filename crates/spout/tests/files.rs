@@ -4,6 +4,7 @@
 
 mod support;
 
+use spout::position::Position;
 use support::receiver::TcpReceiver;
 use support::{docker, http_get, wait_until, Container, Spout, PATIENCE};
 
@@ -213,9 +214,11 @@ fn a_checkpoint_written_before_spout_read_files_resumes_after_its_line_exactly()
     c.exec("touch /go");
     let want: Vec<String> = (61..=120).map(|i| format!("line{i}")).collect();
     assert_eq!(r.inbox.settle_lines(&c.id, 60), want, "stderr:\n{}", spout.stderr());
-    // Kept from then on in the files' terms.
-    let saved = || std::fs::read_to_string(dir.join(&c.id)).unwrap_or_default();
-    assert!(wait_until(PATIENCE, || saved().starts_with("spout-checkpoint 2 file ")), "{}", saved());
+    // Kept from then on in the files' terms, in the one file for every container.
+    let saved = || spout::checkpoint::store::Saved::read(&state.path().join("state")).ok().map(|(s, _)| s);
+    let in_files = || matches!(saved().and_then(|s| s.positions.get(&c.id).copied()), Some(Position::File(_)));
+    assert!(wait_until(PATIENCE, in_files), "{:?}", saved());
+    assert!(!dir.exists(), "the old layout is gone once its checkpoints are saved anew");
 }
 
 #[test]

@@ -140,8 +140,8 @@ fn the_image_is_small_ships_skips_itself_reports_health_keeps_its_state_and_stop
     assert_eq!(r.inbox.count_of(&own_id), 0, "spout skips itself");
     docker(&["stop", &name]);
     assert_eq!(docker(&["inspect", "--format", "{{.State.ExitCode}}", &name]), "0", "{}", docker(&["logs", &name]));
-    let checkpoint = state.path().join("checkpoints").join(&c.id);
-    assert!(checkpoint.exists(), "the checkpoints are on the mounted state directory");
+    let (saved, _) = spout::checkpoint::store::Saved::read(state.path()).expect("the positions file");
+    assert!(saved.positions.contains_key(&c.id), "the checkpoints are on the mounted state directory");
     drop(agent);
 }
 

@@ -1,4 +1,4 @@
-//! The checkpoint file's format: one line, a magic word with the format's version, the position
+//! A checkpoint's format: one line, a magic word with the format's version, the position
 //! in the terms of where it was read from, and a checksum of everything before it.
 //!
 //! - version 2: `spout-checkpoint 2 api TS COUNT MAX_TS SUM` or

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::position::Position;
 use crate::router::route_bit;
 
-/// Positions kept per container for messages not yet accepted everywhere (80 bytes each). Past
+/// Positions kept per container for messages not yet accepted everywhere (88 bytes each). Past
 /// this, the newest entry stands for a range of messages: the checkpoint advances in coarser
 /// steps, never further.
 const MAX_PENDING: usize = 4096;
@@ -39,6 +39,9 @@ struct Pending {
     /// position reached without a message.
     ts_ns: Option<(i64, i64)>,
 }
+
+const _: () =
+    assert!(std::mem::size_of::<Pending>() <= 88, "MAX_PENDING's memory is documented at 88 bytes a position");
 
 #[derive(Debug, Default)]
 struct Shipped {

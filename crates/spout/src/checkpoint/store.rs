@@ -1,10 +1,18 @@
-//! The store: every container's checkpoint in memory, and one file per container under
-//! `STATE_DIR/checkpoints/`, each replaced atomically (temporary file, fsync, rename).
+//! The store: every container's checkpoint in memory, and all of them in one file,
+//! `STATE_DIR/positions`, replaced atomically (temporary file, fsync, rename) when any moved:
+//! two fsyncs a save however many containers there are. A line a container, `ID CHECKPOINT`,
+//! each checkpoint in [`super::format`]'s format with its own checksum, and one `alive` line
+//! for the watermark.
+//!
+//! spout used to keep a file per container under `STATE_DIR/checkpoints/` (an fsync each, every
+//! save) and the watermark in `STATE_DIR/alive`. Those are read when there is no newer
+//! `positions`, and deleted once a `positions` holding them is saved.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use tracing::warn;
 
@@ -12,13 +20,16 @@ use super::format::{decode, encode};
 use super::progress::Progress;
 use crate::position::Position;
 
-/// The watermark's file in the state directory.
+/// The positions' file in the state directory.
+const POSITIONS: &str = "positions";
+/// Its watermark's key.
 const ALIVE: &str = "alive";
+/// Where spout used to keep them: a directory of one file per container, and the watermark.
+const LEGACY_DIR: &str = "checkpoints";
+const LEGACY_ALIVE: &str = "alive";
 
 /// Every container's checkpoint.
 pub struct Checkpoints {
-    dir: PathBuf,
-    /// Holds `alive`: the watermark (see `persist`).
     state_dir: PathBuf,
     /// The previous run's watermark, if there was a previous run.
     previous_run: Option<i64>,
@@ -27,59 +38,130 @@ pub struct Checkpoints {
 
 #[derive(Default)]
 struct Store {
-    /// Loaded from disk or persisted since.
-    saved: HashMap<String, Position>,
-    /// Settled but not yet written (a write failed, or is under way).
-    unsaved: HashMap<String, Position>,
-    /// The watermark last written to `alive`.
+    /// Loaded from disk or settled since: what the next save writes.
+    positions: HashMap<String, Position>,
+    /// Something changed since the last save that succeeded.
+    dirty: bool,
+    /// The watermark last written.
     alive_saved: Option<i64>,
     /// Containers read by this process.
     live: HashMap<String, Arc<Progress>>,
-    /// Containers removed since the last save: their files are deleted by the next save, after
-    /// any write of theirs it makes, so a save under way cannot bring a file back.
-    removed: HashSet<String>,
+    /// Forgotten since the save under way took its copy: not to be brought back by it.
+    forgotten: HashSet<String>,
+    /// Files of the old layout, deleted by the first save.
+    legacy: Vec<PathBuf>,
+}
+
+/// What is on disk: every container's position, and the watermark.
+#[derive(Debug, Default)]
+pub struct Saved {
+    pub positions: HashMap<String, Position>,
+    pub alive: Option<i64>,
+}
+
+impl Saved {
+    /// Reads the positions' file in `state_dir` (and the old layout's files, where newer). A
+    /// checkpoint that cannot be read is reported and kept as [`Position::START`]: that
+    /// container is read from the start of its log.
+    pub fn read(state_dir: &Path) -> std::io::Result<(Saved, Vec<PathBuf>)> {
+        let mut saved = Saved::default();
+        let path = state_dir.join(POSITIONS);
+        let written = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                for line in text.lines() {
+                    saved.take(line, &path);
+                }
+                Some(std::fs::metadata(&path)?.modified()?)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let legacy = saved.take_legacy(state_dir, written)?;
+        Ok((saved, legacy))
+    }
+
+    /// One line of the positions' file.
+    fn take(&mut self, line: &str, path: &Path) {
+        let Some((key, checkpoint)) = line.split_once(' ') else {
+            warn!(path = %path.display(), line, "ignoring a line that is not a checkpoint");
+            return;
+        };
+        self.take_checkpoint(key, &format!("{checkpoint}\n"), path);
+    }
+
+    /// A file of the old layout, holding one checkpoint.
+    fn take_file(&mut self, key: &str, path: &Path) {
+        // Unreadable is as unusable as corrupt.
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        self.take_checkpoint(key, &text, path);
+    }
+
+    fn take_checkpoint(&mut self, key: &str, text: &str, path: &Path) {
+        match (key, decode(text)) {
+            (ALIVE, Ok(pos)) => self.alive = pos.ts_ns(),
+            (ALIVE, Err(e)) => warn!(path = %path.display(), error = %e, "ignoring an unusable watermark"),
+            (id, _) if !is_container_id(id) => {
+                warn!(path = %path.display(), key = id, "ignoring a checkpoint that is not a container's");
+            }
+            (id, Ok(pos)) => {
+                self.positions.insert(id.to_owned(), pos);
+            }
+            (id, Err(e)) => {
+                warn!(container = %id, path = %path.display(), error = %e, "ignoring unusable checkpoint; the container is read from the start of its log");
+                self.positions.insert(id.to_owned(), Position::START);
+            }
+        }
+    }
+
+    /// The old layout's files: those written after `written` (the positions' file's time, if
+    /// there is one: an older spout ran since) count, all are to be deleted.
+    fn take_legacy(&mut self, state_dir: &Path, written: Option<SystemTime>) -> std::io::Result<Vec<PathBuf>> {
+        let newer = |path: &Path| match (written, std::fs::metadata(path).and_then(|m| m.modified())) {
+            (None, _) => true,
+            (Some(written), Ok(modified)) => modified > written,
+            (Some(_), Err(_)) => false,
+        };
+        let mut legacy = Vec::new();
+        let alive = state_dir.join(LEGACY_ALIVE);
+        if alive.is_file() {
+            if newer(&alive) {
+                self.take_file(ALIVE, &alive);
+            }
+            legacy.push(alive);
+        }
+        let dir = state_dir.join(LEGACY_DIR);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(legacy),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let path = entry?.path();
+            let id = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            // Leftover temporary files of an interrupted write are only deleted.
+            if is_container_id(&id) && newer(&path) {
+                self.take_file(&id, &path);
+            }
+            legacy.push(path);
+        }
+        legacy.push(dir);
+        Ok(legacy)
+    }
 }
 
 impl Checkpoints {
-    /// Opens (creating) `state_dir/checkpoints` and loads what is there. Files that cannot be
-    /// read are reported and ignored: that container is read from the start of its log.
+    /// Opens `state_dir` (created already) and loads what is saved there.
     pub fn open(state_dir: &Path) -> std::io::Result<Checkpoints> {
-        let dir = state_dir.join("checkpoints");
-        std::fs::create_dir_all(&dir)?;
-        let mut saved = HashMap::new();
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
-            let Some(id) = path.file_name().and_then(|n| n.to_str()).filter(|n| is_container_id(n)) else {
-                // Leftover temporary files of an interrupted write.
-                let _ = std::fs::remove_file(&path);
-                continue;
-            };
-            match std::fs::read_to_string(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|t| decode(&t).map_err(|e| e.to_string()))
-            {
-                Ok(pos) => {
-                    saved.insert(id.to_owned(), pos);
-                }
-                Err(e) => {
-                    warn!(container = %id, path = %path.display(), error = %e, "ignoring unusable checkpoint; the container is read from the start of its log");
-                    saved.insert(id.to_owned(), Position::START);
-                }
-            }
-        }
-        let alive_path = state_dir.join(ALIVE);
-        let previous_run = match std::fs::read_to_string(&alive_path) {
-            Ok(text) => match decode(&text) {
-                Ok(pos) => pos.ts_ns(),
-                Err(e) => {
-                    warn!(path = %alive_path.display(), error = %e, "ignoring unusable state file");
-                    None
-                }
-            },
-            Err(_) => None,
-        };
-        let inner = Mutex::new(Store { saved, alive_saved: previous_run, ..Store::default() });
-        Ok(Checkpoints { dir, state_dir: state_dir.to_owned(), previous_run, inner })
+        let (saved, legacy) = Saved::read(state_dir)?;
+        let dirty = !legacy.is_empty();
+        let inner = Mutex::new(Store {
+            positions: saved.positions,
+            alive_saved: saved.alive,
+            dirty,
+            legacy,
+            ..Store::default()
+        });
+        Ok(Checkpoints { state_dir: state_dir.to_owned(), previous_run: saved.alive, inner })
     }
 
     /// The watermark the previous run saved: a container it has no checkpoint for started after
@@ -92,9 +174,9 @@ impl Checkpoints {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Where a container was left by an earlier run of spout, if anywhere.
+    /// Where a container was left, by an earlier run of spout or as last saved by this one.
     pub fn saved(&self, id: &str) -> Option<Position> {
-        self.lock().saved.get(id).copied()
+        self.lock().positions.get(id).copied()
     }
 
     /// The progress of a container read by this process, created on first use at `from`, where
@@ -125,86 +207,64 @@ impl Checkpoints {
         live.iter().filter_map(|p| p.oldest_unaccepted_ns()).min()
     }
 
-    /// Writes every checkpoint that moved, and `watermark`: every container started before it
+    /// Saves every checkpoint, if any moved, and `watermark`: every container started before it
     /// has been attached, so one without a checkpoint can be read from there by the next run.
-    /// Errors are returned after trying them all.
+    /// Returns how many containers' checkpoints moved or went.
     pub fn persist(&self, watermark_ns: i64) -> std::io::Result<usize> {
-        let (moved, alive_moved): (Vec<(String, Position)>, bool) = {
+        let (text, changed, legacy) = {
             let mut store = self.lock();
             let settled: Vec<(String, Position)> =
                 store.live.iter().filter_map(|(id, p)| p.settle().map(|pos| (id.clone(), pos))).collect();
-            store.unsaved.extend(settled);
-            let moved = store.unsaved.iter().map(|(id, pos)| (id.clone(), *pos)).collect();
-            (moved, store.alive_saved != Some(watermark_ns))
+            let mut changed = 0;
+            for (id, pos) in settled {
+                if store.positions.insert(id, pos) != Some(pos) {
+                    changed += 1;
+                }
+            }
+            store.dirty |= changed > 0 || store.alive_saved != Some(watermark_ns);
+            if !store.dirty {
+                return Ok(0);
+            }
+            store.dirty = false;
+            changed += store.forgotten.len();
+            store.forgotten.clear();
+            let mut text = format!("{ALIVE} {}", encode(Position::from_time(watermark_ns)));
+            let mut ids: Vec<&String> = store.positions.keys().collect();
+            ids.sort_unstable();
+            for id in ids {
+                text.push_str(id);
+                text.push(' ');
+                text.push_str(&encode(store.positions[id]));
+            }
+            (text, changed, store.legacy.clone())
         };
-        let mut first_error = None;
-        let mut written = 0;
-        for (id, pos) in &moved {
-            if self.lock().removed.contains(id) {
-                continue;
-            }
-            match write_atomically(&self.dir, id, &encode(*pos)) {
-                Ok(()) => {
-                    written += 1;
-                    let mut store = self.lock();
-                    if store.removed.contains(id) {
-                        continue;
-                    }
-                    store.saved.insert(id.clone(), *pos);
-                    // Unless it moved on meanwhile, it is saved.
-                    if store.unsaved.get(id) == Some(pos) {
-                        store.unsaved.remove(id);
-                    }
-                }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
+        let saved = write_atomically(&self.state_dir, POSITIONS, &text)
+            // The rename itself is durable once the directory is.
+            .and_then(|()| std::fs::File::open(&self.state_dir).and_then(|d| d.sync_all()));
+        let mut store = self.lock();
+        if let Err(e) = saved {
+            store.dirty = true;
+            return Err(e);
         }
-        let removed = std::mem::take(&mut self.lock().removed);
-        for id in &removed {
-            match std::fs::remove_file(self.dir.join(id)) {
-                Ok(()) => written += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    // Tried again next time.
-                    self.lock().removed.insert(id.clone());
-                    first_error.get_or_insert(e);
-                }
-            }
+        store.alive_saved = Some(watermark_ns);
+        // Forgotten meanwhile: the next save leaves it out.
+        store.dirty |= !store.forgotten.is_empty();
+        if !legacy.is_empty() {
+            drop(store);
+            remove_legacy(&legacy);
+            self.lock().legacy.clear();
         }
-        // The watermark moves only when the containers are listed again: written when it did.
-        if alive_moved {
-            let written = write_atomically(&self.state_dir, ALIVE, &encode(Position::from_time(watermark_ns)))
-                .and_then(|()| std::fs::File::open(&self.state_dir).and_then(|d| d.sync_all()));
-            match written {
-                Ok(()) => self.lock().alive_saved = Some(watermark_ns),
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        if written > 0 {
-            // The renames and removals themselves are durable once the directory is.
-            if let Err(e) = std::fs::File::open(&self.dir).and_then(|d| d.sync_all()) {
-                first_error.get_or_insert(e);
-            }
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(written),
-        }
+        Ok(changed)
     }
 
-    /// Forgets a container that no longer exists; the next save deletes its file (this runs on
-    /// the runtime's thread, which does no file I/O).
+    /// Forgets a container that no longer exists; the next save leaves it out.
     pub fn forget(&self, id: &str) {
         let mut store = self.lock();
-        store.saved.remove(id);
-        store.unsaved.remove(id);
+        let known = store.positions.remove(id).is_some();
         store.live.remove(id);
-        if is_container_id(id) {
-            store.removed.insert(id.to_owned());
+        if known {
+            store.forgotten.insert(id.to_owned());
+            store.dirty = true;
         }
     }
 
@@ -212,10 +272,21 @@ impl Checkpoints {
     pub fn retain(&self, existing: &HashSet<String>) {
         let gone: Vec<String> = {
             let store = self.lock();
-            store.saved.keys().chain(store.live.keys()).filter(|id| !existing.contains(*id)).cloned().collect()
+            store.positions.keys().chain(store.live.keys()).filter(|id| !existing.contains(*id)).cloned().collect()
         };
         for id in gone {
             self.forget(&id);
+        }
+    }
+}
+
+/// Deletes the old layout's files, now that the positions' file holds what they held; what
+/// cannot be deleted is reported once, and read again (and found older) by the next start.
+fn remove_legacy(paths: &[PathBuf]) {
+    for path in paths {
+        let removed = if path.is_dir() { std::fs::remove_dir(path) } else { std::fs::remove_file(path) };
+        if let Err(e) = removed.or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }) {
+            warn!(path = %path.display(), error = %e, "cannot delete a checkpoint file of an earlier spout");
         }
     }
 }
@@ -238,54 +309,99 @@ mod tests {
     use super::*;
     use crate::checkpoint::progress::tests::pos;
 
+    fn accepted(cps: &Checkpoints, id: &str, at: Position) {
+        let p = cps.progress(id, 0, pos(1));
+        let seq = p.ship(at, !1, 0);
+        p.accept(0, seq);
+    }
+
     #[test]
-    fn persisted_checkpoints_survive_reopening_and_bad_files_are_ignored() {
+    fn every_checkpoint_is_saved_in_one_file_and_read_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (a, b) = ("a".repeat(64), "b".repeat(64));
         {
             let cps = Checkpoints::open(dir.path()).expect("open");
-            let pa = cps.progress(&a, 0, pos(1));
-            let seq = pa.ship(pos(42), !1, 0);
-            pa.accept(0, seq);
+            accepted(&cps, &a, pos(42));
+            // b: nothing accepted, so where its reader started.
             cps.progress(&b, 0, pos(5)).ship(pos(7), !1, 0);
             assert_eq!(cps.previous_run(), None);
-            // a: accepted up to 42; b: nothing accepted, so where its reader started.
             assert_eq!(cps.persist(1_000).expect("persist"), 2);
-            assert_eq!(cps.persist(2_000).expect("persist"), 0, "unchanged checkpoints are not rewritten");
+            assert_eq!(cps.persist(1_000).expect("persist"), 0, "nothing moved");
+            assert_eq!(cps.persist(2_000).expect("persist"), 0, "the watermark moved: saved, no checkpoint changed");
         }
-        std::fs::write(dir.path().join("checkpoints").join(&b), "spout-checkpoint 1 1 2 3 dead\n").expect("write");
-        std::fs::write(dir.path().join("checkpoints").join(format!("{a}.tmp")), "half").expect("write");
+        let entries: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(entries, [POSITIONS], "one file, no temporary one left");
         let cps = Checkpoints::open(dir.path()).expect("reopen");
         assert_eq!(cps.previous_run(), Some(2_000));
         assert_eq!(cps.saved(&a), Some(pos(42)));
-        assert_eq!(cps.saved(&b), Some(Position::START), "a corrupt checkpoint means: from the start");
-        assert!(!dir.path().join("checkpoints").join(format!("{a}.tmp")).exists());
-        cps.retain(&HashSet::from([b.clone()]));
-        assert_eq!(cps.saved(&a), None);
-        assert!(
-            dir.path().join("checkpoints").join(&a).exists(),
-            "deleted by the next save, not on the caller's thread"
-        );
-        cps.persist(3_000).expect("persist");
-        assert!(!dir.path().join("checkpoints").join(&a).exists());
+        assert_eq!(cps.saved(&b), Some(pos(5)));
     }
 
     #[test]
-    fn a_removed_container_that_moved_since_the_last_save_is_deleted_not_written() {
+    fn a_corrupt_line_costs_only_its_container_its_position() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let a = "a".repeat(64);
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
         let cps = Checkpoints::open(dir.path()).expect("open");
-        let pa = cps.progress(&a, 0, pos(1));
-        let seq = pa.ship(pos(42), !1, 0);
-        pa.accept(0, seq);
+        accepted(&cps, &a, pos(42));
+        accepted(&cps, &b, pos(43));
         cps.persist(1_000).expect("persist");
-        assert!(dir.path().join("checkpoints").join(&a).exists());
-        // Moved again, then removed before the next save.
-        let seq = pa.ship(pos(43), !1, 0);
-        pa.accept(0, seq);
-        cps.forget(&a);
-        cps.persist(2_000).expect("persist");
-        assert!(!dir.path().join("checkpoints").join(&a).exists());
+        let path = dir.path().join(POSITIONS);
+        let text = std::fs::read_to_string(&path).expect("read");
+        // One digit of b's line changed: its checksum no longer matches.
+        let bad: Vec<String> = text
+            .lines()
+            .map(|l| if l.starts_with(&b) { l.replacen(" 43 ", " 44 ", 1) } else { l.to_owned() })
+            .collect();
+        assert_ne!(bad.join("\n") + "\n", text);
+        std::fs::write(&path, bad.join("\n") + "\nnot a checkpoint\n").expect("write");
+        let cps = Checkpoints::open(dir.path()).expect("reopen");
+        assert_eq!(cps.saved(&a), Some(pos(42)));
+        assert_eq!(cps.saved(&b), Some(Position::START), "a corrupt checkpoint means: from the start");
+        assert_eq!(cps.previous_run(), Some(1_000));
+    }
+
+    #[test]
+    fn forgotten_containers_are_left_out_of_the_next_save_even_one_under_way() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let cps = Checkpoints::open(dir.path()).expect("open");
+        accepted(&cps, &a, pos(42));
+        accepted(&cps, &b, pos(43));
+        cps.persist(1_000).expect("persist");
+        cps.retain(&HashSet::from([b.clone()]));
         assert_eq!(cps.saved(&a), None);
+        assert_eq!(cps.persist(1_000).expect("persist"), 1, "a went");
+        let cps = Checkpoints::open(dir.path()).expect("reopen");
+        assert_eq!((cps.saved(&a), cps.saved(&b)), (None, Some(pos(43))));
+    }
+
+    #[test]
+    fn the_old_layout_is_read_then_replaced_and_read_again_only_where_newer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let legacy = dir.path().join(LEGACY_DIR);
+        std::fs::create_dir(&legacy).expect("mkdir");
+        std::fs::write(legacy.join(&a), encode(pos(42))).expect("write");
+        std::fs::write(legacy.join(&b), "spout-checkpoint 1 1 2 3 dead\n").expect("write");
+        std::fs::write(legacy.join(format!("{a}.tmp")), "half").expect("write");
+        std::fs::write(dir.path().join(LEGACY_ALIVE), encode(Position::from_time(7_000))).expect("write");
+        let cps = Checkpoints::open(dir.path()).expect("open");
+        assert_eq!(cps.previous_run(), Some(7_000));
+        assert_eq!(cps.saved(&a), Some(pos(42)));
+        assert_eq!(cps.saved(&b), Some(Position::START));
+        cps.persist(8_000).expect("persist");
+        assert!(!legacy.exists() && !dir.path().join(LEGACY_ALIVE).exists(), "the old files are gone once saved anew");
+        let cps = Checkpoints::open(dir.path()).expect("reopen");
+        assert_eq!(cps.saved(&a), Some(pos(42)));
+        assert_eq!(cps.previous_run(), Some(8_000));
+        // An older spout ran since, and wrote its own layout again: its files are the newer.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::create_dir(&legacy).expect("mkdir");
+        std::fs::write(legacy.join(&a), encode(pos(50))).expect("write");
+        let cps = Checkpoints::open(dir.path()).expect("reopen");
+        assert_eq!(cps.saved(&a), Some(pos(50)));
     }
 }
