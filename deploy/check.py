@@ -188,7 +188,7 @@ if container["stopTimeout"] <= grace:
 # its line cap) with 50 containers.
 queue = int(re.search(r"queue=(\d+)", env["ROUTE_URIS"]).group(1))
 line = int(env["SPOUT_MAX_LINE_BYTES"])
-bound_mib = 40 + ((queue + 1) * (line + 1024) + 256 * 1024) / 2**20 + 50 * (3 * line + 384 * 1024) / 2**20
+bound_mib = 40 + ((queue + 1) * (line + 1024) + 256 * 1024) / 2**20 + 50 * (3 * line + 1536 * 1024) / 2**20
 if container["memory"] < bound_mib:
     problems.append(f"memory {container['memory']} MiB is below the README's bound {bound_mib:.0f} MiB")
 
