@@ -138,6 +138,7 @@ fn error(context: &str, e: &DockerError) -> SourceError {
 fn info(resp: ContainerInspectResponse) -> ContainerInfo {
     let config = resp.config.unwrap_or_default();
     let state = resp.state.unwrap_or_default();
+    let log_config = resp.host_config.and_then(|h| h.log_config);
     let time = |t: Option<String>| t.and_then(|t| parse_rfc3339_ns(t.as_bytes())).filter(|&ns| ns > 0);
     let mut command = resp.path.unwrap_or_default();
     for arg in resp.args.iter().flatten() {
@@ -161,7 +162,8 @@ fn info(resp: ContainerInspectResponse) -> ContainerInfo {
         finished_ns: time(state.finished_at),
         env: config.env.unwrap_or_default(),
         labels: config.labels.unwrap_or_default(),
-        log_driver: resp.host_config.and_then(|h| h.log_config).and_then(|l| l.typ),
+        log_driver: log_config.as_ref().and_then(|l| l.typ.clone()),
+        log_opts: log_config.and_then(|l| l.config).unwrap_or_default(),
         log_path: resp.log_path.filter(|p| !p.is_empty()),
     }
 }

@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 
 use super::files::chain::LogDir;
 use super::files::follow::{Files, Opened};
-use super::files::{FilesSetup, SourceMode};
+use super::files::{truncated_at, FilesSetup, SourceMode};
 use super::frames::{Decoded, Decoder};
 use super::source::{BoxStream, ContainerInfo, ErrorClass, LogsRequest, Source, SourceError};
 use crate::backoff::Backoff;
@@ -405,11 +405,15 @@ impl Reader {
                 _ => Choice::Api,
             };
         };
+        let truncated_at = truncated_at(&info.log_opts);
         if let Some(early) = early.filter(|e| e.log == log) {
-            return Choice::Files(early);
+            return Choice::Files(Box::new(Opened { truncated_at, ..*early }));
         }
         let why = match Opened::open(log.clone(), &self.ctx) {
-            Ok(opened) if !opened.files.is_empty() => return Choice::Files(Box::new(opened)),
+            // Opened after the inspect: the container may have stopped in between, unheard.
+            Ok(opened) if !opened.files.is_empty() => {
+                return Choice::Files(Box::new(Opened { ask: true, truncated_at, ..opened }));
+            }
             Ok(_) => "there is no log file in it".to_owned(),
             Err(e) => e.to_string(),
         };

@@ -77,6 +77,8 @@ pub struct ContainerInfo {
     pub env: Vec<String>,
     pub labels: HashMap<String, String>,
     pub log_driver: Option<String>,
+    /// The log driver's options (`max-size`, `max-file`, …), the daemon's defaults merged in.
+    pub log_opts: HashMap<String, String>,
     /// Where a json-file log is (inspect's `LogPath`), on the daemon's host.
     pub log_path: Option<String>,
 }

@@ -89,8 +89,9 @@ fn one_of_each(files: Vec<LogFile>) -> (Vec<LogFile>, Vec<LogFile>) {
 /// inode is then nobody else's, so a plain file is known by its device and inode, and a gzipped
 /// copy (which has an inode of its own) by its first line. Watching tells files rotated away
 /// unseen too: every file the daemon makes is deleted once under a plain name (at the end of its
-/// rotations, or once compressed), so a deletion of a plain file the notifier hears of that is
-/// none of the known files' was a file no look found, created and deleted in between.
+/// rotations, or once compressed; the copies' own deletions are neither heard nor counted), so a
+/// deletion of a plain file the notifier hears of that is none of the known plain files' was a
+/// file no look found, created and deleted in between.
 #[derive(Debug, Default)]
 pub struct Known {
     /// Every file known and still there.
@@ -114,19 +115,31 @@ struct Watched {
     fd: File,
     /// Its first line's hash, once it has one.
     fingerprint: u64,
+    /// A gzipped copy: its deletion is not one the notifier counts.
+    gz: bool,
 }
 
 impl Known {
     /// A file known from now on (until it is deleted).
     pub fn hold(&mut self, file: &LogFile) {
+        let node = (file.id.dev, file.id.ino);
         if let Some(i) = self.find(file) {
             let w = &mut self.present[i];
             w.fingerprint = w.fingerprint.max(file.id.fingerprint);
+        } else if file.gz && self.present.iter().any(|w| w.gz && w.node == node) {
+            // A copy held already (copies are held again at every look).
         } else if let Ok(fd) = file.fd.try_clone() {
-            self.present.push(Watched { node: (file.id.dev, file.id.ino), fd, fingerprint: file.id.fingerprint });
+            self.present.push(Watched { node, fd, fingerprint: file.id.fingerprint, gz: file.gz });
         }
         if file.id.fingerprint != 0 {
             self.remember(file.id.fingerprint);
+        }
+    }
+
+    /// A file the daemon truncated in place: it starts otherwise from now on.
+    pub fn truncated(&mut self, id: &FileId) {
+        if let Some(w) = self.present.iter_mut().find(|w| !w.gz && w.node == (id.dev, id.ino)) {
+            w.fingerprint = 0;
         }
     }
 
@@ -184,7 +197,9 @@ impl Known {
         if w.fingerprint != 0 {
             self.remember(w.fingerprint);
         }
-        self.seen += 1;
+        if !w.gz {
+            self.seen += 1;
+        }
     }
 
     /// Forgets the known files deleted since, counting them; names the others by their first
@@ -325,19 +340,20 @@ impl LogFile {
     /// First lines can be alike: the pieces of one line longer than 16 KiB share its timestamp,
     /// so a run of such pieces fills file after file that start the same. A plain file is the
     /// same only with the same device and inode as well; a gzipped copy has an inode of its own.
+    /// A file with no first line is not one that had one: its inode was given to a new file.
     pub fn is(&self, id: &FileId) -> bool {
         let same_node = self.id.dev == id.dev && self.id.ino == id.ino;
         let same_line = id.fingerprint != 0 && self.id.fingerprint == id.fingerprint;
         match (self.gz, id.fingerprint) {
             (true, _) => same_line,
             (false, 0) => same_node,
-            (false, _) => same_node && (same_line || self.id.fingerprint == 0),
+            (false, _) => same_node && same_line,
         }
     }
 
     /// What orders the files of a log, oldest first: the first entry's timestamp, then the name
     /// (`.2` before `.1` before the file being written) for files that start alike.
-    fn age(&self) -> (i64, std::cmp::Reverse<u32>) {
+    pub fn age(&self) -> (i64, std::cmp::Reverse<u32>) {
         let index = self.name.rsplit('.').find_map(|part| part.parse::<u32>().ok()).unwrap_or(0);
         (self.first_ts.unwrap_or(i64::MAX), std::cmp::Reverse(index))
     }
@@ -381,6 +397,36 @@ impl LogFile {
             self.identify()?;
         }
         Ok(n)
+    }
+
+    /// Its size on disk now (0 if that cannot be told).
+    pub fn size(&self) -> u64 {
+        self.fd.metadata().map_or(0, |m| m.len())
+    }
+
+    /// How far into the file it has been read (what is held included).
+    pub fn read_offset(&self) -> u64 {
+        self.lines.offset() + self.lines.held() as u64
+    }
+
+    /// Whether the daemon truncated the file (a plain one) since it was read: it is now shorter
+    /// than what was read of it, or starts otherwise.
+    pub fn truncated(&self) -> io::Result<bool> {
+        if self.gz {
+            return Ok(false);
+        }
+        let shorter = self.fd.metadata()?.len() < self.read_offset();
+        Ok(shorter || (self.id.fingerprint != 0 && fingerprint_of(&self.fd) != self.id.fingerprint))
+    }
+
+    /// Reads the file again from its start, as a new one (after it was truncated).
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.fd.seek(SeekFrom::Start(0))?;
+        self.lines = Lines::new(0);
+        self.at_end = false;
+        self.id.fingerprint = 0;
+        self.first_ts = None;
+        self.identify()
     }
 
     /// The last read reached the end of the file as it was then.

@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 
 use super::chain::{LogDir, LogFile};
 use super::decode::Decoded;
-use super::notify::{Follow, News, MAX_HELD};
+use super::notify::{too_many, Follow, News, LET_GO};
 use crate::docker::reader::{ExitReason, ReaderContext};
 use crate::docker::source::ErrorClass;
 use crate::line::Span;
@@ -49,8 +49,13 @@ pub struct Files<'a> {
 pub struct Opened {
     pub log: LogDir,
     pub files: Vec<LogFile>,
-    /// Unwatched (no inotify for it): its directory is polled.
+    /// What the notifier tells of it (unwatched, without inotify: its reader polls).
     pub follow: Arc<Follow>,
+    /// The container may have stopped before the watch began (its file closed unheard): its
+    /// reader asks, once it has read what is there.
+    pub ask: bool,
+    /// The size at which the daemon truncates the file in place ([`super::truncated_at`]).
+    pub truncated_at: Option<u64>,
 }
 
 impl Opened {
@@ -71,12 +76,12 @@ impl Opened {
         };
         // An unreadable directory says so here.
         std::fs::read_dir(&log.dir)?;
-        follow.look(usize::MAX);
+        follow.look(false);
         let news = follow.take();
         if news.rescan {
             return Err(std::io::Error::other("cannot list the log directory"));
         }
-        Ok(Opened { log, files: news.created.into(), follow })
+        Ok(Opened { log, files: news.created.into(), follow, ask: news.closed, truncated_at: None })
     }
 }
 
@@ -91,26 +96,36 @@ enum Turn {
 impl Files<'_> {
     /// Reads the container's log from `*position` until it stops, is removed, or spout stops.
     pub async fn run(mut self, opened: Opened, running: bool) -> ExitReason {
-        let Opened { log: _, files, follow } = opened;
+        let Opened { log: _, files, follow, ask, truncated_at } = opened;
         let (mut current, mut next, mut cursor) = match self.start(files, &follow) {
             Some(start) => start,
             None => return ExitReason::Shutdown,
         };
+        // The files behind the first one read that were there at start: the log as the daemon
+        // keeps it, held whatever their number.
+        let mut found = next.len();
         let mut polls = 0;
         // A job found exited is read to its end and no further.
-        let mut check_stopped = !running;
+        let mut check_stopped = !running || ask;
         // The end of the file being read was reached after the next file was known to exist:
         // it was complete then (the daemon writes one file at a time), so that end is its end.
         let mut complete = false;
         // The container has stopped: every file is read to its end, then the reader is done.
         let mut stopped: Option<ExitReason> = None;
+        // With one file, truncated in place: a truncation may be under way.
+        let mut truncation_due = false;
         loop {
             let turn = match self.turn(&mut current, &mut cursor) {
                 Ok(turn) => turn,
                 Err(e) => {
-                    // A read from an open file failing is the disk's trouble: try again.
+                    // A read from an open file failing is the disk's trouble: try again in a
+                    // while, and not as the end of a file complete.
                     warn!(container = %self.id, file = %current.name, error = %e, "cannot read a log file; trying again");
-                    Turn::End
+                    complete = false;
+                    tokio::select! {
+                        () = tokio::time::sleep(POLL) => continue,
+                        () = self.ctx.cancel.cancelled() => return ExitReason::Shutdown,
+                    }
                 }
             };
             if !self.outlet.ship(self.pipeline).await {
@@ -121,14 +136,28 @@ impl Files<'_> {
                 continue;
             }
             if !follow.watched() {
-                follow.look(MAX_HELD);
+                follow.look(true);
             }
             let news = follow.take();
-            check_stopped |= news.closed;
-            if news.rescan {
-                follow.look(MAX_HELD);
+            let closed = news.closed;
+            check_stopped |= closed;
+            let rescan = news.rescan;
+            self.take_news(news, &mut next, found, &follow);
+            if let Some(capacity) = truncated_at {
+                // The daemon closes the file, then opens it truncated: looked at from the close
+                // on, until the truncation is seen (or the container is found stopped); polled,
+                // at every look.
+                truncation_due |= closed || !follow.watched();
+                if truncation_due && self.truncated(&mut current, capacity, &follow) {
+                    truncation_due = false;
+                    continue;
+                }
             }
-            self.take_news(news, &mut next);
+            if rescan {
+                // Looked at again: what that found is news to take before waiting.
+                follow.look(true);
+                continue;
+            }
             if !next.is_empty() {
                 if !complete {
                     // Written to until the next file was made: read it to its end once more.
@@ -145,6 +174,7 @@ impl Files<'_> {
                 follow.release(&current.id);
                 if let Some(successor) = next.pop_front() {
                     current = successor;
+                    found = found.saturating_sub(1);
                 }
                 continue;
             }
@@ -286,8 +316,48 @@ impl Files<'_> {
         }
     }
 
-    /// Files the daemon created since the last look, and those let go or missed unread.
-    fn take_news(&mut self, mut news: News, next: &mut VecDeque<LogFile>) {
+    /// Whether the daemon truncated the file being read in place (`max-file` 1), at `capacity`
+    /// bytes; if so, it is read again from its start, and what it held unread is reported.
+    fn truncated(&mut self, file: &mut LogFile, capacity: u64, follow: &Follow) -> bool {
+        match file.truncated() {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(e) => {
+                debug!(container = %self.id, error = %e, "cannot tell whether a log file was truncated");
+                return false;
+            }
+        }
+        let read = file.read_offset();
+        let held = file.lines().held();
+        if held > 0 {
+            // The start of a line whose end went with the rest.
+            self.ctx.stats.garbage_bytes.add(held as u64);
+        }
+        let ts = self.position.ts_ns().unwrap_or(i64::MIN);
+        // Pieces of a line under way are shipped as they are: the rest of it is gone.
+        self.pipeline.flush(*self.position);
+        follow.truncated(&file.id);
+        if let Err(e) = file.restart() {
+            warn!(container = %self.id, file = %file.name, error = %e, "cannot read a truncated log file again");
+        }
+        *self.position = Position::File(FilePosition { file: file.id, offset: 0, ts_ns: ts });
+        // The daemon truncates once the file holds `capacity` bytes, before its next write: read
+        // that far, nothing was lost.
+        if read < capacity {
+            self.lost(
+                ts,
+                file.first_ts,
+                "the daemon truncated its log file in place (max-size with max-file 1) before spout read it to its end",
+            );
+        } else {
+            debug!(container = %self.id, "log file truncated in place; reading it from its start");
+        }
+        true
+    }
+
+    /// Files the daemon created since the last look, and those let go or missed unread. The
+    /// first `found` files of `next` were there at start.
+    fn take_news(&mut self, mut news: News, next: &mut VecDeque<LogFile>, found: usize, follow: &Follow) {
         if news.missed > 0 {
             // Somewhere after what was read, and before the newest file known.
             let until = news.created.back().or(next.back()).and_then(|f| f.first_ts);
@@ -297,15 +367,21 @@ impl Files<'_> {
             );
             self.lost(self.position.ts_ns().unwrap_or(i64::MIN), until, &why);
         }
-        for dropped in news.dropped.drain(..) {
+        for first_ts in news.dropped.drain(..) {
             let until = news.created.front().or(next.front()).and_then(|f| f.first_ts);
-            self.lost(
-                dropped.first_ts.unwrap_or(i64::MIN),
-                until,
-                "a rotated log file was let go unread: more than 16 waited behind the one being read",
-            );
+            self.lost(first_ts.unwrap_or(i64::MIN), until, LET_GO);
         }
         next.extend(news.created);
+        // Held behind the one being read: those found at start, and those that came since,
+        // bounded. A reader that falls further behind (a route blocked for long) lets the oldest
+        // of these go, and their disk space, saying so.
+        while too_many(next.range(found.min(next.len())..)) {
+            if let Some(oldest) = next.remove(found) {
+                follow.release(&oldest.id);
+                let until = next.get(found).and_then(|f| f.first_ts);
+                self.lost(oldest.first_ts.unwrap_or(i64::MIN), until, LET_GO);
+            }
+        }
     }
 
     /// Whether the container has stopped (or is gone), by an inspect.
