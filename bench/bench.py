@@ -346,8 +346,9 @@ def lines_script(n, size, then="exit 0"):
             f"{then}")
 
 
-# Containers hold their log in one file however the daemon's defaults rotate.
-LOG_OPTS = ["--log-opt", "max-size=2g", "--log-opt", "max-file=1"]
+# Containers' logs are not rotated mid-run however the daemon's defaults rotate (two files, so
+# that the daemon would rotate rather than truncate in place).
+LOG_OPTS = ["--log-opt", "max-size=2g", "--log-opt", "max-file=2"]
 
 
 def run_writer(name, n, size):
