@@ -138,6 +138,12 @@ if ("/var/lib/docker/containers", True) not in mounts:
     problems.append("the daemon's containers directory must be mounted read-only, at the same path (json-file logs are read there)")
 if ("/var/lib/spout", False) not in mounts:
     problems.append("the state directory /var/lib/spout must be a writable host volume")
+added = container.get("linuxParameters", {}).get("capabilities", {}).get("add", [])
+agree("capabilities added", added, cfn.get("LinuxParameters", {}).get("Capabilities", {}).get("Add", []))
+if "SYS_NICE" not in added:
+    problems.append("SYS_NICE must be added: the files source opens each rotated log file at real-time priority with it")
+if set(added) - {"SYS_NICE"}:
+    problems.append(f"no capability beyond SYS_NICE: {sorted(set(added) - {'SYS_NICE'})}")
 agree("scheduling", service["schedulingStrategy"], template["Resources"]["Service"]["Properties"]["SchedulingStrategy"])
 if service["schedulingStrategy"] != "DAEMON":
     problems.append("the service must be a DAEMON service")

@@ -113,7 +113,7 @@ fn a_log_truncated_in_place_is_read_from_its_start_each_time_exactly_once() {
     let r = TcpReceiver::start();
     let spout = Spout::start_healthy(&[&r.route(), "--source", "files"]);
     // max-size alone keeps one file, which the daemon truncates in place once it holds 10 kB:
-    // every nine lines of 1 kB here. A line every 50 ms leaves spout time to read each before
+    // every ten lines of 1 kB here (about 1,065 bytes each as the daemon stores them). A line every 50 ms leaves spout time to read each before
     // the next write truncates it (what a truncation takes unread is gone for every reader).
     let script = format!(
         "i=0; while [ $i -lt 100 ]; do i=$((i+1)); printf '%07d-{}\\n' $i; usleep 50000; done",
@@ -122,7 +122,7 @@ fn a_log_truncated_in_place_is_read_from_its_start_each_time_exactly_once() {
     let c = Container::run(&log_options(&["max-size=10k"]), &script);
     c.wait();
     let got: Vec<String> = r.inbox.settle_lines(&c.id, 100).into_iter().map(|l| l[..7].to_owned()).collect();
-    assert_exactly_once(&got, 100, "truncated in place about eleven times");
+    assert_exactly_once(&got, 100, "truncated in place nine times");
     assert_eq!(losses_of(&spout, &c.id), Vec::<String>::new());
     assert_eq!(entry(&spout, &c.id)["source"], "files");
 }

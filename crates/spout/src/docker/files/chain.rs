@@ -156,26 +156,22 @@ impl Known {
             || (file.gz && file.id.fingerprint != 0 && self.fingerprints.contains(&file.id.fingerprint))
     }
 
-    /// The known plain file `file` is. By its inode, and its first line: a listing is never quite
-    /// current (the daemon rotates as spout looks), so a file listed may since have been deleted,
-    /// and its inode given to the next file (seen) — which starts otherwise, or is empty.
+    /// The known plain file `file` is: the one with its device and inode. Both are open, so that
+    /// inode is this file's: an inode goes to another file only once the last descriptor of the
+    /// one deleted is closed (known files deleted are let go in `prune`, before a listing). Its
+    /// first line is taken now if it had none; a file truncated in place starts otherwise and is
+    /// the same file all the same.
     fn find(&mut self, file: &LogFile) -> Option<usize> {
         if file.gz {
             return None;
         }
         let node = (file.id.dev, file.id.ino);
-        let i = self.present.iter().position(|w| w.node == node)?;
+        let i = self.present.iter().position(|w| !w.gz && w.node == node)?;
         let w = &mut self.present[i];
-        // Both as they are now: either may have got its first line since it was looked at.
         if w.fingerprint == 0 {
             w.fingerprint = fingerprint_of(&w.fd);
         }
-        let listed = match file.id.fingerprint {
-            0 => fingerprint_of(&file.fd),
-            known => known,
-        };
-        // Both empty is the same file: the daemon rotates (and deletes) none that is empty.
-        (w.fingerprint == listed).then_some(i)
+        Some(i)
     }
 
     /// Remembers a known file's first line (the latest [`FINGERPRINTS`] of them).
@@ -351,9 +347,19 @@ impl LogFile {
         }
     }
 
+    /// Puts `files` oldest first, by their first entries as they are now: a file opened empty,
+    /// as the daemon created it, has its first line by the time a newer one is found.
+    pub fn in_order(files: &mut VecDeque<LogFile>) {
+        for file in files.iter_mut().filter(|f| f.first_ts.is_none()) {
+            // Unreadable now: left where it is, the newest.
+            let _ = file.identify();
+        }
+        files.make_contiguous().sort_by_key(LogFile::age);
+    }
+
     /// What orders the files of a log, oldest first: the first entry's timestamp, then the name
     /// (`.2` before `.1` before the file being written) for files that start alike.
-    pub fn age(&self) -> (i64, std::cmp::Reverse<u32>) {
+    fn age(&self) -> (i64, std::cmp::Reverse<u32>) {
         let index = self.name.rsplit('.').find_map(|part| part.parse::<u32>().ok()).unwrap_or(0);
         (self.first_ts.unwrap_or(i64::MAX), std::cmp::Reverse(index))
     }
@@ -411,12 +417,20 @@ impl LogFile {
 
     /// Whether the daemon truncated the file (a plain one) since it was read: it is now shorter
     /// than what was read of it, or starts otherwise.
-    pub fn truncated(&self) -> io::Result<bool> {
+    /// By its size alone unless `deep` (a close was heard): after a truncation the next lines
+    /// can outgrow what was read before the reader looks.
+    pub fn truncated(&self, deep: bool) -> io::Result<bool> {
         if self.gz {
             return Ok(false);
         }
-        let shorter = self.fd.metadata()?.len() < self.read_offset();
-        Ok(shorter || (self.id.fingerprint != 0 && fingerprint_of(&self.fd) != self.id.fingerprint))
+        if self.fd.metadata()?.len() < self.read_offset() {
+            return Ok(true);
+        }
+        if !deep || self.id.fingerprint == 0 {
+            return Ok(false);
+        }
+        let first = first_line(&mut At { file: &self.fd, offset: 0 })?;
+        Ok(first.map_or(0, |line| fnv1a(&line).max(1)) != self.id.fingerprint)
     }
 
     /// Reads the file again from its start, as a new one (after it was truncated).

@@ -112,15 +112,20 @@ impl Files<'_> {
         let mut complete = false;
         // The container has stopped: every file is read to its end, then the reader is done.
         let mut stopped: Option<ExitReason> = None;
-        // With one file, truncated in place: a truncation may be under way.
+        // With one file, truncated in place: a close was heard, a truncation may be under way.
         let mut truncation_due = false;
+        let mut read_errors = 0u32;
         loop {
             let turn = match self.turn(&mut current, &mut cursor) {
                 Ok(turn) => turn,
                 Err(e) => {
                     // A read from an open file failing is the disk's trouble: try again in a
                     // while, and not as the end of a file complete.
-                    warn!(container = %self.id, file = %current.name, error = %e, "cannot read a log file; trying again");
+                    read_errors += 1;
+                    if read_errors.is_power_of_two() {
+                        warn!(container = %self.id, file = %current.name, error = %e, failures = read_errors,
+                              "cannot read a log file; trying again");
+                    }
                     complete = false;
                     tokio::select! {
                         () = tokio::time::sleep(POLL) => continue,
@@ -130,6 +135,15 @@ impl Files<'_> {
             };
             if !self.outlet.ship(self.pipeline).await {
                 return ExitReason::Shutdown;
+            }
+            if let Some(capacity) = truncated_at {
+                // Checked after every turn, by its size, so that a reader behind does not read on
+                // into what the daemon wrote after a truncation; by its first line too once a
+                // close was heard.
+                if self.truncated(&mut current, capacity, &follow, truncation_due) {
+                    truncation_due = false;
+                    continue;
+                }
             }
             if let Turn::More = turn {
                 tokio::task::yield_now().await;
@@ -148,7 +162,7 @@ impl Files<'_> {
                 // on, until the truncation is seen (or the container is found stopped); polled,
                 // at every look.
                 truncation_due |= closed || !follow.watched();
-                if truncation_due && self.truncated(&mut current, capacity, &follow) {
+                if truncation_due && self.truncated(&mut current, capacity, &follow, true) {
                     truncation_due = false;
                     continue;
                 }
@@ -317,9 +331,10 @@ impl Files<'_> {
     }
 
     /// Whether the daemon truncated the file being read in place (`max-file` 1), at `capacity`
-    /// bytes; if so, it is read again from its start, and what it held unread is reported.
-    fn truncated(&mut self, file: &mut LogFile, capacity: u64, follow: &Follow) -> bool {
-        match file.truncated() {
+    /// bytes (by its first line too if `deep`); if so, it is read again from its start, and what
+    /// it held unread is reported.
+    fn truncated(&mut self, file: &mut LogFile, capacity: u64, follow: &Follow, deep: bool) -> bool {
+        match file.truncated(deep) {
             Ok(true) => {}
             Ok(false) => return false,
             Err(e) => {
@@ -371,7 +386,10 @@ impl Files<'_> {
             let until = news.created.front().or(next.front()).and_then(|f| f.first_ts);
             self.lost(first_ts.unwrap_or(i64::MIN), until, LET_GO);
         }
-        next.extend(news.created);
+        if !news.created.is_empty() {
+            next.extend(news.created);
+            LogFile::in_order(next);
+        }
         // Held behind the one being read: those found at start, and those that came since,
         // bounded. A reader that falls further behind (a route blocked for long) lets the oldest
         // of these go, and their disk space, saying so.

@@ -57,20 +57,24 @@ pub fn truncated_at(opts: &HashMap<String, String>) -> Option<u64> {
     (files <= 1).then_some(size)
 }
 
-/// A size as the daemon reads `max-size`: decimal units (`10m` is 10,000,000 bytes; `k`, `m`,
-/// `g`, with or without `b`, any case).
+/// A size as the daemon reads `max-size` (go-units' `FromHumanSize`): a number, a space or
+/// not, and `k`, `m`, `g`, `t` or `p` in any case, with `i` and `b` or not, all in decimal units
+/// (`10m` and `10MiB` are both 10,000,000 bytes).
 fn human_size(text: &str) -> Option<u64> {
     let text = text.trim();
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: f64 = number.parse().ok()?;
-    let unit = unit.trim().to_ascii_lowercase();
-    let scale = match unit.strip_suffix('b').unwrap_or(&unit) {
+    let unit = unit.strip_prefix(' ').unwrap_or(unit).to_ascii_lowercase();
+    let unit = unit.strip_suffix('b').unwrap_or(&unit);
+    let unit = unit.strip_suffix('i').unwrap_or(unit);
+    let scale = match unit {
         "" => 1e0,
         "k" => 1e3,
         "m" => 1e6,
         "g" => 1e9,
         "t" => 1e12,
+        "p" => 1e15,
         _ => return None,
     };
     Some((number * scale) as u64)
@@ -87,6 +91,9 @@ mod tests {
         assert_eq!(truncated_at(&opts(&[("max-size", "1.5k"), ("max-file", "1")])), Some(1_500));
         assert_eq!(truncated_at(&opts(&[("max-size", "100KB")])), Some(100_000));
         assert_eq!(truncated_at(&opts(&[("max-size", "4096")])), Some(4_096));
+        assert_eq!(truncated_at(&opts(&[("max-size", "2 MiB")])), Some(2_000_000));
+        assert_eq!(truncated_at(&opts(&[("max-size", "1Gi")])), Some(1_000_000_000));
+        assert_eq!(truncated_at(&opts(&[("max-size", "10x")])), None);
         assert_eq!(truncated_at(&opts(&[("max-size", "10m"), ("max-file", "3")])), None);
         assert_eq!(truncated_at(&opts(&[("max-file", "1")])), None, "never rotated");
         assert_eq!(truncated_at(&opts(&[])), None);

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use tokio::sync::Notify;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::chain::{Known, LogDir, LogFile};
 
@@ -154,8 +154,13 @@ impl Notifier {
         tokio::spawn(wakes.clone().run());
         std::thread::Builder::new().name("spout-inotify".into()).spawn(move || {
             match hurry() {
-                Ok(()) => debug!("the inotify thread runs at real-time priority"),
-                Err(e) => debug!(error = %e, "the inotify thread runs at normal priority"),
+                Ok(()) => info!("json-file logs: rotated files are opened at real-time priority"),
+                Err(e) => info!(
+                    error = %e,
+                    "json-file logs: rotated files are opened at normal priority (without CAP_SYS_NICE; \
+                     `--cap-add SYS_NICE` gives it): on a host short of CPU, a file the daemon rotates \
+                     away within a few hundred milliseconds may be gone before spout opens it (warned, counted)"
+                ),
             }
             run(rotations, writes, &weak, &wakes);
             wakes.closed.store(true, Ordering::Release);
@@ -271,7 +276,7 @@ impl Follow {
                 news.created.extend(files);
                 // Two looks at once (the reader's and the thread's) may hand their files over in
                 // either order.
-                news.created.make_contiguous().sort_by_key(LogFile::age);
+                LogFile::in_order(&mut news.created);
                 while bounded && too_many(news.created.iter()) {
                     if let Some(oldest) = news.created.pop_front() {
                         lock(&self.known).release(&oldest.id);
