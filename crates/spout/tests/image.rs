@@ -243,10 +243,12 @@ fn the_readmes_quick_start_as_printed_ships_to_this_host_and_adds_a_route_with_n
     assert!(out.status.success(), "{run}: {}", String::from_utf8_lossy(&out.stderr));
     let healthy = || support::http_get(port, "/health").is_some_and(|(code, _)| code == 200);
     assert!(wait_until(PATIENCE, healthy), "{}", docker(&["logs", &name]));
-    // `--cap-add SYS_NICE` is what lets rotated files be opened at real-time priority.
+    // `--cap-add SYS_NICE` lets rotated files be opened ahead of other work: at real-time
+    // priority, or (where the host gives containers no real-time budget) at nice -20.
     let logs = Command::new("docker").args(["logs", &name]).output().expect("docker logs");
     let logs = String::from_utf8_lossy(&logs.stderr).into_owned();
-    assert!(logs.contains("rotated files are opened at real-time priority"), "{logs}");
+    let priority = logs.lines().find(|l| l.contains("rotated files are opened at")).unwrap_or_default();
+    assert!(priority.contains("real-time priority") || priority.contains("highest ordinary priority"), "{logs}");
 
     let terminal = Terminal::run(&receiver.replace("12201", &receiver_port));
     // Listening (state 0A in /proc/net/tcp, the port in hex) before the route connects.

@@ -154,8 +154,12 @@ impl Notifier {
         tokio::spawn(wakes.clone().run());
         std::thread::Builder::new().name("spout-inotify".into()).spawn(move || {
             match hurry() {
-                Ok(()) => info!("json-file logs: rotated files are opened at real-time priority"),
-                Err(e) => info!(
+                Priority::RealTime => info!("json-file logs: rotated files are opened at real-time priority"),
+                Priority::Nice(e) => info!(
+                    real_time = %e,
+                    "json-file logs: rotated files are opened at the highest ordinary priority (nice -20)"
+                ),
+                Priority::Normal(e) => info!(
                     error = %e,
                     "json-file logs: rotated files are opened at normal priority (without CAP_SYS_NICE; \
                      `--cap-add SYS_NICE` gives it): on a host short of CPU, a file the daemon rotates \
@@ -204,19 +208,38 @@ impl Notifier {
     }
 }
 
-/// Puts the calling thread ahead of every ordinary one: real-time FIFO scheduling at the lowest
-/// priority, where the process may (CAP_SYS_NICE). A rotation is a race with the daemon, which
-/// deletes the oldest file at the next one: on a busy 2-core host the thread was seen to wait,
-/// runnable, 96 ms for a CPU the daemon and the writer kept, and files created and deleted
-/// meanwhile were never opened. Its work per event is bounded (a look at one directory), and
-/// the kernel keeps real-time threads to 95 % of a CPU whatever they do.
+/// How far ahead of spout's other work the notifier's thread runs.
+#[derive(Debug)]
+enum Priority {
+    /// Real-time FIFO scheduling, at its lowest priority: ahead of every ordinary thread.
+    RealTime,
+    /// The highest ordinary priority (nice -20), real-time denied: ahead of spout's other
+    /// threads, and weighed 70 times theirs against the host's (within spout's cgroup, if it has
+    /// one of its own).
+    Nice(io::Error),
+    /// Both denied.
+    Normal(io::Error),
+}
+
+/// Puts the calling thread as far ahead as the process may (CAP_SYS_NICE): real-time, else
+/// nice -20. A rotation is a race with the daemon, which deletes the oldest file a few rotations
+/// on: on a busy 2-core host the thread was seen to wait, runnable, 96 ms for a CPU the daemon
+/// and the writer kept, and files created and deleted meanwhile were never opened. Its work per
+/// event is bounded (a look at one directory), and the kernel keeps real-time threads to 95 % of
+/// a CPU whatever they do. In a container on a host with real-time group scheduling (cgroup v1)
+/// real-time needs a budget the daemon gives only when told to (`--cpu-rt-runtime`).
 #[allow(unsafe_code)]
-fn hurry() -> io::Result<()> {
+fn hurry() -> Priority {
     let param = libc::sched_param { sched_priority: 1 };
     // SAFETY: sched_setscheduler only reads the parameter it is given; pid 0 is this thread.
-    match unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } {
-        0 => Ok(()),
-        _ => Err(io::Error::last_os_error()),
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } == 0 {
+        return Priority::RealTime;
+    }
+    let denied = io::Error::last_os_error();
+    // SAFETY: plain integers; on Linux, who 0 with PRIO_PROCESS is the calling thread.
+    match unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -20) } {
+        0 => Priority::Nice(denied),
+        _ => Priority::Normal(io::Error::last_os_error()),
     }
 }
 
