@@ -86,23 +86,40 @@ fn a_writer_rotating_faster_than_it_is_read_loses_and_repeats_nothing() {
     assert_eq!(losses_of(&spout, &c.id), Vec::<String>::new());
 }
 
+/// A receiver and a state directory, for a spout reading the files that is stopped (or killed)
+/// and started again.
+struct Restarts {
+    state: tempfile::TempDir,
+    r: TcpReceiver,
+}
+
+impl Restarts {
+    fn new() -> Restarts {
+        Restarts { state: tempfile::tempdir().expect("state dir"), r: TcpReceiver::start() }
+    }
+
+    /// spout, started and healthy.
+    fn start(&self) -> Spout {
+        let route = self.r.route();
+        let spout = Spout::start_in(self.state.path(), &[route.as_str(), "--source", "files"], &[]);
+        spout.wait_healthy();
+        spout
+    }
+}
+
 /// Stops spout once part of the writer's lines arrived, lets the writer rotate its log many
 /// times meanwhile, starts spout again, and checks every line arrived exactly once.
 fn stopped_across_rotations(log_opts: &[&str]) {
-    let state = tempfile::tempdir().expect("state dir");
-    let r = TcpReceiver::start();
-    let args = [r.route(), "--source".to_owned(), "files".to_owned()];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut first = Spout::start_in(state.path(), &args, &[]);
-    first.wait_healthy();
+    let run = Restarts::new();
+    let r = &run.r;
+    let mut first = run.start();
     let c = paced_writer(3_000, log_opts);
     r.inbox.wait_lines(&c.id, 300);
     first.sigterm();
     assert!(first.wait().success(), "stderr:\n{}", first.stderr());
     r.inbox.settle_lines(&c.id, 0);
     c.wait();
-    let second = Spout::start_in(state.path(), &args, &[]);
-    second.wait_healthy();
+    let second = run.start();
     assert_exactly_once(&r.inbox.settle_lines(&c.id, 3_000), 3_000, &format!("stopped across rotations {log_opts:?}"));
     assert!(!second.stderr().contains("rotated away"), "stderr:\n{}", second.stderr());
 }
@@ -144,16 +161,13 @@ fn stopped_across_rotations_of_gzipped_files_every_line_arrives_exactly_once() {
 #[test]
 fn killed_mid_stream_across_rotations_every_line_arrives_and_repeats_are_bounded() {
     require_docker!();
-    let state = tempfile::tempdir().expect("state dir");
-    let r = TcpReceiver::start();
-    let route = r.route();
-    let args = [route.as_str(), "--source", "files"];
-    let mut first = Spout::start_in(state.path(), &args, &[]);
-    first.wait_healthy();
+    let run = Restarts::new();
+    let r = &run.r;
+    let mut first = run.start();
     let c = paced_writer(8_000, &["max-size=50k", "max-file=100"]);
     r.inbox.wait_lines(&c.id, 3_000);
     first.kill9();
-    let _second = Spout::start_in(state.path(), &args, &[]);
+    let _second = run.start();
     c.wait();
     assert!(wait_until(PATIENCE, || r.inbox.count_of(&c.id) >= 8_000));
     let got = r.inbox.settle_lines(&c.id, 8_000);
@@ -173,12 +187,9 @@ fn killed_mid_stream_across_rotations_every_line_arrives_and_repeats_are_bounded
 #[test]
 fn a_file_rotated_away_while_spout_was_stopped_is_warned_about_with_its_span_and_counted() {
     require_docker!();
-    let state = tempfile::tempdir().expect("state dir");
-    let r = TcpReceiver::start();
-    let route = r.route();
-    let args = [route.as_str(), "--source", "files"];
-    let mut first = Spout::start_in(state.path(), &args, &[]);
-    first.wait_healthy();
+    let run = Restarts::new();
+    let r = &run.r;
+    let mut first = run.start();
     let script = format!(
         "for i in $(seq 1 50); do printf '%07d-early\\n' $i; done; while [ ! -f /go ]; do sleep 0.1; done; \
          seq 51 3000 | awk '{{printf \"%07d-{}\\n\", $1}}'; sleep 600",
@@ -196,8 +207,7 @@ fn a_file_rotated_away_while_spout_was_stopped_is_warned_about_with_its_span_and
         kept.contains("0003000-") && !kept.contains("0000050-early")
     };
     assert!(wait_until(PATIENCE, rotated_away), "the daemon rotated the early lines away");
-    let second = Spout::start_in(state.path(), &args, &[]);
-    second.wait_healthy();
+    let second = run.start();
     let warned = || {
         second
             .stderr()

@@ -315,6 +315,16 @@ mod tests {
         p.accept(0, seq);
     }
 
+    /// Checkpoints in `dir` with two containers' saved: a's at 42, b's at 43.
+    fn two_saved(dir: &Path) -> (Checkpoints, String, String) {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let cps = Checkpoints::open(dir).expect("open");
+        accepted(&cps, &a, pos(42));
+        accepted(&cps, &b, pos(43));
+        cps.persist(1_000).expect("persist");
+        (cps, a, b)
+    }
+
     #[test]
     fn every_checkpoint_is_saved_in_one_file_and_read_back() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -343,11 +353,7 @@ mod tests {
     #[test]
     fn a_corrupt_line_costs_only_its_container_its_position() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (a, b) = ("a".repeat(64), "b".repeat(64));
-        let cps = Checkpoints::open(dir.path()).expect("open");
-        accepted(&cps, &a, pos(42));
-        accepted(&cps, &b, pos(43));
-        cps.persist(1_000).expect("persist");
+        let (_saved, a, b) = two_saved(dir.path());
         let path = dir.path().join(POSITIONS);
         let text = std::fs::read_to_string(&path).expect("read");
         // One digit of b's line changed: its checksum no longer matches.
@@ -366,11 +372,7 @@ mod tests {
     #[test]
     fn forgotten_containers_are_left_out_of_the_next_save_even_one_under_way() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (a, b) = ("a".repeat(64), "b".repeat(64));
-        let cps = Checkpoints::open(dir.path()).expect("open");
-        accepted(&cps, &a, pos(42));
-        accepted(&cps, &b, pos(43));
-        cps.persist(1_000).expect("persist");
+        let (cps, a, b) = two_saved(dir.path());
         cps.retain(&HashSet::from([b.clone()]));
         assert_eq!(cps.saved(&a), None);
         assert_eq!(cps.persist(1_000).expect("persist"), 1, "a went");
