@@ -213,9 +213,9 @@ impl Notifier {
 enum Priority {
     /// Real-time FIFO scheduling, at its lowest priority: ahead of every ordinary thread.
     RealTime,
-    /// The highest ordinary priority (nice -20), real-time denied: ahead of spout's other
-    /// threads, and weighed 70 times theirs against the host's (within spout's cgroup, if it has
-    /// one of its own).
+    /// The highest ordinary priority (nice -20), real-time denied: weighed about 87 times an
+    /// ordinary thread when the CPU is shared (against the threads of spout's own cgroup, where
+    /// it has one).
     Nice(io::Error),
     /// Both denied.
     Normal(io::Error),
