@@ -367,6 +367,9 @@ impl LogFile {
     /// Moves to `offset` bytes into its content (decompressing up to there, for a gzipped one).
     pub fn skip_to(&mut self, offset: u64) -> io::Result<()> {
         if self.gz {
+            // From the start of the copy, whatever was read of it already (a skip that failed).
+            self.fd.seek(SeekFrom::Start(0))?;
+            self.reader = Box::new(flate2::read::GzDecoder::new(self.fd.try_clone()?));
             let skipped = io::copy(&mut (&mut self.reader).take(offset), &mut io::sink())?;
             if skipped < offset {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file is shorter than the position"));
@@ -416,17 +419,16 @@ impl LogFile {
     }
 
     /// Whether the daemon truncated the file (a plain one) since it was read: it is now shorter
-    /// than what was read of it, or starts otherwise.
-    /// By its size alone unless `deep` (a close was heard): after a truncation the next lines
-    /// can outgrow what was read before the reader looks.
-    pub fn truncated(&self, deep: bool) -> io::Result<bool> {
+    /// than what was read of it, or starts otherwise (the lines written since the truncation can
+    /// outgrow what was read before the reader looks).
+    pub fn truncated(&self) -> io::Result<bool> {
         if self.gz {
             return Ok(false);
         }
         if self.fd.metadata()?.len() < self.read_offset() {
             return Ok(true);
         }
-        if !deep || self.id.fingerprint == 0 {
+        if self.id.fingerprint == 0 {
             return Ok(false);
         }
         let first = first_line(&mut At { file: &self.fd, offset: 0 })?;

@@ -93,6 +93,14 @@ enum Turn {
     End,
 }
 
+/// What an inspect said of a container whose log file was closed.
+enum Asked {
+    Running,
+    Stopped(ExitReason),
+    /// It could not be asked (or spout is stopping).
+    Unknown,
+}
+
 impl Files<'_> {
     /// Reads the container's log from `*position` until it stops, is removed, or spout stops.
     pub async fn run(mut self, opened: Opened, running: bool) -> ExitReason {
@@ -112,8 +120,10 @@ impl Files<'_> {
         let mut complete = false;
         // The container has stopped: every file is read to its end, then the reader is done.
         let mut stopped: Option<ExitReason> = None;
-        // With one file, truncated in place: a close was heard, a truncation may be under way.
-        let mut truncation_due = false;
+        // The directory could not be listed: it is looked at again after a pause.
+        let mut look_again = false;
+        // An inspect failed: the container is asked about again after a pause.
+        let mut ask_again = false;
         let mut read_errors = 0u32;
         loop {
             let turn = match self.turn(&mut current, &mut cursor) {
@@ -136,42 +146,29 @@ impl Files<'_> {
             if !self.outlet.ship(self.pipeline).await {
                 return ExitReason::Shutdown;
             }
-            if let Some(capacity) = truncated_at {
-                // Checked after every turn, by its size, so that a reader behind does not read on
-                // into what the daemon wrote after a truncation; by its first line too once a
-                // close was heard.
-                if self.truncated(&mut current, capacity, &follow, truncation_due) {
-                    truncation_due = false;
-                    continue;
-                }
+            // Checked after every turn (by its size, and its first line), so that a reader
+            // behind, or held up shipping, does not read on into what the daemon wrote after a
+            // truncation.
+            if truncated_at.is_some_and(|capacity| self.truncated(&mut current, capacity, &follow)) {
+                continue;
             }
             if let Turn::More = turn {
                 tokio::task::yield_now().await;
                 continue;
             }
-            if !follow.watched() {
+            if !follow.watched() || look_again {
+                look_again = false;
                 follow.look(true);
             }
             let news = follow.take();
-            let closed = news.closed;
-            check_stopped |= closed;
-            let rescan = news.rescan;
+            check_stopped |= news.closed;
+            if news.rescan {
+                // The directory cannot be listed now (gone with the container, or no descriptor
+                // left): looked at again after a pause, and the container asked about.
+                look_again = true;
+                check_stopped = true;
+            }
             self.take_news(news, &mut next, found, &follow);
-            if let Some(capacity) = truncated_at {
-                // The daemon closes the file, then opens it truncated: looked at from the close
-                // on, until the truncation is seen (or the container is found stopped); polled,
-                // at every look.
-                truncation_due |= closed || !follow.watched();
-                if truncation_due && self.truncated(&mut current, capacity, &follow, true) {
-                    truncation_due = false;
-                    continue;
-                }
-            }
-            if rescan {
-                // Looked at again: what that found is news to take before waiting.
-                follow.look(true);
-                continue;
-            }
             if !next.is_empty() {
                 if !complete {
                     // Written to until the next file was made: read it to its end once more.
@@ -199,23 +196,26 @@ impl Files<'_> {
                 check_stopped = false;
                 match self.stopped().await {
                     // Read what came before the file was closed, then finish.
-                    Some(reason) => {
+                    Asked::Stopped(reason) => {
                         stopped = Some(reason);
                         continue;
                     }
-                    None if self.ctx.cancel.is_cancelled() => return ExitReason::Shutdown,
-                    None => {}
+                    Asked::Running => {}
+                    Asked::Unknown if self.ctx.cancel.is_cancelled() => return ExitReason::Shutdown,
+                    Asked::Unknown => ask_again = true,
                 }
             }
             // Nothing more for now: wait for news (writes come at most once a tick, on the grid
-            // every reader shares), or for a message under way to be complete.
-            let poll = (!follow.watched()).then(|| tokio::time::Instant::now() + POLL);
+            // every reader shares), or for a message under way to be complete; polled without
+            // inotify, or to try again what failed.
+            let poll = (!follow.watched() || look_again || ask_again).then(|| tokio::time::Instant::now() + POLL);
             tokio::select! {
                 () = changed(&follow, poll) => {
                     if !follow.watched() {
                         polls += 1;
                         check_stopped |= polls % POLLS_PER_CHECK == 0;
                     }
+                    check_stopped |= std::mem::take(&mut ask_again);
                 }
                 () = sleep_until(self.pipeline.deadline()) => {
                     self.pipeline.expire(tokio::time::Instant::now());
@@ -331,10 +331,9 @@ impl Files<'_> {
     }
 
     /// Whether the daemon truncated the file being read in place (`max-file` 1), at `capacity`
-    /// bytes (by its first line too if `deep`); if so, it is read again from its start, and what
-    /// it held unread is reported.
-    fn truncated(&mut self, file: &mut LogFile, capacity: u64, follow: &Follow, deep: bool) -> bool {
-        match file.truncated(deep) {
+    /// bytes; if so, it is read again from its start, and what it held unread is reported.
+    fn truncated(&mut self, file: &mut LogFile, capacity: u64, follow: &Follow) -> bool {
+        match file.truncated() {
             Ok(true) => {}
             Ok(false) => return false,
             Err(e) => {
@@ -357,8 +356,9 @@ impl Files<'_> {
         }
         *self.position = Position::File(FilePosition { file: file.id, offset: 0, ts_ns: ts });
         // The daemon truncates once the file holds `capacity` bytes, before its next write: read
-        // that far, nothing was lost.
-        if read < capacity {
+        // that far, and to the end of a line, nothing was lost (unless it truncated twice since,
+        // which only the span between the lines on either side could tell).
+        if read < capacity || held > 0 {
             self.lost(
                 ts,
                 file.first_ts,
@@ -403,21 +403,25 @@ impl Files<'_> {
     }
 
     /// Whether the container has stopped (or is gone), by an inspect.
-    async fn stopped(&mut self) -> Option<ExitReason> {
+    async fn stopped(&mut self) -> Asked {
         let answer = tokio::select! {
             answer = self.ctx.source.inspect(self.id) => answer,
-            () = self.ctx.cancel.cancelled() => return None,
+            () = self.ctx.cancel.cancelled() => return Asked::Unknown,
         };
         match answer {
+            Ok(info) if info.running => {
+                *self.started_ns = info.started_ns;
+                Asked::Running
+            }
             Ok(info) => {
                 *self.started_ns = info.started_ns;
-                (!info.running).then_some(ExitReason::Stopped)
+                Asked::Stopped(ExitReason::Stopped)
             }
             // Removed: every file it had is held open, and is read to its end.
-            Err(e) if e.class == ErrorClass::Gone => Some(ExitReason::Gone),
+            Err(e) if e.class == ErrorClass::Gone => Asked::Stopped(ExitReason::Gone),
             Err(e) => {
-                debug!(container = %self.id, error = %e, "cannot inspect a container whose log file was closed");
-                None
+                debug!(container = %self.id, error = %e, "cannot inspect a container whose log file was closed; asking again");
+                Asked::Unknown
             }
         }
     }
