@@ -407,6 +407,10 @@ fn run(mut rotations: Inotify, mut writes: Inotify, shared: &Weak<Shared>, wakes
 fn drain(inotify: &mut Inotify, writes: bool, buffer: &mut [u8], shared: &Shared, touched: &mut Vec<Arc<Follow>>) {
     // The followers of one event's directory, in a list reused from event to event.
     let mut followers = Vec::new();
+    // The logs that rotated: each looked at once for all the events read together (a rotation
+    // renames every file of the log, an event each: looked at per event, a log of `max-file`
+    // files would be listed that many times).
+    let mut rotated: Vec<Arc<Follow>> = Vec::new();
     loop {
         match inotify.read_events(buffer) {
             Ok(events) => {
@@ -414,7 +418,10 @@ fn drain(inotify: &mut Inotify, writes: bool, buffer: &mut [u8], shared: &Shared
                 for event in events {
                     any = true;
                     let key = Key::of(&event.wd, writes);
-                    handle(shared, key, event.mask, event.name, &mut followers, touched);
+                    handle(shared, key, event.mask, event.name, &mut followers, &mut rotated, touched);
+                }
+                for follow in rotated.drain(..) {
+                    follow.look(true);
                 }
                 if !any {
                     return;
@@ -445,6 +452,7 @@ fn handle(
     mask: EventMask,
     name: Option<&std::ffi::OsStr>,
     followers: &mut Vec<Arc<Follow>>,
+    rotated: &mut Vec<Arc<Follow>>,
     touched: &mut Vec<Arc<Follow>>,
 ) {
     if mask.contains(EventMask::Q_OVERFLOW) {
@@ -466,7 +474,9 @@ fn handle(
         let current = name == follow.log.base;
         if ours && mask.intersects(EventMask::CREATE | EventMask::MOVED_TO) {
             // A rotation: a new file being written, or one renamed.
-            follow.look(true);
+            if !rotated.iter().any(|r| Arc::ptr_eq(r, &follow)) {
+                rotated.push(Arc::clone(&follow));
+            }
         } else if ours && !name.ends_with(".gz") && mask.contains(EventMask::DELETE) {
             let missed = lock(&follow.known).deleted();
             if missed == 0 {
