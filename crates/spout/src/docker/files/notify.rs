@@ -393,9 +393,7 @@ fn run(mut rotations: Inotify, mut writes: Inotify, shared: &Weak<Shared>, wakes
         if !touched.is_empty() {
             let mut readers = lock(&wakes.readers);
             for follow in touched {
-                if !readers.iter().any(|r| Arc::ptr_eq(r, &follow)) {
-                    readers.push(follow);
-                }
+                add_once(&mut readers, follow);
             }
             drop(readers);
             wakes.ready.notify_one();
@@ -431,10 +429,7 @@ fn drain(inotify: &mut Inotify, writes: bool, buffer: &mut [u8], shared: &Shared
             Err(e) => {
                 if e.kind() != io::ErrorKind::WouldBlock {
                     warn!(error = %e, "cannot read inotify events; json-file logs are looked at again");
-                    for follow in all(shared) {
-                        follow.look(true);
-                        touched.push(follow);
-                    }
+                    look_at_all(shared, touched);
                 }
                 return;
             }
@@ -442,8 +437,20 @@ fn drain(inotify: &mut Inotify, writes: bool, buffer: &mut [u8], shared: &Shared
     }
 }
 
-fn all(shared: &Shared) -> Vec<Arc<Follow>> {
-    lock(&shared.followers).values().flatten().filter_map(Weak::upgrade).collect()
+/// Events were lost: every log is looked at, and its reader woken.
+fn look_at_all(shared: &Shared, touched: &mut Vec<Arc<Follow>>) {
+    let every: Vec<Arc<Follow>> = lock(&shared.followers).values().flatten().filter_map(Weak::upgrade).collect();
+    for follow in every {
+        follow.look(true);
+        add_once(touched, follow);
+    }
+}
+
+/// Adds `follow` to `list` unless it is there already.
+fn add_once(list: &mut Vec<Arc<Follow>>, follow: Arc<Follow>) {
+    if !list.iter().any(|f| Arc::ptr_eq(f, &follow)) {
+        list.push(follow);
+    }
 }
 
 fn handle(
@@ -457,10 +464,7 @@ fn handle(
 ) {
     if mask.contains(EventMask::Q_OVERFLOW) {
         // Events were lost: any log may have rotated.
-        for follow in all(shared) {
-            follow.look(true);
-            touched.push(follow);
-        }
+        look_at_all(shared, touched);
         return;
     }
     // Upgraded under the lock, used after it: a follower dropped here takes the lock to go.
@@ -474,9 +478,7 @@ fn handle(
         let current = name == follow.log.base;
         if ours && mask.intersects(EventMask::CREATE | EventMask::MOVED_TO) {
             // A rotation: a new file being written, or one renamed.
-            if !rotated.iter().any(|r| Arc::ptr_eq(r, &follow)) {
-                rotated.push(Arc::clone(&follow));
-            }
+            add_once(rotated, Arc::clone(&follow));
         } else if ours && !name.ends_with(".gz") && mask.contains(EventMask::DELETE) {
             let missed = lock(&follow.known).deleted();
             if missed == 0 {
@@ -492,9 +494,7 @@ fn handle(
         } else if !current {
             continue;
         }
-        if !touched.iter().any(|t| Arc::ptr_eq(t, &follow)) {
-            touched.push(follow);
-        }
+        add_once(touched, follow);
     }
 }
 
