@@ -409,13 +409,13 @@ impl Files<'_> {
             () = self.ctx.cancel.cancelled() => return Asked::Unknown,
         };
         match answer {
-            Ok(info) if info.running => {
-                *self.started_ns = info.started_ns;
-                Asked::Running
-            }
             Ok(info) => {
                 *self.started_ns = info.started_ns;
-                Asked::Stopped(ExitReason::Stopped)
+                if info.running {
+                    Asked::Running
+                } else {
+                    Asked::Stopped(ExitReason::Stopped)
+                }
             }
             // Removed: every file it had is held open, and is read to its end.
             Err(e) if e.class == ErrorClass::Gone => Asked::Stopped(ExitReason::Gone),
