@@ -122,6 +122,8 @@ impl Files<'_> {
         let mut stopped: Option<ExitReason> = None;
         // The directory could not be listed: it is looked at again after a pause.
         let mut look_again = false;
+        // The closes of the file being written that a truncation was looked for after.
+        let mut closes_seen = 0;
         // An inspect failed: the container is asked about again after a pause.
         let mut ask_again = false;
         let mut read_errors = 0u32;
@@ -146,11 +148,16 @@ impl Files<'_> {
             if !self.outlet.ship(self.pipeline).await {
                 return ExitReason::Shutdown;
             }
-            // Checked after every turn (by its size, and its first line), so that a reader
-            // behind, or held up shipping, does not read on into what the daemon wrote after a
-            // truncation.
-            if truncated_at.is_some_and(|capacity| self.truncated(&mut current, capacity, &follow)) {
-                continue;
+            if let Some(capacity) = truncated_at {
+                // The daemon closes the file, then opens it truncated: from a close heard on (at
+                // every turn without inotify), the file is looked at after every turn until the
+                // truncation is seen, so that a reader behind, or held up shipping, does not read
+                // on into what the daemon wrote after it. No close, no system call.
+                let closes = follow.closes();
+                if (closes != closes_seen || !follow.watched()) && self.truncated(&mut current, capacity, &follow) {
+                    closes_seen = closes;
+                    continue;
+                }
             }
             if let Turn::More = turn {
                 tokio::task::yield_now().await;

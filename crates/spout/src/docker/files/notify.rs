@@ -18,7 +18,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -97,6 +97,9 @@ pub struct Follow {
     news: Mutex<News>,
     /// The files its reader has, and had: a look at the directory opens only the others.
     known: Mutex<Known>,
+    /// How often the file being written was closed: the daemon closes it before it truncates it
+    /// in place, and its reader looks for a truncation only after a close.
+    closes: AtomicU64,
     shared: Weak<Shared>,
 }
 
@@ -197,6 +200,7 @@ impl Notifier {
             wake: Notify::new(),
             news: Mutex::default(),
             known: Mutex::default(),
+            closes: AtomicU64::new(0),
             shared: Arc::downgrade(&self.shared),
         });
         for key in [Key::of(&wds.0, false), Key::of(&wds.1, true)] {
@@ -256,6 +260,7 @@ impl Follow {
             wake: Notify::new(),
             news: Mutex::default(),
             known: Mutex::default(),
+            closes: AtomicU64::new(0),
             shared: Weak::new(),
         }
     }
@@ -272,6 +277,11 @@ impl Follow {
     /// What happened since the last look.
     pub fn take(&self) -> News {
         std::mem::take(&mut *lock(&self.news))
+    }
+
+    /// How often the file being written was closed since the log was followed (never, unwatched).
+    pub fn closes(&self) -> u64 {
+        self.closes.load(Ordering::Relaxed)
     }
 
     /// The daemon truncated the file `id` in place: the reader reads it again from its start.
@@ -490,6 +500,9 @@ fn handle(
         {
             // The file being written was closed, or the directory is gone (the container was
             // removed): the reader asks whether the container still runs.
+            if mask.contains(EventMask::CLOSE_WRITE) {
+                follow.closes.fetch_add(1, Ordering::Relaxed);
+            }
             follow.mark(|n| n.closed = true);
         } else if !current {
             continue;
