@@ -431,8 +431,7 @@ impl LogFile {
         if self.id.fingerprint == 0 {
             return Ok(false);
         }
-        let first = first_line(&mut At { file: &self.fd, offset: 0 })?;
-        Ok(first.map_or(0, |line| fnv1a(&line).max(1)) != self.id.fingerprint)
+        Ok(first_line_hash(&self.fd)? != self.id.fingerprint)
     }
 
     /// Reads the file again from its start, as a new one (after it was truncated).
@@ -471,7 +470,7 @@ impl LogFile {
 
     fn identify_with(&mut self, first: Option<&[u8]>) {
         if let Some(line) = first {
-            self.id.fingerprint = fnv1a(line).max(1);
+            self.id.fingerprint = fingerprint(line);
             self.first_ts = parse(&line[..line.len() - 1]).map(|e| e.ts_ns);
         }
     }
@@ -479,7 +478,17 @@ impl LogFile {
 
 /// A plain file's fingerprint now: the hash of its first line, or 0 while it has none.
 fn fingerprint_of(file: &File) -> u64 {
-    first_line(&mut At { file, offset: 0 }).ok().flatten().map_or(0, |line| fnv1a(&line).max(1))
+    first_line_hash(file).unwrap_or(0)
+}
+
+/// The same, or why the file could not be read.
+fn first_line_hash(file: &File) -> io::Result<u64> {
+    Ok(first_line(&mut At { file, offset: 0 })?.map_or(0, |line| fingerprint(&line)))
+}
+
+/// A first line's fingerprint: never 0, which means "no first line yet".
+fn fingerprint(line: &[u8]) -> u64 {
+    fnv1a(line).max(1)
 }
 
 /// A file read from an offset of its own, leaving the descriptor's offset alone.
