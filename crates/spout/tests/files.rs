@@ -26,18 +26,27 @@ fn log_options<'a>(opts: &[&'a str]) -> Vec<&'a str> {
     opts.iter().flat_map(|o| ["--log-opt", o]).collect()
 }
 
+/// The lines' numbers (their first seven characters; 0 for a line without one).
+fn numbers(got: &[String]) -> Vec<usize> {
+    got.iter().map(|l| l.get(..7).and_then(|d| d.parse().ok()).unwrap_or(0)).collect()
+}
+
+/// How often each of the numbers 1 to `n` is in `numbers` (at 1 to `n`).
+fn seen(numbers: &[usize], n: usize) -> Vec<usize> {
+    let mut seen = vec![0usize; n + 1];
+    for &k in numbers.iter().filter(|&&k| k <= n) {
+        seen[k] += 1;
+    }
+    seen
+}
+
 /// Asserts that `got` holds lines 1 to `n` exactly once each, in order.
 fn assert_exactly_once(got: &[String], n: usize, context: &str) {
-    let numbers: Vec<usize> = got.iter().map(|l| l.get(..7).and_then(|d| d.parse().ok()).unwrap_or(0)).collect();
+    let numbers = numbers(got);
     if numbers.len() == n && numbers.iter().enumerate().all(|(i, &k)| k == i + 1) {
         return;
     }
-    let mut seen = vec![0usize; n + 1];
-    for &k in &numbers {
-        if k <= n {
-            seen[k] += 1;
-        }
-    }
+    let seen = seen(&numbers, n);
     let missing: Vec<usize> = (1..=n).filter(|&k| seen[k] == 0).collect();
     let repeated = seen.iter().filter(|&&c| c > 1).count();
     let first_out_of_order = numbers.iter().enumerate().position(|(i, &k)| k != i + 1);
@@ -171,10 +180,7 @@ fn killed_mid_stream_across_rotations_every_line_arrives_and_repeats_are_bounded
     c.wait();
     assert!(wait_until(PATIENCE, || r.inbox.count_of(&c.id) >= 8_000));
     let got = r.inbox.settle_lines(&c.id, 8_000);
-    let mut seen = vec![0usize; 8_001];
-    for k in got.iter().filter_map(|l| l.get(..7).and_then(|d| d.parse::<usize>().ok())) {
-        seen[k.min(8_000)] += 1;
-    }
+    let seen = seen(&numbers(&got), 8_000);
     let missing: Vec<usize> = (1..=8_000).filter(|&k| seen[k] == 0).collect();
     assert!(missing.is_empty(), "missing after kill -9: {:?}", &missing[..missing.len().min(10)]);
     // What was delivered after the last checkpoint (every second) is sent again: at most about
