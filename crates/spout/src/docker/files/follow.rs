@@ -127,8 +127,10 @@ impl Files<'_> {
         // An inspect failed: the container is asked about again after a pause.
         let mut ask_again = false;
         let mut read_errors = 0u32;
+        // New bytes were read since the reader last waited.
+        let mut heard = false;
         loop {
-            let turn = match self.turn(&mut current, &mut cursor) {
+            let turn = match self.turn(&mut current, &mut cursor, &mut heard) {
                 Ok(turn) => turn,
                 Err(e) => {
                     // A read from an open file failing is the disk's trouble: try again in a
@@ -212,6 +214,10 @@ impl Files<'_> {
                     Asked::Unknown => ask_again = true,
                 }
             }
+            if follow.settle(std::mem::take(&mut heard)) {
+                // Heard of by events again: what came before they were back made none.
+                continue;
+            }
             // Nothing more for now: wait for news (writes come at most once a tick, on the grid
             // every reader shares), or for a message under way to be complete; polled without
             // inotify, or to try again what failed.
@@ -286,8 +292,8 @@ impl Files<'_> {
     }
 
     /// Reads `file` on from where it is, into the pipeline, until its end for now, a turn's
-    /// worth, or a batch.
-    fn turn(&mut self, file: &mut LogFile, cursor: &mut Option<Cursor>) -> std::io::Result<Turn> {
+    /// worth, or a batch; `heard` is set when it read new bytes.
+    fn turn(&mut self, file: &mut LogFile, cursor: &mut Option<Cursor>, heard: &mut bool) -> std::io::Result<Turn> {
         let mut taken = 0;
         let batch = self.ctx.router.batch_max();
         let mut at_end = false;
@@ -332,6 +338,7 @@ impl Files<'_> {
             if n == 0 {
                 return Ok(Turn::End);
             }
+            *heard = true;
             taken += n;
             at_end = file.at_end();
         }
