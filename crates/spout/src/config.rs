@@ -14,7 +14,7 @@ use crate::settings::Sources;
 /// Lines are never cut below this: Docker itself splits at 16 KiB.
 const MIN_MAX_LINE: usize = 16 * 1024;
 /// Routes at most: a container's filter decisions are a bit per route.
-const MAX_ROUTES: usize = crate::router::MAX_ROUTES;
+const MAX_ROUTES: usize = crate::slots::MAX_ROUTES;
 
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use crate::checkpoint::Progress;
 use crate::message::{Container, Stream};
 use crate::position::Position;
-use crate::router::route_bit;
+use crate::slots::route_bit;
 use crate::stats::Counter;
 use crate::timestamp::format_rfc3339_ns;
 

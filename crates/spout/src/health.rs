@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::routes::{Link, RouteStatus, FAILED_AFTER_CRASHES};
+use crate::routes::status::{Link, RouteStatus, FAILED_AFTER_CRASHES};
 use crate::timestamp::{format_rfc3339_ns, now_ns};
 
 /// The Docker connection, as the watcher keeps it.

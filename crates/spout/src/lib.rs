@@ -15,6 +15,8 @@ pub mod docker;
 pub mod enrich;
 mod fnv;
 pub mod health;
+#[cfg(test)]
+mod imports;
 pub mod line;
 pub mod message;
 pub mod multiline;
@@ -24,6 +26,7 @@ pub mod position;
 pub mod router;
 pub mod routes;
 pub mod settings;
+pub mod slots;
 pub mod stats;
 pub mod suggest;
 pub mod tail;

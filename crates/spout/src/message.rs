@@ -76,6 +76,10 @@ pub struct Message {
     pub ack: Option<crate::checkpoint::Ack>,
 }
 
+/// Messages travel from a reader to the routes in batches: one hand-off (and one wake-up of each
+/// route) per read from the daemon, not one per line. Queues are still counted in messages.
+pub type Messages = Arc<[Message]>;
+
 impl Message {
     /// Route number `route` has accepted this message: it no longer needs reading again.
     pub fn accept(&self, route: usize) {

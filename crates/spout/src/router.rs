@@ -18,24 +18,21 @@ use tokio::sync::{mpsc, watch, Semaphore, TryAcquireError};
 use tracing::warn;
 
 use crate::enrich::filter::RouteFilter;
-use crate::message::{Container, Message};
-use crate::routes::uri::WhenFull;
+use crate::message::{Container, Message, Messages};
+use crate::slots::route_bit;
 use crate::stats::RouteStats;
 
-/// Messages travel from a reader to the routes in batches: one hand-off (and one wake-up of each
-/// route) per read from the daemon, not one per line. Queues are still counted in messages.
-pub type Messages = Arc<[Message]>;
+/// What a route does with a message when its queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Wait: the container's reader stops, and its lines stay in Docker's log file.
+    Block,
+    /// Drop the newest message and count it.
+    Drop,
+}
 
 /// Most messages in one batch.
 pub const SHIP_MAX: usize = 256;
-
-/// Routes at most in one run of spout: a container's route decisions are a bit per route.
-pub const MAX_ROUTES: usize = 64;
-
-/// The bit that names route `route` in the masks of route decisions; none past [`MAX_ROUTES`].
-pub fn route_bit(route: usize) -> u64 {
-    u32::try_from(route).ok().and_then(|r| 1u64.checked_shl(r)).unwrap_or(0)
-}
 
 /// The sending side of one route.
 #[derive(Debug, Clone)]

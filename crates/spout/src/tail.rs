@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::router::Messages;
+use crate::message::Messages;
 use crate::stats::Counter;
 
 /// Batches a client may fall behind by before it is dropped.

@@ -8,7 +8,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::{error, ApiState};
+use super::state::{error, ApiState};
 
 /// Lets a request through only with the right token, when there is one.
 pub async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use tokio::sync::{broadcast, Notify};
 use tracing::debug;
 
-use super::{error, ApiState};
+use super::state::{error, ApiState};
 use crate::enrich::filter::RouteFilter;
 use crate::message::Message;
 use crate::tail::{Client, MAX_CLIENTS};

@@ -16,8 +16,8 @@ use tokio::sync::watch;
 
 use crate::checkpoint::Checkpoints;
 use crate::health::DockerHealth;
+use crate::routes::status::Link;
 use crate::routes::table::{Route, RouteTable};
-use crate::routes::Link;
 use crate::stats::ReaderStats;
 use crate::timestamp::now_ns;
 

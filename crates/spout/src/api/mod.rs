@@ -5,6 +5,7 @@ mod auth;
 mod logs;
 mod metrics;
 mod routes;
+mod state;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,43 +15,14 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use prometheus_client::registry::Registry;
 use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::containers::{Board, ContainerReport};
-use crate::health::{HealthSources, Report};
-use crate::routes::table::RouteTable;
-use crate::tail::Tail;
+use crate::containers::ContainerReport;
+use crate::health::Report;
 pub use metrics::{registry, MetricSources};
-
-/// What the endpoints read.
-#[derive(Clone)]
-pub struct ApiState {
-    pub health: HealthSources,
-    pub metrics: Arc<Registry>,
-    pub containers: Arc<Board>,
-    pub tail: Arc<Tail>,
-    /// Ends the live streams when spout stops.
-    pub cancel: CancellationToken,
-    /// What /logs, /containers and /routes require.
-    pub token: Option<Arc<str>>,
-    /// Only this host can reach the API here: it listens on loopback, or on the Unix socket.
-    pub local: bool,
-    pub routes: Arc<RouteTable>,
-}
-
-impl ApiState {
-    /// Each route's URI and state.
-    fn route_states(&self) -> Vec<(Arc<str>, Arc<crate::routes::RouteStatus>)> {
-        self.routes.routes().iter().map(|r| (Arc::clone(&r.uri), Arc::clone(&r.status))).collect()
-    }
-}
-
-/// A 4xx or 5xx answer with a JSON body `{"error": "..."}`.
-pub(crate) fn error(code: StatusCode, message: String) -> axum::response::Response {
-    (code, Json(serde_json::json!({ "error": message }))).into_response()
-}
+use state::error;
+pub use state::ApiState;
 
 pub fn router(state: ApiState) -> Router {
     let guarded = Router::new()

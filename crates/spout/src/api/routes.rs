@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::{error, ApiState};
+use super::state::{error, ApiState};
+use crate::routes::status::Link;
 use crate::routes::table::{Origin, Route, TableError};
-use crate::routes::Link;
 use crate::timestamp::format_rfc3339_ns;
 
 #[derive(Debug, Serialize)]

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::position::Position;
-use crate::router::route_bit;
+use crate::slots::route_bit;
 
 /// Positions kept per container for messages not yet accepted everywhere (88 bytes each). Past
 /// this, the newest entry stands for a range of messages: the checkpoint advances in coarser

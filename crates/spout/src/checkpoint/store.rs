@@ -186,7 +186,7 @@ impl Checkpoints {
     pub fn progress(&self, id: &str, retired: u64, from: Position) -> Arc<Progress> {
         let mut store = self.lock();
         let progress = store.live.entry(id.to_owned()).or_insert_with(|| {
-            let p = Progress::new(crate::router::MAX_ROUTES, retired);
+            let p = Progress::new(crate::slots::MAX_ROUTES, retired);
             p.reached(from);
             Arc::new(p)
         });

@@ -3,6 +3,7 @@
 //! ([`watcher`], [`reader`]). What spout makes of a container is [`crate::enrich`]'s.
 
 pub mod api;
+pub mod context;
 pub mod files;
 pub mod frames;
 mod logs_http;

@@ -11,73 +11,25 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
-use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use super::context::{ExitReason, ReaderContext, ReaderExit};
 use super::files::chain::LogDir;
 use super::files::follow::{Files, Opened};
-use super::files::{truncated_at, FilesSetup, SourceMode};
+use super::files::{truncated_at, SourceMode};
 use super::frames::{Decoded, Decoder};
-use super::source::{BoxStream, ContainerInfo, ErrorClass, LogsRequest, Source, SourceError};
+use super::source::{BoxStream, ContainerInfo, ErrorClass, LogsRequest, SourceError};
 use crate::backoff::Backoff;
 use crate::containers::{Ended, Tracked};
-use crate::enrich::{Enrichment, Skip};
+use crate::enrich::Skip;
 use crate::line::{Repeats, Span};
 use crate::message::{Container, Stream};
 use crate::multiline::Joiner;
 use crate::outlet::Outlet;
 use crate::pipeline::Pipeline;
 use crate::position::{Cursor, Position};
-use crate::router::Router;
-use crate::stats::ReaderStats;
 use crate::timestamp::now_ns;
-
-/// What every reader shares.
-#[derive(Clone)]
-pub struct ReaderContext {
-    pub source: Arc<dyn Source>,
-    /// The host name messages carry.
-    pub host: Arc<str>,
-    /// spout's own container, never read.
-    pub own_id: Option<Arc<str>>,
-    /// What to make of a container: whether to read it, its fields, its routes, its joining.
-    pub enrichment: Arc<Enrichment>,
-    pub router: Router,
-    pub stats: Arc<ReaderStats>,
-    pub max_line_bytes: usize,
-    pub cancel: CancellationToken,
-    pub exits: mpsc::Sender<ReaderExit>,
-    /// How json-file logs are read, if at all.
-    pub files: Arc<FilesSetup>,
-    /// The daemon's root directory: where a container's json-file log is, before its inspect says.
-    pub root_dir: Option<Arc<str>>,
-}
-
-/// Why a reader ended, and where it got to.
-#[derive(Debug, Clone)]
-pub struct ReaderExit {
-    pub id: String,
-    pub position: Position,
-    pub reason: ExitReason,
-    /// When the last run the reader saw started (the daemon's clock): a later start means the
-    /// container ran again.
-    pub started_ns: Option<i64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitReason {
-    /// The container stopped and its log was read to the end.
-    Stopped,
-    /// The container is not to be read: opted out, or spout's own.
-    Skipped,
-    /// The container was removed.
-    Gone,
-    /// The daemon cannot return this container's logs.
-    Unreadable,
-    /// spout is shutting down, or no route is left.
-    Shutdown,
-}
 
 enum StreamEnd {
     /// The daemon ended the stream.
@@ -713,10 +665,15 @@ mod tests {
 
     use tokio::sync::Semaphore;
 
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
     use super::*;
+    use crate::docker::files::FilesSetup;
     use crate::docker::scripted::{self as s, Scripted, Step};
-    use crate::router::RouteQueue;
-    use crate::routes::uri::WhenFull;
+    use crate::enrich::Enrichment;
+    use crate::router::{RouteQueue, Router, WhenFull};
+    use crate::stats::ReaderStats;
 
     const T0: i64 = 1_795_984_225_000_000_000;
 

@@ -22,8 +22,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use super::context::{ExitReason, ReaderContext, ReaderExit};
 use super::files::FilesSetup;
-use super::reader::{self, ExitReason, ReaderContext, ReaderExit};
+use super::reader;
 use super::source::{Connect, Connected, ContainerInfo, ErrorClass, Event, EventKind, Listed, Source, SourceError};
 use crate::backoff::Backoff;
 use crate::checkpoint::Checkpoints;
@@ -554,14 +555,14 @@ mod tests {
     use super::*;
     use crate::docker::scripted::{self as s, Scripted, Step};
     use crate::router::RouteQueue;
-    use crate::routes::uri::WhenFull;
+    use crate::router::WhenFull;
 
     struct Running {
         task: tokio::task::JoinHandle<()>,
         cancel: CancellationToken,
         watermark: Arc<AtomicI64>,
         _state: tempfile::TempDir,
-        _queue: mpsc::Receiver<crate::router::Messages>,
+        _queue: mpsc::Receiver<crate::message::Messages>,
     }
 
     impl Running {

@@ -15,11 +15,11 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::RouteStatus;
+use super::status::RouteStatus;
 use crate::backoff::Backoff;
 use crate::checkpoint::Ack;
 use crate::message::Message;
-use crate::router::Messages;
+use crate::message::Messages;
 use crate::stats::RouteStats;
 
 /// What a route owns, across restarts of its task.
@@ -179,7 +179,7 @@ impl RouteContext {
     pub fn encoding_failed(&self, msg: &Message, panic: &(dyn std::any::Any + Send)) {
         self.stats.dropped_failed.add(1);
         tracing::error!(route = %self.name, container = %msg.container.name, ts_ns = msg.ts_ns,
-                        cause = %super::panic_message(panic), "cannot encode a message; it is dropped");
+                        cause = %super::status::panic_message(panic), "cannot encode a message; it is dropped");
     }
 
     /// The `n` oldest messages handed out and not yet accepted are accepted: the checkpoints

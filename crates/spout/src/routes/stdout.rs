@@ -4,7 +4,7 @@ use serde::Serialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tracing::warn;
 
-use super::{Batch, RouteContext};
+use super::context::{Batch, RouteContext};
 use crate::message::Message;
 use crate::timestamp::format_rfc3339_ns;
 
@@ -190,7 +190,7 @@ mod tests {
         use crate::position::Position;
         let (mut ctx, tx, room) = super::super::context::tests::context(10);
         let progress = Arc::new(Progress::new(1, 0));
-        let messages: crate::router::Messages =
+        let messages: crate::message::Messages =
             (1..=3).map(|i| Message::test_numbered(&format!("line{i}"), &progress, Position::from_time(i))).collect();
         room.forget_permits(3);
         tx.send(messages).await.expect("open");

@@ -11,10 +11,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::status::RouteStatus;
 use super::uri::RouteSpec;
-use super::RouteStatus;
 use crate::checkpoint::Checkpoints;
-use crate::router::{Router, MAX_ROUTES};
+use crate::router::Router;
+use crate::slots::MAX_ROUTES;
 use crate::stats::RouteStats;
 
 /// The file in the state directory holding the routes added through the API.

@@ -30,9 +30,9 @@ use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{info, warn};
 
+use super::context::{Batch, RouteContext};
 use super::gelf_fields::GelfFields;
 use super::uri::{HostPort, TcpRoute};
-use super::{Batch, RouteContext};
 use crate::message::Message;
 
 /// A batch is written once it holds this many bytes, or when the queue is empty.

@@ -16,9 +16,9 @@ use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, error, info, warn};
 
+use super::context::RouteContext;
 use super::gelf_fields::GelfFields;
 use super::uri::{HostPort, UdpRoute};
-use super::RouteContext;
 
 /// After a failed send the name is looked up again this soon (unless a lookup is under way).
 const RESOLVE_AFTER_ERROR: Duration = Duration::from_secs(1);

@@ -9,6 +9,7 @@ use gelf::Compression;
 
 use crate::backoff::Backoff;
 use crate::enrich::filter::RouteFilter;
+use crate::router::WhenFull;
 use crate::suggest;
 
 /// Largest UDP payload over IPv4.
@@ -64,15 +65,6 @@ pub struct TcpRoute {
     pub timeout: Duration,
     /// Idle time before keepalive probes; three probes a third of it apart.
     pub keepalive: Duration,
-}
-
-/// What a route does with a message when its queue is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WhenFull {
-    /// Wait: the container's reader stops, and its lines stay in Docker's log file.
-    Block,
-    /// Drop the newest message and count it.
-    Drop,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use tracing::{debug, warn};
 use super::chain::{LogDir, LogFile};
 use super::decode::Decoded;
 use super::notify::{too_many, Follow, News, LET_GO};
-use crate::docker::reader::{ExitReason, ReaderContext};
+use crate::docker::context::{ExitReason, ReaderContext};
 use crate::docker::source::ErrorClass;
 use crate::line::Span;
 use crate::outlet::Outlet;
