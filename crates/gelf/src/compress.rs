@@ -48,10 +48,6 @@ impl Compressor {
         Self { kind, deflater: Deflater::default() }
     }
 
-    pub fn kind(&self) -> Compression {
-        self.kind
-    }
-
     /// Replaces the contents of `out` with `input`, compressed.
     pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) {
         out.clear();

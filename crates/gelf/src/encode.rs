@@ -34,16 +34,6 @@ impl Fields {
         Ok(self)
     }
 
-    /// Adds a numeric field.
-    pub fn push_int(&mut self, name: &str, value: i64) -> Result<&mut Self, FieldError> {
-        check_name(name)?;
-        self.json.push(b',');
-        write_str(&mut self.json, name);
-        self.json.push(b':');
-        self.json.extend_from_slice(value.to_string().as_bytes());
-        Ok(self)
-    }
-
     pub fn is_empty(&self) -> bool {
         self.json.is_empty()
     }
@@ -211,7 +201,6 @@ mod tests {
         assert!(matches!(f.push_str("_", "x"), Err(FieldError::BadName(_))));
         assert!(matches!(f.push_str("_a b", "x"), Err(FieldError::BadName(_))));
         assert!(f.push_str("_a.b-c_1", "x").is_ok());
-        assert!(f.push_int("_n", -3).is_ok());
         let msg = Message {
             host: "h",
             short_message: "m",
@@ -222,7 +211,6 @@ mod tests {
             truncated: false,
         };
         let v: serde_json::Value = serde_json::from_slice(Encoder::new().encode(&msg)).expect("json");
-        assert_eq!(v["_n"], -3);
         assert_eq!(v["_a.b-c_1"], "x");
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Pure codec: no sockets and no runtime, so every piece can be tested byte for byte and fuzzed.
 //! The agent encodes with [`Encoder`] and frames with [`Chunker`] (UDP) or a trailing NUL (TCP);
-//! `spout receive` and the tests decode with [`Reassembler`] and [`decompress`].
+//! the tests decode with [`Reassembler`] and [`decompress`].
 
 mod chunk;
 mod compress;

@@ -47,10 +47,6 @@ impl UdpEncoder {
         }
         self.chunker.split(&self.compressed)
     }
-
-    pub fn compression(&self) -> Compression {
-        self.compressor.kind()
-    }
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {

@@ -179,7 +179,7 @@ fn one(id: String, t: &Tracked, route_names: &[(usize, Arc<str>)]) -> ContainerR
         None => ("reading", None),
     };
     let (checkpoint, accepted_ns) = t.progress.settled();
-    let rejected_everywhere = meta.rejected_by(Stream::Stdout) & meta.rejected_by(Stream::Stderr);
+    let rejected_everywhere = meta.rejecting(Stream::Stdout) & meta.rejecting(Stream::Stderr);
     let routes = route_names
         .iter()
         .filter(|(n, _)| rejected_everywhere & route_bit(*n) == 0)

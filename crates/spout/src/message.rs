@@ -24,7 +24,8 @@ pub struct Container {
     pub tty: bool,
     /// Additional fields, named with their leading `_`, sorted by name ([`crate::enrich`]).
     pub fields: Vec<(String, String)>,
-    /// The container's labels, for filters decided later (a live tail's).
+    /// The container's labels, as inspected: for enrichment, and for filters decided later (a
+    /// route's added while spout runs, a live tail's).
     pub labels: std::collections::HashMap<String, String>,
     /// By stream number, the routes whose filter rejects this container's messages: bit `n` is
     /// route `n`.
@@ -33,7 +34,7 @@ pub struct Container {
 
 impl Container {
     /// The routes (bit `n`: route `n`) that do not want the container's lines on `stream`.
-    pub fn rejected_by(&self, stream: Stream) -> u64 {
+    pub fn rejecting(&self, stream: Stream) -> u64 {
         self.rejected_by[stream as usize]
     }
 }

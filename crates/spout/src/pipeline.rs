@@ -123,7 +123,7 @@ impl Pipeline {
                 if line.truncated {
                     self.stats.truncated_lines.add(1);
                 }
-                let rejected_by = container.rejected_by(line.stream);
+                let rejected_by = container.rejecting(line.stream);
                 let ack =
                     Ack { progress: Arc::clone(progress), seq: progress.ship(line.resume, rejected_by, line.ts_ns) };
                 Message {

@@ -47,11 +47,31 @@ pub struct RouteQueue {
     /// acknowledged still holds its permit). Closed when the route ends.
     pub room: Arc<Semaphore>,
     /// Messages this route holds at most, as its `queue` option says.
-    pub queue: usize,
+    pub capacity: usize,
     pub when_full: WhenFull,
     pub stats: Arc<RouteStats>,
     /// Which containers and streams it wants.
     pub filter: RouteFilter,
+}
+
+#[cfg(test)]
+impl RouteQueue {
+    /// For tests: route 0's queue of `capacity` messages, and its receiving end (which gives back
+    /// no room).
+    pub(crate) fn for_tests(when_full: WhenFull, capacity: usize) -> (RouteQueue, mpsc::Receiver<Messages>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let queue = RouteQueue {
+            name: "r".into(),
+            index: 0,
+            tx,
+            room: Arc::new(Semaphore::new(capacity)),
+            capacity,
+            when_full,
+            stats: Arc::default(),
+            filter: RouteFilter::default(),
+        };
+        (queue, rx)
+    }
 }
 
 /// Every route has shut down; there is nowhere left to send.
@@ -78,7 +98,7 @@ struct Shared {
 
 impl Router {
     pub fn new(queues: Vec<RouteQueue>) -> Self {
-        let batch_max = queues.iter().map(|q| q.queue.clamp(1, SHIP_MAX)).min().unwrap_or(SHIP_MAX);
+        let batch_max = queues.iter().map(|q| q.capacity.clamp(1, SHIP_MAX)).min().unwrap_or(SHIP_MAX);
         let shared = Shared {
             queues: RwLock::new(queues.into()),
             batch_max,
@@ -150,8 +170,9 @@ impl Router {
         rejected
     }
 
-    /// Most messages to put in one batch: [`SHIP_MAX`], or less where a route's whole queue is
-    /// smaller.
+    /// Most messages to put in one batch: [`SHIP_MAX`], or less where the whole queue of a route
+    /// there at start is smaller. Routes added later may have smaller queues: [`Router::send`]
+    /// cuts a batch to fit each route's queue.
     pub fn batch_max(&self) -> usize {
         self.shared.batch_max
     }
@@ -172,7 +193,7 @@ impl Router {
             };
             let mut sent = true;
             // Cut to fit a route's whole queue, so that every part fits once the queue is empty.
-            for part in fit(wanted, q.queue) {
+            for part in fit(wanted, q.capacity) {
                 sent &= Self::queue(q, part).await;
             }
             open += usize::from(sent);
@@ -233,7 +254,7 @@ fn fit(batch: Messages, max: usize) -> Vec<Messages> {
 /// wants them all (a batch is one container's, so it usually wants all or none).
 fn wanted_by(batch: &Messages, q: &RouteQueue) -> Option<Messages> {
     let bit = route_bit(q.index);
-    let wants = |m: &Message| m.container.rejected_by(m.stream) & bit == 0;
+    let wants = |m: &Message| m.container.rejecting(m.stream) & bit == 0;
     let wanted = batch.iter().filter(|m| wants(m)).count();
     let rejected = (batch.len() - wanted) as u64;
     if rejected > 0 {
@@ -260,23 +281,8 @@ mod tests {
         batch.map(|b| b.iter().map(|m| m.line.clone()).collect()).unwrap_or_default()
     }
 
-    /// A route queue of `cap` messages, and its receiving end (which gives back no room).
-    fn queue(when_full: WhenFull, cap: usize) -> (RouteQueue, mpsc::Receiver<Messages>) {
-        let (tx, rx) = mpsc::channel(cap);
-        let room = Arc::new(Semaphore::new(cap));
-        (
-            RouteQueue {
-                name: "r".into(),
-                index: 0,
-                tx,
-                room,
-                queue: cap,
-                when_full,
-                stats: Arc::default(),
-                filter: Default::default(),
-            },
-            rx,
-        )
+    fn queue(when_full: WhenFull, capacity: usize) -> (RouteQueue, mpsc::Receiver<Messages>) {
+        RouteQueue::for_tests(when_full, capacity)
     }
 
     #[tokio::test]

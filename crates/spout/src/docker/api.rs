@@ -154,6 +154,7 @@ fn info(resp: ContainerInspectResponse) -> ContainerInfo {
             command,
             created: resp.created.unwrap_or_default(),
             tty: config.tty.unwrap_or(false),
+            labels: config.labels.unwrap_or_default(),
             // Enrichment's to decide (crate::enrich).
             ..Container::default()
         },
@@ -161,7 +162,6 @@ fn info(resp: ContainerInspectResponse) -> ContainerInfo {
         started_ns: time(state.started_at),
         finished_ns: time(state.finished_at),
         env: config.env.unwrap_or_default(),
-        labels: config.labels.unwrap_or_default(),
         log_driver: log_config.as_ref().and_then(|l| l.typ.clone()),
         log_opts: log_config.and_then(|l| l.config).unwrap_or_default(),
         log_path: resp.log_path.filter(|p| !p.is_empty()),

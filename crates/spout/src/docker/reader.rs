@@ -663,8 +663,6 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 mod tests {
     use std::time::Duration;
 
-    use tokio::sync::Semaphore;
-
     use tokio::sync::mpsc;
     use tokio_util::sync::CancellationToken;
 
@@ -716,18 +714,7 @@ mod tests {
         max_line_bytes: usize,
         stop_after: Option<Duration>,
     ) -> Read {
-        let (tx, mut rx) = mpsc::channel(1024);
-        let room = Arc::new(Semaphore::new(100_000));
-        let queue = RouteQueue {
-            name: "r".into(),
-            index: 0,
-            tx,
-            room,
-            queue: 100_000,
-            when_full: WhenFull::Block,
-            stats: Arc::default(),
-            filter: Default::default(),
-        };
+        let (queue, mut rx) = RouteQueue::for_tests(WhenFull::Block, 100_000);
         let (exits, mut exits_rx) = mpsc::channel(1);
         let stats = Arc::new(ReaderStats::default());
         let ctx = ReaderContext {

@@ -75,7 +75,6 @@ pub struct ContainerInfo {
     pub finished_ns: Option<i64>,
     /// `KEY=VALUE`, as the container was started.
     pub env: Vec<String>,
-    pub labels: HashMap<String, String>,
     pub log_driver: Option<String>,
     /// The log driver's options (`max-size`, `max-file`, …), the daemon's defaults merged in.
     pub log_opts: HashMap<String, String>,

@@ -575,17 +575,7 @@ mod tests {
     fn start(source: &Scripted) -> Running {
         let state = tempfile::tempdir().expect("tempdir");
         let checkpoints = Arc::new(Checkpoints::open(state.path()).expect("checkpoints"));
-        let (tx, rx) = mpsc::channel(1024);
-        let queue = RouteQueue {
-            name: "r".into(),
-            index: 0,
-            tx,
-            room: Arc::new(Semaphore::new(100_000)),
-            queue: 100_000,
-            when_full: WhenFull::Block,
-            stats: Arc::default(),
-            filter: Default::default(),
-        };
+        let (queue, rx) = RouteQueue::for_tests(WhenFull::Block, 100_000);
         let cancel = CancellationToken::new();
         let watermark = Arc::new(AtomicI64::new(now_ns()));
         let (health, _) = watch::channel(DockerHealth::starting());

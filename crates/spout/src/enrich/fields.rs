@@ -167,7 +167,7 @@ impl FieldRules {
         }
         rank += 1;
         if !self.labels.is_empty() {
-            for (key, value) in sorted(&info.labels) {
+            for (key, value) in sorted(&info.meta.labels) {
                 if self.labels.wants(key) {
                     set(field_name(key), value, rank);
                 }
@@ -185,7 +185,7 @@ impl FieldRules {
             let subject = match &extract.subject {
                 Subject::Name => Some(info.meta.name.as_str()),
                 Subject::Image => Some(info.meta.image_name.as_str()),
-                Subject::Label(key) => info.labels.get(key).map(String::as_str),
+                Subject::Label(key) => info.meta.labels.get(key).map(String::as_str),
             };
             let Some(captures) = subject.and_then(|s| extract.regex.captures(s)) else { continue };
             for name in extract.regex.capture_names().flatten() {
@@ -195,13 +195,13 @@ impl FieldRules {
             }
         }
         rank += 1;
-        for (key, value) in sorted(&info.labels) {
+        for (key, value) in sorted(&info.meta.labels) {
             if let Some(key) = key.strip_prefix(FIELD_LABEL) {
                 set(field_name(key), value, rank);
             }
         }
         rank += 1;
-        for (name, value) in ecs_fields(&info.labels) {
+        for (name, value) in ecs_fields(&info.meta.labels) {
             set(Some(name.to_owned()), value, rank);
         }
         let mut fields: Vec<(String, (String, u8))> = fields.into_iter().collect();
@@ -249,20 +249,20 @@ mod tests {
             meta: Container {
                 name: "ecs-production-backend-app-12-app-e2f6c8a1b3d5f7a9c0e1".into(),
                 image_name: "registry.example/backend:1.4".into(),
+                labels: [
+                    (ecs::CLUSTER, "production"),
+                    (ecs::TASK_ARN, ARN),
+                    (ecs::FAMILY, "production-backend-app"),
+                    (ecs::REVISION, "12"),
+                    (ecs::CONTAINER_NAME, "app"),
+                    ("com.example.team", "payments"),
+                    ("spout.field.tier", "web"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
                 ..Default::default()
             },
-            labels: [
-                (ecs::CLUSTER, "production"),
-                (ecs::TASK_ARN, ARN),
-                (ecs::FAMILY, "production-backend-app"),
-                (ecs::REVISION, "12"),
-                (ecs::CONTAINER_NAME, "app"),
-                ("com.example.team", "payments"),
-                ("spout.field.tier", "web"),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
             env: vec!["JAVA_OPTS=-Xmx1g".into(), "SECRET=x".into(), "EMPTY=".into()],
             ..Default::default()
         }
@@ -335,11 +335,11 @@ mod tests {
     #[test]
     fn the_more_particular_rule_wins_and_standard_fields_are_never_given() {
         let mut info = ecs_info();
-        info.labels.insert("spout.field.environment".into(), "from-label".into());
-        info.labels.insert("spout.field.ecs_cluster".into(), "spoofed".into());
-        info.labels.insert("spout.field.container_name".into(), "spoofed".into());
-        info.labels.insert("spout.field.id".into(), "spoofed".into());
-        info.labels.insert("container_id".into(), "spoofed".into());
+        info.meta.labels.insert("spout.field.environment".into(), "from-label".into());
+        info.meta.labels.insert("spout.field.ecs_cluster".into(), "spoofed".into());
+        info.meta.labels.insert("spout.field.container_name".into(), "spoofed".into());
+        info.meta.labels.insert("spout.field.id".into(), "spoofed".into());
+        info.meta.labels.insert("container_id".into(), "spoofed".into());
         let rules = FieldRules {
             statics: vec![("_environment".into(), "static".into()), ("_service".into(), "static".into())],
             labels: Pick { keys: HashSet::new(), regex: Some(regex(".").expect("valid")) },
@@ -369,7 +369,7 @@ mod tests {
     #[test]
     fn a_container_with_a_thousand_labels_gets_at_most_the_cap() {
         let mut info = ecs_info();
-        info.labels.extend((0..1000).map(|i| (format!("spout.field.a{i:04}"), "v".to_owned())));
+        info.meta.labels.extend((0..1000).map(|i| (format!("spout.field.a{i:04}"), "v".to_owned())));
         let fields = FieldRules::default().fields(&info);
         assert_eq!(fields.len(), MAX_FIELDS);
         assert_eq!(get(&fields, "_ecs_cluster"), Some("production"), "the most particular rules' fields stay");

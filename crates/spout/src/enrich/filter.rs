@@ -1,7 +1,7 @@
 //! A route's filter, from its URI's `filter.*` options (Logspout's names): which containers, and
 //! which of their streams, the route wants. Judged once per container and again on a rename.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use globset::{Glob, GlobMatcher};
@@ -110,15 +110,12 @@ impl RouteFilter {
 
     /// Which of the container's streams this route wants, by [`Stream`] number.
     pub fn wants(&self, info: &ContainerInfo) -> [bool; 2] {
-        self.decide(&info.meta, &info.labels)
+        self.wants_container(&info.meta)
     }
 
     /// The same, of a container as its messages carry it.
     pub fn wants_container(&self, c: &Container) -> [bool; 2] {
-        self.decide(c, &c.labels)
-    }
-
-    fn decide(&self, c: &Container, labels: &HashMap<String, String>) -> [bool; 2] {
+        let labels = &c.labels;
         let container = self.name.as_ref().is_none_or(|p| p.is_match(&c.name))
             && self.id.as_ref().is_none_or(|prefix| c.id.starts_with(prefix.as_str()))
             && self.image.as_ref().is_none_or(|p| p.is_match(&c.image_name))
@@ -164,9 +161,9 @@ mod tests {
                 id: format!("3b6ba57db54a{}", "0".repeat(52)),
                 name: name.into(),
                 image_name: image.into(),
+                labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
                 ..Default::default()
             },
-            labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             ..Default::default()
         }
     }

@@ -80,7 +80,7 @@ impl LabelMatch {
     }
 
     fn matches(&self, info: &ContainerInfo) -> bool {
-        let Some(value) = info.labels.get(&self.key) else { return false };
+        let Some(value) = info.meta.labels.get(&self.key) else { return false };
         match &self.value {
             None => true,
             Some(want) if self.any_case => want.eq_ignore_ascii_case(value),
@@ -114,7 +114,7 @@ impl Enrichment {
             .env
             .iter()
             .any(|e| e.split_once('=').is_some_and(|(k, v)| k == "LOGSPOUT" && v.eq_ignore_ascii_case("ignore")));
-        let label_excluded = info.labels.get("spout.exclude").is_some_and(|v| v == "true");
+        let label_excluded = info.meta.labels.get("spout.exclude").is_some_and(|v| v == "true");
         if env_ignored || label_excluded {
             Some(Skip::OptedOut)
         } else if let Some(m) = self.exclude_labels.iter().find(|m| m.matches(info)) {
@@ -133,12 +133,7 @@ impl Enrichment {
     /// The metadata every message of the container carries, with the host name they give. Which
     /// routes want it is the router's to say ([`crate::router::Router::rejected_by`]).
     pub fn container(&self, info: &ContainerInfo, host: &Arc<str>) -> Container {
-        Container {
-            host: Arc::clone(host),
-            fields: self.fields.fields(info),
-            labels: info.labels.clone(),
-            ..info.meta.clone()
-        }
+        Container { host: Arc::clone(host), fields: self.fields.fields(info), ..info.meta.clone() }
     }
 
     /// How the container's lines are joined, if they are: its labels `spout.multiline=off` and
@@ -146,10 +141,10 @@ impl Enrichment {
     /// not compile is warned of and ignored. A joined message is at most `max_bytes` long, as a
     /// single line is.
     pub fn multiline(&self, info: &ContainerInfo, max_bytes: usize) -> Option<multiline::Rules> {
-        if info.labels.get(MULTILINE_LABEL).is_some_and(|v| v == "off") {
+        if info.meta.labels.get(MULTILINE_LABEL).is_some_and(|v| v == "off") {
             return None;
         }
-        let start = match info.labels.get(MULTILINE_START_LABEL) {
+        let start = match info.meta.labels.get(MULTILINE_START_LABEL) {
             Some(pattern) => match fields::regex(pattern) {
                 Ok(regex) => Some(regex),
                 Err(e) => {
@@ -183,8 +178,8 @@ impl Default for Enrichment {
 
 /// An ECS pause container (awsvpc networking, Service Connect) or the ECS agent itself.
 fn is_ecs_internal(info: &ContainerInfo) -> bool {
-    let pause = info.labels.get(ecs::CONTAINER_NAME).is_some_and(|n| n.starts_with("~internal~ecs~pause"));
-    let agent = !info.labels.contains_key(ecs::TASK_ARN)
+    let pause = info.meta.labels.get(ecs::CONTAINER_NAME).is_some_and(|n| n.starts_with("~internal~ecs~pause"));
+    let agent = !info.meta.labels.contains_key(ecs::TASK_ARN)
         && (info.meta.name == "ecs-agent" || info.meta.image_name.starts_with("amazon/amazon-ecs-agent"));
     pause || agent
 }
@@ -197,8 +192,13 @@ mod tests {
 
     fn info(name: &str, labels: &[(&str, &str)]) -> ContainerInfo {
         ContainerInfo {
-            meta: Container { id: ID.into(), name: name.into(), image_name: "busybox".into(), ..Default::default() },
-            labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            meta: Container {
+                id: ID.into(),
+                name: name.into(),
+                image_name: "busybox".into(),
+                labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+                ..Default::default()
+            },
             running: true,
             ..Default::default()
         }

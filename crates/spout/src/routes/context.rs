@@ -2,7 +2,8 @@
 //! the transport has made sure of.
 //!
 //! A message stays in memory, and counted against the route's `queue`, until the route *accepts*
-//! it: UDP and stdout once written, GELF TCP once the peer acknowledged its last byte. Until then
+//! it: UDP once sent or failed to send (it never sends again), stdout once written, GELF TCP once
+//! the peer acknowledged its last byte. Until then
 //! it can be handed out again ([`RouteContext::rewind`]): after a lost connection, or when a
 //! route that failed is restarted. A destination that does not acknowledge therefore fills the
 //! queue and stops the readers; nothing is read that could not be delivered, and nothing is taken
@@ -52,7 +53,7 @@ pub struct RouteContext {
 
 /// What [`RouteContext::fill_batch`] found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Batch {
+pub enum Fill {
     /// This many messages were encoded into the batch.
     Filled(usize),
     /// Nothing more will come: the queue is closed, and every message was handed out.
@@ -140,12 +141,12 @@ impl RouteContext {
         out: &mut Vec<u8>,
         max_bytes: usize,
         mut encode: impl FnMut(&mut Vec<u8>, &Message),
-    ) -> Batch {
+    ) -> Fill {
         if self.peek().is_none() {
             match self.take().await {
                 Ok(true) => {}
-                Ok(false) => return Batch::Closed,
-                Err(()) => return Batch::Aborted,
+                Ok(false) => return Fill::Closed,
+                Err(()) => return Fill::Aborted,
             }
         }
         let mut count = 0;
@@ -161,16 +162,16 @@ impl RouteContext {
                 self.advance(1);
                 count += 1;
                 if out.len() >= max_bytes {
-                    return Batch::Filled(count);
+                    return Fill::Filled(count);
                 }
             }
             match self.rx.try_recv() {
                 Ok(batch) => self.inflight.push_back(batch),
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     self.closed = true;
-                    return Batch::Filled(count);
+                    return Fill::Filled(count);
                 }
-                Err(mpsc::error::TryRecvError::Empty) => return Batch::Filled(count),
+                Err(mpsc::error::TryRecvError::Empty) => return Fill::Filled(count),
             }
         }
     }
@@ -294,7 +295,7 @@ pub(crate) mod tests {
         out.push(b'|');
     }
 
-    async fn fill(ctx: &mut RouteContext, max: usize) -> (Batch, String) {
+    async fn fill(ctx: &mut RouteContext, max: usize) -> (Fill, String) {
         let mut out = Vec::new();
         let got = ctx.fill_batch(&mut out, max, encode).await;
         (got, String::from_utf8_lossy(&out).into_owned())
@@ -305,10 +306,10 @@ pub(crate) mod tests {
         let (mut ctx, tx, _room) = context(10);
         tx.send(batch(&["aa", "bb", "cc"])).await.expect("open");
         tx.send(batch(&["dd", "ee"])).await.expect("open");
-        assert_eq!(fill(&mut ctx, 5).await, (Batch::Filled(2), "aa|bb|".into()));
-        assert_eq!(fill(&mut ctx, 100).await, (Batch::Filled(3), "cc|dd|ee|".into()), "the rest, then the next batch");
+        assert_eq!(fill(&mut ctx, 5).await, (Fill::Filled(2), "aa|bb|".into()));
+        assert_eq!(fill(&mut ctx, 100).await, (Fill::Filled(3), "cc|dd|ee|".into()), "the rest, then the next batch");
         drop(tx);
-        assert_eq!(fill(&mut ctx, 100).await, (Batch::Closed, String::new()));
+        assert_eq!(fill(&mut ctx, 100).await, (Fill::Closed, String::new()));
         assert!(!ctx.is_done(), "closed, but nothing accepted yet");
         ctx.accept(5);
         assert!(ctx.is_done());
@@ -320,7 +321,7 @@ pub(crate) mod tests {
         room.forget_permits(5);
         tx.send(batch(&["aa", "bb", "cc"])).await.expect("open");
         tx.send(batch(&["dd", "ee"])).await.expect("open");
-        assert_eq!(fill(&mut ctx, 100).await.0, Batch::Filled(5));
+        assert_eq!(fill(&mut ctx, 100).await.0, Fill::Filled(5));
         assert_eq!(room.available_permits(), 5, "handed out is not accepted");
         ctx.accept(4);
         assert_eq!(room.available_permits(), 9);
@@ -370,7 +371,7 @@ pub(crate) mod tests {
         };
         let messages: Messages = vec![numbered(&p, "a"), numbered(&p, "bb"), numbered(&q, "ccc")].into();
         tx.send(messages).await.expect("open");
-        assert_eq!(fill(&mut ctx, 100).await.0, Batch::Filled(3));
+        assert_eq!(fill(&mut ctx, 100).await.0, Fill::Filled(3));
         ctx.accept(2);
         assert_eq!(p.settle(), Some(Position::from_time(2)), "both of p's messages");
         assert_eq!(q.settle(), None, "q's message is not accepted yet");
@@ -383,7 +384,7 @@ pub(crate) mod tests {
         let (mut ctx, tx, room) = context(10);
         tx.send(batch(&["aa", "bb", "cc"])).await.expect("open");
         tx.send(batch(&["dd"])).await.expect("open");
-        assert_eq!(fill(&mut ctx, 1).await.0, Batch::Filled(1));
+        assert_eq!(fill(&mut ctx, 1).await.0, Fill::Filled(1));
         ctx.accept(1);
         ctx.abandon();
         assert_eq!(ctx.stats.undelivered.get(), 3, "two left of the first batch, one queued");
@@ -403,7 +404,7 @@ pub(crate) mod tests {
             out.extend_from_slice(msg.line.as_bytes());
             out.push(b'|');
         };
-        assert_eq!(ctx.fill_batch(&mut out, 100, encode).await, Batch::Filled(3), "counted, to be accepted in order");
+        assert_eq!(ctx.fill_batch(&mut out, 100, encode).await, Fill::Filled(3), "counted, to be accepted in order");
         assert_eq!(out, b"aa|cc|");
         assert_eq!(ctx.stats.dropped_failed.get(), 1);
     }

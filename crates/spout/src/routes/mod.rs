@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::error;
 
-pub use context::{Batch, RouteContext};
+use context::RouteContext;
 
 use crate::router::RouteQueue;
 use status::{panic_message, RouteStatus};
@@ -47,7 +47,7 @@ pub fn spawn_one(
         index,
         tx,
         room,
-        queue: spec.queue,
+        capacity: spec.queue,
         when_full: spec.when_full,
         stats,
         filter: spec.filter.clone(),

@@ -4,7 +4,7 @@ use serde::Serialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tracing::warn;
 
-use super::context::{Batch, RouteContext};
+use super::context::{Fill, RouteContext};
 use crate::message::Message;
 use crate::timestamp::format_rfc3339_ns;
 
@@ -70,9 +70,9 @@ pub async fn run(ctx: &mut RouteContext, mut out: impl AsyncWrite + Unpin) {
     loop {
         batch.clear();
         let count = match ctx.fill_batch(&mut batch, BATCH_BYTES, write_record).await {
-            Batch::Filled(n) => n,
-            Batch::Closed => return,
-            Batch::Aborted => return ctx.abandon(),
+            Fill::Filled(n) => n,
+            Fill::Closed => return,
+            Fill::Aborted => return ctx.abandon(),
         };
         let written = async {
             out.write_all(&batch).await?;

@@ -138,7 +138,7 @@ impl RouteTable {
             stats: Arc::clone(&queue.stats),
             status,
             room: Arc::clone(&queue.room),
-            queue: queue.queue,
+            queue: queue.capacity,
             stop,
             task: Mutex::new(Some(task)),
         });

@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{info, warn};
 
-use super::context::{Batch, RouteContext};
+use super::context::{Fill, RouteContext};
 use super::gelf_fields::GelfFields;
 use super::uri::{HostPort, TcpRoute};
 use crate::message::Message;
@@ -45,9 +45,9 @@ const ACK_POLL: Duration = Duration::from_millis(5);
 /// How often a write that cannot go on (the peer's window is full) checks the deadline.
 const STALL_POLL: Duration = Duration::from_millis(100);
 
-/// How a connection ended, as its watching task saw it.
+/// Whether a connection is still open, as its watching task sees it, and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Ended {
+enum ConnState {
     Open,
     /// The peer closed its side.
     Eof,
@@ -66,7 +66,7 @@ struct Conn {
     tx: OwnedWriteHalf,
     /// The same socket, to ask the kernel what the peer acknowledged.
     probe: OwnedFd,
-    ended: watch::Receiver<Ended>,
+    ended: watch::Receiver<ConnState>,
     _watch: AbortOnDropHandle<()>,
     peer: SocketAddr,
     /// Bytes the kernel took on this connection, and of them, acknowledged by the peer.
@@ -83,7 +83,7 @@ impl Conn {
     fn new(stream: TcpStream, peer: SocketAddr) -> io::Result<Conn> {
         let probe = stream.as_fd().try_clone_to_owned()?;
         let (mut rx, tx) = stream.into_split();
-        let (ended_tx, ended) = watch::channel(Ended::Open);
+        let (ended_tx, ended) = watch::channel(ConnState::Open);
         // The peer never sends anything: whatever the read returns (EOF or an error, such as the
         // kernel giving up after TCP_USER_TIMEOUT) means the connection is over, usually long
         // before a write would say so.
@@ -91,9 +91,9 @@ impl Conn {
             let mut buf = [0u8; 512];
             let how = loop {
                 match rx.read(&mut buf).await {
-                    Ok(0) => break Ended::Eof,
+                    Ok(0) => break ConnState::Eof,
                     Ok(_) => {}
-                    Err(e) => break Ended::Failed(e.to_string()),
+                    Err(e) => break ConnState::Failed(e.to_string()),
                 }
             };
             let _ = ended_tx.send(how);
@@ -120,9 +120,9 @@ impl Conn {
     fn check(&mut self, ctx: &mut RouteContext, timeout: Duration) -> Result<(), String> {
         self.accept_acknowledged(ctx)?;
         match &*self.ended.borrow() {
-            Ended::Open => {}
-            Ended::Eof => return Err("the destination closed the connection".to_owned()),
-            Ended::Failed(e) => return Err(e.clone()),
+            ConnState::Open => {}
+            ConnState::Eof => return Err("the destination closed the connection".to_owned()),
+            ConnState::Failed(e) => return Err(e.clone()),
         }
         if self.outstanding() && self.progress_at.elapsed() >= timeout {
             return Err(format!("the destination acknowledged nothing for {}", humantime::format_duration(timeout)));
@@ -231,9 +231,9 @@ pub async fn run(ctx: &mut RouteContext, route: &TcpRoute) {
             () = ended => continue,
         };
         let count = match filled {
-            Batch::Filled(n) => n,
-            Batch::Aborted => return give_up(ctx, conn.as_ref()),
-            Batch::Closed => {
+            Fill::Filled(n) => n,
+            Fill::Aborted => return give_up(ctx, conn.as_ref()),
+            Fill::Closed => {
                 // Everything is written: wait for the acknowledgements.
                 tokio::select! {
                     () = tokio::time::sleep(ACK_POLL) => continue,

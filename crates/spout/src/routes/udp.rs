@@ -24,9 +24,9 @@ use super::uri::{HostPort, UdpRoute};
 const RESOLVE_AFTER_ERROR: Duration = Duration::from_secs(1);
 
 pub async fn run(ctx: &mut RouteContext, route: &UdpRoute) {
-    let mut link = loop {
-        match Link::open(&route.addr).await {
-            Ok(link) => break link,
+    let mut target = loop {
+        match Target::open(&route.addr).await {
+            Ok(target) => break target,
             Err(e) => {
                 ctx.status.down(&e.to_string());
                 warn!(route = %ctx.name, error = %e, "cannot open UDP route, retrying");
@@ -39,7 +39,7 @@ pub async fn run(ctx: &mut RouteContext, route: &UdpRoute) {
     };
     ctx.backoff.reset();
     ctx.status.up();
-    info!(route = %ctx.name, peer = %route.addr, address = %link.peer, "UDP route ready");
+    info!(route = %ctx.name, peer = %route.addr, address = %target.peer, "UDP route ready");
     let mut encoder = UdpEncoder::new(route.compression, route.chunk_size, rand::random());
     let mut fields = GelfFields::default();
     let mut resolve_at = Instant::now() + route.resolve_every;
@@ -67,7 +67,7 @@ pub async fn run(ctx: &mut RouteContext, route: &UdpRoute) {
                 lookup = None;
                 resolve_at = Instant::now() + route.resolve_every;
                 match found {
-                    Ok(Ok(addrs)) => link.follow(&addrs, &ctx.name).await,
+                    Ok(Ok(addrs)) => target.follow(&addrs, &ctx.name).await,
                     Ok(Err(e)) => debug!(route = %ctx.name, error = %e, "cannot look up the destination again, keeping its address"),
                     Err(e) => debug!(route = %ctx.name, error = %e, "lookup task failed"),
                 }
@@ -97,7 +97,7 @@ pub async fn run(ctx: &mut RouteContext, route: &UdpRoute) {
                     ctx.stats.dropped_failed.add(1);
                     error!(route = %ctx.name, container = %msg.container.name, "message fields alone exceed 128 chunks, dropped");
                 }
-                Some(datagrams) => match send_all(&link.socket, datagrams).await {
+                Some(datagrams) => match send_all(&target.socket, datagrams).await {
                     Ok(bytes) => {
                         sent += 1;
                         ctx.stats.bytes_sent.add(bytes);
@@ -107,7 +107,7 @@ pub async fn run(ctx: &mut RouteContext, route: &UdpRoute) {
                         // like: the datagram is gone, the socket still works.
                         let dropped = ctx.stats.dropped_failed.add(1);
                         if dropped.is_power_of_two() {
-                            warn!(route = %ctx.name, address = %link.peer, error = %e, dropped, "UDP send failed, message dropped");
+                            warn!(route = %ctx.name, address = %target.peer, error = %e, dropped, "UDP send failed, message dropped");
                         }
                         error = Some(e);
                     }
@@ -123,7 +123,7 @@ pub async fn run(ctx: &mut RouteContext, route: &UdpRoute) {
             Some(e) => {
                 // Perhaps the destination moved: look again soon.
                 resolve_at = resolve_at.min(Instant::now() + RESOLVE_AFTER_ERROR);
-                ctx.status.down(&format!("sending to {}: {e}", link.peer));
+                ctx.status.down(&format!("sending to {}: {e}", target.peer));
                 failing = true;
             }
             None if failing => {
@@ -153,18 +153,18 @@ async fn resolve(addr: &HostPort) -> io::Result<Vec<SocketAddr>> {
 }
 
 /// A socket connected to one of the destination's addresses.
-struct Link {
+struct Target {
     socket: UdpSocket,
     peer: SocketAddr,
 }
 
-impl Link {
-    async fn open(addr: &HostPort) -> io::Result<Link> {
+impl Target {
+    async fn open(addr: &HostPort) -> io::Result<Target> {
         let found = resolve(addr).await?;
-        Link::to(found[0]).await
+        Target::to(found[0]).await
     }
 
-    async fn to(peer: SocketAddr) -> io::Result<Link> {
+    async fn to(peer: SocketAddr) -> io::Result<Target> {
         let local = if peer.is_ipv4() {
             SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
         } else {
@@ -172,7 +172,7 @@ impl Link {
         };
         let socket = UdpSocket::bind(local).await?;
         socket.connect(peer).await?;
-        Ok(Link { socket, peer })
+        Ok(Target { socket, peer })
     }
 
     /// Keeps the address while the name still has it; otherwise moves to the first one found.
@@ -184,7 +184,7 @@ impl Link {
         let moved = if next.is_ipv4() == self.peer.is_ipv4() {
             self.socket.connect(next).await.map(|()| self.peer = next)
         } else {
-            Link::to(next).await.map(|link| *self = link)
+            Target::to(next).await.map(|target| *self = target)
         };
         match moved {
             Ok(()) => info!(route = %route, to = %next, "the destination's address changed; sending there"),

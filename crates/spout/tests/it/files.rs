@@ -2,11 +2,9 @@
 //! (under load, while spout is stopped, gzipped), after kill -9, from a checkpoint spout wrote
 //! before it read files, and what it leaves to the API.
 
-mod support;
-
+use crate::support::receiver::TcpReceiver;
+use crate::support::{docker, http_get, wait_until, Container, Spout, PATIENCE};
 use spout::position::Position;
-use support::receiver::TcpReceiver;
-use support::{docker, http_get, wait_until, Container, Spout, PATIENCE};
 
 /// `n` numbered lines of 100 bytes, as fast as a shell pipe writes them.
 fn fast_writer(n: usize, log_opts: &[&str]) -> Container {

@@ -2,19 +2,13 @@
 //! that moves, one container flooding the rest, a slow daemon, containers that ran while spout
 //! was stopped, and containers removed before spout could read them.
 
-mod support;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use support::net::{Blackhole, HostsEntry};
-use support::proxy::{self, DockerProxy};
-use support::receiver::{Inbox, TcpReceiver, UdpReceiver};
-use support::{docker, free_port, unique_name, wait_until, Container, Spout, PATIENCE};
-
-fn numbered(prefix: &str, range: std::ops::RangeInclusive<usize>) -> Vec<String> {
-    range.map(|i| format!("{prefix}{i}")).collect()
-}
+use crate::support::net::{Blackhole, HostsEntry};
+use crate::support::proxy::{self, DockerProxy};
+use crate::support::receiver::{Inbox, TcpReceiver, UdpReceiver};
+use crate::support::{docker, free_port, numbered, unique_name, wait_until, Container, Spout, PATIENCE};
 
 /// Lines of `want` that are not in `got`.
 fn missing(got: &[String], want: &[String]) -> Vec<String> {
@@ -216,7 +210,8 @@ fn a_container_created_while_spout_ran_and_started_while_it_was_stopped_is_shipp
     let first = Spout::start_in(state.path(), &[&r.route()], &[]);
     first.wait_healthy();
     let name = unique_name();
-    let id = docker(&["create", "--name", &name, support::IMAGE, "sh", "-c", "for i in 1 2 3; do echo late$i; done"]);
+    let id =
+        docker(&["create", "--name", &name, crate::support::IMAGE, "sh", "-c", "for i in 1 2 3; do echo late$i; done"]);
     let c = Container { id, name };
     // Wait for spout's periodic list (every 30 s) to have seen it: the time from which the next
     // start reads containers it has no checkpoint for moves well past its creation.

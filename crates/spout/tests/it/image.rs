@@ -1,12 +1,10 @@
 //! The image as deploy/build-image.sh builds it, run against this host's daemon as the ECS task
 //! definition runs it, and the deployment files checked with the real tools.
 
-mod support;
-
 use std::process::Command;
 
-use support::receiver::TcpReceiver;
-use support::{docker, wait_until, Container, PATIENCE};
+use crate::support::receiver::TcpReceiver;
+use crate::support::{docker, wait_until, Container, PATIENCE};
 
 const IMAGE: &str = "spout-test-image:latest";
 /// The README's figure, and the issue's target.
@@ -71,10 +69,10 @@ fn the_image_is_small_ships_skips_itself_reports_health_keeps_its_state_and_stop
     // As the ECS task definition runs it: its environment (ROUTE_URIS pointed at a receiver on
     // this host, reached by name), a bridge network, its mounts (the state directory a temporary
     // one), and the image's own health check (every second, to be quick).
-    let port = support::free_port();
-    let r = TcpReceiver::start_at("0.0.0.0", port, support::receiver::Inbox::default());
+    let port = crate::support::free_port();
+    let r = TcpReceiver::start_at("0.0.0.0", port, crate::support::receiver::Inbox::default());
     let task: serde_json::Value =
-        serde_json::from_str(include_str!("../../../deploy/ecs/task-definition.json")).expect("task definition");
+        serde_json::from_str(include_str!("../../../../deploy/ecs/task-definition.json")).expect("task definition");
     let container = &task["containerDefinitions"][0];
     let mut env: Vec<String> = container["environment"]
         .as_array()
@@ -85,7 +83,7 @@ fn the_image_is_small_ships_skips_itself_reports_health_keeps_its_state_and_stop
         .collect();
     env.push(format!("ROUTE_URIS=gelf+tcp://spout-test-receiver:{port}"));
     let state = tempfile::tempdir().expect("state dir");
-    let name = support::unique_name();
+    let name = crate::support::unique_name();
     let agent = Agent(name.clone());
     let volumes: Vec<String> = container["mountPoints"]
         .as_array()
@@ -147,8 +145,8 @@ fn the_image_is_small_ships_skips_itself_reports_health_keeps_its_state_and_stop
 
 #[test]
 fn the_root_dockerfile_ends_with_the_runtime_image_build_image_sh_builds() {
-    let root = include_str!("../../../Dockerfile");
-    let runtime = include_str!("../../../deploy/runtime.Dockerfile");
+    let root = include_str!("../../../../Dockerfile");
+    let runtime = include_str!("../../../../deploy/runtime.Dockerfile");
     let instructions = |text: &str| -> Vec<String> {
         let lines: Vec<String> =
             text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).map(str::to_owned).collect();
@@ -166,7 +164,7 @@ fn the_ecs_files_pass_botocore_and_cfn_lint_and_agree_with_the_readme() {
         .expect("run deploy/check.py");
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     if out.status.code() == Some(2) {
-        support::missing(report.trim());
+        crate::support::missing(report.trim());
         return;
     }
     assert_eq!(out.status.code(), Some(0), "{report}");
@@ -175,7 +173,7 @@ fn the_ecs_files_pass_botocore_and_cfn_lint_and_agree_with_the_readme() {
 
 /// The `sh` blocks of the README's quick start, in order.
 fn quick_start() -> Vec<String> {
-    let readme = include_str!("../../../README.md");
+    let readme = include_str!("../../../../README.md");
     let section = readme.split("\n## Quick start\n").nth(1).expect("the README has a quick start");
     let section = section.split("\n## ").next().unwrap_or(section);
     section.split("```sh\n").skip(1).map(|b| b.split("```").next().unwrap_or("").trim().to_owned()).collect()
@@ -228,8 +226,9 @@ fn the_readmes_quick_start_as_printed_ships_to_this_host_and_adds_a_route_with_n
     let [start, receiver, ship] = &blocks[..3] else { panic!("the quick start has three blocks: {blocks:?}") };
     // Made this test's own: its name, free ports, a state directory of its own, the test images;
     // and, as the issue asks, a token given as an argument.
-    let (name, port, state) = (support::unique_name(), support::free_port(), tempfile::tempdir().expect("dir"));
-    let receiver_port = support::free_port().to_string();
+    let (name, port, state) =
+        (crate::support::unique_name(), crate::support::free_port(), tempfile::tempdir().expect("dir"));
+    let receiver_port = crate::support::free_port().to_string();
     let run = start.split_once("&& ").expect("build, then run").1;
     let run = run
         .replace("--name spout", &format!("--name {name}"))
@@ -241,7 +240,7 @@ fn the_readmes_quick_start_as_printed_ships_to_this_host_and_adds_a_route_with_n
     let _agent = Agent(name.clone());
     let out = Command::new("sh").args(["-c", &run]).output().expect("docker run");
     assert!(out.status.success(), "{run}: {}", String::from_utf8_lossy(&out.stderr));
-    let healthy = || support::http_get(port, "/health").is_some_and(|(code, _)| code == 200);
+    let healthy = || crate::support::http_get(port, "/health").is_some_and(|(code, _)| code == 200);
     assert!(wait_until(PATIENCE, healthy), "{}", docker(&["logs", &name]));
     // `--cap-add SYS_NICE` lets rotated files be opened ahead of other work: at real-time
     // priority, or (where the host gives containers no real-time budget) at nice -20.
@@ -266,7 +265,7 @@ fn the_readmes_quick_start_as_printed_ships_to_this_host_and_adds_a_route_with_n
         let command = line
             .replace("docker exec spout ", &format!("docker exec {name} "))
             .replace("12201", &receiver_port)
-            .replace(" busybox ", &format!(" {} ", support::IMAGE));
+            .replace(" busybox ", &format!(" {} ", crate::support::IMAGE));
         let out = Command::new("sh").args(["-c", &command]).output().expect("sh");
         assert!(out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stderr));
         said.push_str(&String::from_utf8_lossy(&out.stdout));
@@ -288,7 +287,7 @@ fn the_readmes_quick_start_as_printed_ships_to_this_host_and_adds_a_route_with_n
     assert!(exec(&["status"]).starts_with("NAME"));
     // From the host, the published TCP API still refuses changes without the token.
     let body = format!("{{\"uri\": \"{uri}?queue=5\"}}");
-    assert_eq!(support::http(port, "POST", "/routes", &[], &body).map(|a| a.0), Some(401));
+    assert_eq!(crate::support::http(port, "POST", "/routes", &[], &body).map(|a| a.0), Some(401));
     let id = row.split_whitespace().next().expect("an id");
     assert_eq!(exec(&["routes", "rm", id]).trim(), format!("removed route {id}"));
     assert!(!exec(&["routes"]).contains(&uri), "removed");
@@ -298,8 +297,8 @@ fn the_readmes_quick_start_as_printed_ships_to_this_host_and_adds_a_route_with_n
 fn without_the_containers_directory_the_image_reads_through_the_api_saying_so_once() {
     require_docker!();
     build_image();
-    let r = TcpReceiver::start_at("0.0.0.0", support::free_port(), support::receiver::Inbox::default());
-    let name = support::unique_name();
+    let r = TcpReceiver::start_at("0.0.0.0", crate::support::free_port(), crate::support::receiver::Inbox::default());
+    let name = crate::support::unique_name();
     let _agent = Agent(name.clone());
     let route = format!("gelf+tcp://host.docker.internal:{}", r.port);
     docker(&[

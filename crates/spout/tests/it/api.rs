@@ -3,13 +3,11 @@
 //! Tests in this file run side by side, and spout reads every container on the host: counts
 //! that must be exact come from routes whose filter takes only the test's own containers.
 
-mod support;
-
 use std::collections::HashMap;
 use std::net::TcpListener;
 
-use support::receiver::TcpReceiver;
-use support::{http_get, wait_until, Container, Spout, PATIENCE};
+use crate::support::receiver::TcpReceiver;
+use crate::support::{http_get, wait_until, Container, Spout, PATIENCE};
 
 /// Every sample of a scrape, by its name and labels as written (`name{label="v"}`).
 fn scrape(spout: &Spout) -> HashMap<String, f64> {
@@ -29,14 +27,14 @@ fn value(metrics: &HashMap<String, f64>, series: &str) -> f64 {
 #[test]
 fn metrics_count_what_was_shipped_dropped_held_and_whether_routes_are_up() {
     require_docker!();
-    let label = support::unique_name();
+    let label = crate::support::unique_name();
     let only_mine = format!("filter.labels=spout-test:{label}");
     let r = TcpReceiver::start();
     // A destination that accepts connections and never reads: the route's queue fills with what
     // its kernel stops acknowledging, and the rest is dropped.
     let sink = TcpListener::bind("127.0.0.1:0").expect("bind");
     let sink_port = sink.local_addr().expect("addr").port();
-    let down_port = support::free_port();
+    let down_port = crate::support::free_port();
     let good = format!("{}?{only_mine}", r.route());
     let stalled = format!("gelf+tcp://127.0.0.1:{sink_port}?queue=100&when_full=drop&{only_mine}");
     let down = format!("gelf+tcp://127.0.0.1:{down_port}?when_full=drop&{only_mine}");
@@ -89,7 +87,7 @@ fn metrics_count_what_was_shipped_dropped_held_and_whether_routes_are_up() {
 #[test]
 fn route_up_falls_to_zero_while_a_tcp_destination_is_down_and_the_oldest_line_ages() {
     require_docker!();
-    let label = support::unique_name();
+    let label = crate::support::unique_name();
     let mut r = TcpReceiver::start();
     let route = format!("{}?filter.labels=spout-test:{label}", r.route());
     let spout = Spout::start_healthy(&[&route]);
@@ -123,7 +121,7 @@ fn entry(spout: &Spout, id: &str) -> Option<serde_json::Value> {
 fn containers_shows_each_containers_state_progress_and_routes_and_status_prints_it() {
     require_docker!();
     let r = TcpReceiver::start();
-    let label = support::unique_name();
+    let label = crate::support::unique_name();
     let other_route = format!("{}?filter.labels=spout-test:nobody", r.route());
     let spout = Spout::start_healthy(&[&r.route(), &other_route]);
     let running = Container::run(&[], "for i in 1 2 3; do echo line$i; done; sleep 600");
@@ -142,7 +140,7 @@ fn containers_shows_each_containers_state_progress_and_routes_and_status_prints_
     );
     let c = entry(&spout, &running.id).expect("known");
     assert_eq!(c["name"], running.name.as_str());
-    assert_eq!(c["image"], support::IMAGE);
+    assert_eq!(c["image"], crate::support::IMAGE);
     assert_eq!(c["lines_shipped"], 3);
     assert_eq!(c["bytes_shipped"], 15);
     assert!(c["last_read"].as_str().is_some_and(|t| t.ends_with('Z')));
@@ -179,7 +177,7 @@ fn containers_shows_each_containers_state_progress_and_routes_and_status_prints_
 
     // And says so when no spout answers.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_spout"))
-        .args(["status", "--http", &format!("127.0.0.1:{}", support::free_port())])
+        .args(["status", "--http", &format!("127.0.0.1:{}", crate::support::free_port())])
         .output()
         .expect("spout status");
     assert_eq!(out.status.code(), Some(1));
@@ -214,7 +212,7 @@ fn next_lines(rx: &std::sync::mpsc::Receiver<String>, n: usize) -> Vec<String> {
 fn logs_streams_every_message_live_as_text_or_json_with_filters() {
     require_docker!();
     let spout = Spout::start_healthy(&[]);
-    let label = support::unique_name();
+    let label = crate::support::unique_name();
     let base = format!("http://127.0.0.1:{}/logs", spout.http_port);
     let (mut text, text_rx) = curl_lines(&format!("{base}?filter.labels=spout-test:{label}"));
     let (mut json, json_rx) =
@@ -283,7 +281,7 @@ fn with_a_token_logs_and_containers_need_it_and_health_and_metrics_stay_open() {
     let port = spout.http_port;
     for path in ["/containers", "/logs"] {
         for headers in [&[][..], &[("Authorization", "Bearer wrong")][..], &[("Authorization", "s3cret-token")][..]] {
-            let (code, head, body) = support::http(port, "GET", path, headers, "").unwrap_or_default();
+            let (code, head, body) = crate::support::http(port, "GET", path, headers, "").unwrap_or_default();
             assert_eq!(code, 401, "{path} {headers:?}: {body}");
             assert!(head.to_ascii_lowercase().contains("www-authenticate: bearer"), "{head}");
             let error: serde_json::Value = serde_json::from_str(&body).expect("JSON");
@@ -291,7 +289,7 @@ fn with_a_token_logs_and_containers_need_it_and_health_and_metrics_stay_open() {
         }
     }
     let right = [("Authorization", "Bearer s3cret-token")];
-    assert_eq!(support::http(port, "GET", "/containers", &right, "").map(|r| r.0), Some(200));
+    assert_eq!(crate::support::http(port, "GET", "/containers", &right, "").map(|r| r.0), Some(200));
     for path in ["/health", "/metrics"] {
         assert_eq!(http_get(port, path).map(|r| r.0), Some(200), "{path} stays open");
     }
@@ -314,7 +312,7 @@ fn with_a_token_logs_and_containers_need_it_and_health_and_metrics_stay_open() {
 fn an_api_beyond_loopback_without_a_token_is_warned_about() {
     require_docker!();
     let state = tempfile::tempdir().expect("dir");
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let out = std::process::Command::new("timeout")
         .args([
             "--preserve-status",
@@ -336,7 +334,7 @@ fn an_api_beyond_loopback_without_a_token_is_warned_about() {
 }
 
 fn routes_of(spout: &Spout, headers: &[(&str, &str)]) -> Vec<serde_json::Value> {
-    let (code, _, body) = support::http(spout.http_port, "GET", "/routes", headers, "").unwrap_or_default();
+    let (code, _, body) = crate::support::http(spout.http_port, "GET", "/routes", headers, "").unwrap_or_default();
     assert_eq!(code, 200, "{body}");
     serde_json::from_str(&body).expect("a JSON list")
 }
@@ -345,7 +343,7 @@ fn routes_of(spout: &Spout, headers: &[(&str, &str)]) -> Vec<serde_json::Value> 
 /// Logspout's habit, it is JSON all the same): status and body.
 fn add_route(port: u16, uri: &str, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
     let body = serde_json::json!({ "uri": uri }).to_string();
-    let (code, _, body) = support::http(port, "POST", "/routes", headers, &body).unwrap_or_default();
+    let (code, _, body) = crate::support::http(port, "POST", "/routes", headers, &body).unwrap_or_default();
     (code, serde_json::from_str(&body).unwrap_or_default())
 }
 
@@ -386,7 +384,7 @@ fn routes_are_added_listed_removed_and_those_added_come_back_after_a_restart() {
 
     // Removed: it gets nothing more, and stays removed after a restart.
     let (code, _, body) =
-        support::http(spout.http_port, "DELETE", &format!("/routes/{id}"), &[], "").unwrap_or_default();
+        crate::support::http(spout.http_port, "DELETE", &format!("/routes/{id}"), &[], "").unwrap_or_default();
     assert_eq!(code, 204, "{body}");
     c.exec("echo after-delete > /say");
     first_r.inbox.wait_lines(&c.id, 3);
@@ -410,7 +408,7 @@ fn removing_a_route_releases_its_hold_on_the_checkpoints() {
     let spout = Spout::start_in(state.path(), &[&r.route()], &[]);
     spout.wait_healthy();
     // A route to nowhere holds every line it wants until it is removed.
-    let nowhere = format!("gelf+tcp://127.0.0.1:{}", support::free_port());
+    let nowhere = format!("gelf+tcp://127.0.0.1:{}", crate::support::free_port());
     let (code, added) = add_route(spout.http_port, &nowhere, &[]);
     assert_eq!(code, 201);
     let c = Container::run(&[], "for i in $(seq 1 500); do echo line$i; done; sleep 600");
@@ -418,7 +416,10 @@ fn removing_a_route_releases_its_hold_on_the_checkpoints() {
     let held = || entry(&spout, &c.id).is_some_and(|e| e["state"] == "reading");
     assert!(wait_until(PATIENCE, held), "the route to nowhere holds them: {:#?}", entry(&spout, &c.id));
     let id = added["id"].as_str().expect("id");
-    assert_eq!(support::http(spout.http_port, "DELETE", &format!("/routes/{id}"), &[], "").map(|r| r.0), Some(204));
+    assert_eq!(
+        crate::support::http(spout.http_port, "DELETE", &format!("/routes/{id}"), &[], "").map(|r| r.0),
+        Some(204)
+    );
     assert!(wait_until(PATIENCE, || entry(&spout, &c.id).is_some_and(|e| e["state"] == "caught_up")));
     // A restart resumes after the lines: none is sent again.
     let mut spout = spout;
@@ -453,7 +454,7 @@ fn every_bad_routes_request_gets_a_4xx_with_a_json_error() {
         ("GET", "/nothing".into(), &[], String::new(), 404, "no endpoint /nothing"),
     ];
     for (method, path, headers, body, status, part) in cases {
-        let (code, _, answer) = support::http(port, method, &path, headers, &body).unwrap_or_default();
+        let (code, _, answer) = crate::support::http(port, method, &path, headers, &body).unwrap_or_default();
         assert_eq!(code, status, "{method} {path} {body}: {answer}");
         let error: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
         assert!(error["error"].as_str().is_some_and(|e| e.contains(part)), "{method} {path} {body}: {answer}");
@@ -469,7 +470,7 @@ fn every_bad_routes_request_gets_a_4xx_with_a_json_error() {
         })
         .collect();
     assert!(wait_until(PATIENCE, || value(&scrape(&spout), "spout_tail_clients") == 8.0));
-    let (code, _, body) = support::http(port, "GET", "/logs", &[], "").unwrap_or_default();
+    let (code, _, body) = crate::support::http(port, "GET", "/logs", &[], "").unwrap_or_default();
     assert_eq!(code, 429, "{body}");
     assert!(body.contains("8 clients are tailing already"), "{body}");
     drop(tails);
@@ -478,7 +479,7 @@ fn every_bad_routes_request_gets_a_4xx_with_a_json_error() {
 #[test]
 fn beyond_loopback_changes_need_a_token() {
     require_docker!();
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let http = format!("0.0.0.0:{port}");
     let spout = Spout::start(&["--http", &http]);
     spout.wait_healthy();
@@ -488,7 +489,7 @@ fn beyond_loopback_changes_need_a_token() {
     assert_eq!(routes_of(&spout, &[]).len(), 1, "reading needs no token without one");
     drop(spout);
 
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let http = format!("0.0.0.0:{port}");
     let spout = Spout::start(&["--http", &http, "--api-token", "t0ken"]);
     spout.wait_healthy();
@@ -515,7 +516,7 @@ fn routes_from_the_configuration_file_run_and_say_where_they_come_from() {
     assert_eq!(r.inbox.of(&c.id)[0]["_from"], "file");
     let id = listed[0]["id"].as_str().expect("id");
     let (code, _, body) =
-        support::http(spout.http_port, "DELETE", &format!("/routes/{id}"), &[], "").unwrap_or_default();
+        crate::support::http(spout.http_port, "DELETE", &format!("/routes/{id}"), &[], "").unwrap_or_default();
     assert_eq!(code, 409, "{body}");
     assert!(body.contains("configuration file"), "{body}");
 }
@@ -532,7 +533,7 @@ fn spout_health_exits_0_while_healthy_and_1_with_the_reason_when_not() {
             .expect("spout health")
     };
     assert_eq!(health(format!("127.0.0.1:{}", spout.http_port)).status.code(), Some(0));
-    let nobody = health(format!("127.0.0.1:{}", support::free_port()));
+    let nobody = health(format!("127.0.0.1:{}", crate::support::free_port()));
     assert_eq!(nobody.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&nobody.stderr).contains("cannot reach spout's API"));
     // A spout that cannot reach Docker answers 503, and says why.
@@ -549,7 +550,7 @@ fn the_api_socket_is_roots_needs_no_token_and_is_one_spouts() {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     let r = TcpReceiver::start();
     let dir = tempfile::tempdir().expect("dir");
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let http = format!("0.0.0.0:{port}");
     let mut spout = Spout::start_in(dir.path(), &["--http", &http, "--api-token", "t0ken"], &[]);
     spout.wait_healthy();
@@ -590,7 +591,7 @@ fn the_api_socket_is_roots_needs_no_token_and_is_one_spouts() {
 
     // The TCP listener keeps its rules: beyond loopback, the token.
     assert_eq!(add_route(port, "stdout://?queue=5", &[]).0, 401);
-    assert_eq!(support::http(port, "GET", "/routes", &[], "").map(|a| a.0), Some(401));
+    assert_eq!(crate::support::http(port, "GET", "/routes", &[], "").map(|a| a.0), Some(401));
 
     let (code, out, err) = admin(&["routes", "rm", &id]);
     assert_eq!(code, Some(0), "{err}");

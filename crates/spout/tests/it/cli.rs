@@ -112,7 +112,7 @@ fn spout_with(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, Stri
 
 /// The TOML example under the README's "Configuration file".
 fn readme_example() -> String {
-    let readme = include_str!("../../../README.md");
+    let readme = include_str!("../../../../README.md");
     let section = readme.split("## Configuration file").nth(1).expect("the README has the section");
     let block = section.split("```toml\n").nth(1).expect("a toml block");
     block.split("```").next().expect("closed").to_owned()

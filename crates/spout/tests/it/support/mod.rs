@@ -1,6 +1,5 @@
 //! Shared support for the integration tests: the real Docker daemon, a test image built FROM
 //! scratch with Debian's busybox-static, GELF receivers, and spout itself as a child process.
-#![allow(dead_code)]
 
 pub mod net;
 pub mod proxy;
@@ -58,10 +57,10 @@ pub fn missing(what: &str) {
 #[macro_export]
 macro_rules! require_docker {
     () => {
-        if !support::docker_available() {
+        if !$crate::support::docker_available() {
             return;
         }
-        support::test_image();
+        $crate::support::test_image();
     };
 }
 
@@ -331,6 +330,11 @@ pub fn http(
 }
 
 /// Polls `done` until it holds or `limit` passes; returns whether it held.
+/// `prefix1`, `prefix2`, … for the numbers in `range`: the lines a numbered writer writes.
+pub fn numbered(prefix: &str, range: std::ops::RangeInclusive<usize>) -> Vec<String> {
+    range.map(|i| format!("{prefix}{i}")).collect()
+}
+
 pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     loop {

@@ -1,14 +1,12 @@
 //! Delivery under faults, against the real daemon: spout restarted gracefully or killed, the
 //! destination down, the daemon connection cut, log rotation, and a destination that never reads.
 
-mod support;
-
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use support::receiver::TcpReceiver;
-use support::{wait_until, Container, Spout, PATIENCE};
+use crate::support::receiver::TcpReceiver;
+use crate::support::{wait_until, Container, Spout, PATIENCE};
 
 /// A container writing `line1` … `lineN` steadily, 100 lines every `pause_ms`, so that faults
 /// land in the middle of it.
@@ -189,7 +187,7 @@ fn cutting_the_docker_connection_mid_stream_loses_and_repeats_nothing() {
     require_docker!();
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("docker.sock");
-    let proxy = support::proxy::DockerProxy::start(&socket);
+    let proxy = crate::support::proxy::DockerProxy::start(&socket);
     let r = TcpReceiver::start();
     let _spout = Spout::start_healthy(&[&r.route(), "--docker-host", &format!("unix://{}", socket.display())]);
     let c = steady_writer(20_000);

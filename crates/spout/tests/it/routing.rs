@@ -1,13 +1,11 @@
 //! Routing and enrichment against the real daemon: containers named and labelled as the ECS
 //! agent names and labels them, opt-outs, stack traces on both streams, and routes with filters.
 
-mod support;
-
 use std::collections::HashMap;
 
+use crate::support::receiver::TcpReceiver;
+use crate::support::{docker, wait_until, Container, Spout, PATIENCE};
 use serde_json::Value;
-use support::receiver::TcpReceiver;
-use support::{docker, wait_until, Container, Spout, PATIENCE};
 
 const ARN: &str = "arn:aws:ecs:eu-west-1:123456789012:task/production/0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
@@ -31,7 +29,7 @@ fn ecs_labels(container_name: &str) -> Vec<String> {
 
 /// A name as the ECS agent gives it, unique to this test run: 20 hex digits at the end.
 fn ecs_name(container: &str) -> String {
-    let unique = support::unique_name()
+    let unique = crate::support::unique_name()
         .bytes()
         .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     format!("ecs-production-backend-app-12-{container}-{unique:016x}{:04x}", std::process::id() & 0xffff)
@@ -41,7 +39,7 @@ fn ecs_name(container: &str) -> String {
 fn run_named(name: &str, options: &[String], script: &str) -> Container {
     let mut args: Vec<&str> = vec!["run", "-d", "--name", name];
     args.extend(options.iter().map(String::as_str));
-    args.extend([support::IMAGE, "sh", "-c", script]);
+    args.extend([crate::support::IMAGE, "sh", "-c", script]);
     Container { id: docker(&args), name: name.to_owned() }
 }
 
@@ -219,7 +217,7 @@ fn a_graceful_restart_ships_every_joined_message_once_on_every_route_whatever_th
     let (everything, quiet_only) = (TcpReceiver::start(), TcpReceiver::start());
     // A quiet container, its lines not joined, started once spout is up; the busy one is
     // rejected by the second route, whose checkpoint must not wait for it.
-    let quiet_name = support::unique_name();
+    let quiet_name = crate::support::unique_name();
     let routes = [everything.route(), format!("{}?filter.name={quiet_name}", quiet_only.route())];
     let args = [routes[0].as_str(), routes[1].as_str(), "--multiline-start", "^line"];
     let first = Spout::start_in(state.path(), &args, &[]);

@@ -1,13 +1,7 @@
 //! The agent against the real Docker daemon: every line, once, in order, with its metadata.
 
-mod support;
-
-use support::receiver::{TcpReceiver, UdpReceiver};
-use support::{docker, wait_until, Container, Spout, PATIENCE};
-
-fn numbered(prefix: &str, range: std::ops::RangeInclusive<usize>) -> Vec<String> {
-    range.map(|i| format!("{prefix}{i}")).collect()
-}
+use crate::support::receiver::{TcpReceiver, UdpReceiver};
+use crate::support::{docker, numbered, wait_until, Container, Spout, PATIENCE};
 
 #[test]
 fn stdout_and_stderr_arrive_with_every_gelf_field_over_udp_gzip_zlib_and_none() {
@@ -48,7 +42,7 @@ fn stdout_and_stderr_arrive_with_every_gelf_field_over_udp_gzip_zlib_and_none() 
             assert_eq!(m["level"], if m["_stream"] == "stdout" { 6 } else { 3 });
             assert_eq!(m["_container_id"].as_str().map(str::len), Some(64));
             assert_eq!(m["_container_name"], c.name.as_str());
-            assert_eq!(m["_image_name"], support::IMAGE);
+            assert_eq!(m["_image_name"], crate::support::IMAGE);
             assert_eq!(m["_image_id"], inspect["Image"]);
             assert_eq!(m["_created"], inspect["Created"]);
             assert_eq!(m["_command"], format!("sh -c {}", inspect["Args"][1].as_str().unwrap_or("")));
@@ -253,7 +247,7 @@ fn twenty_containers_started_together_lose_no_line() {
 #[test]
 fn a_tcp_destination_that_is_down_at_first_gets_everything_once_it_is_up() {
     require_docker!();
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let _spout = Spout::start_healthy(&[&format!("gelf+tcp://127.0.0.1:{port}")]);
     let c = Container::run(&[], "for i in $(seq 1 300); do echo msg$i; done");
     c.wait();
@@ -346,7 +340,7 @@ fn health_is_503_naming_the_address_and_the_cause_when_docker_cannot_be_reached_
 #[test]
 fn health_stays_200_while_a_destination_is_down_and_says_so() {
     require_docker!();
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let spout = Spout::start_healthy(&[&format!("gelf+tcp://127.0.0.1:{port}")]);
     let c = Container::run(&[], "echo hello");
     c.wait();
@@ -361,7 +355,7 @@ fn health_stays_200_while_a_destination_is_down_and_says_so() {
 #[test]
 fn sigterm_delivers_what_is_queued_and_exits_zero() {
     require_docker!();
-    let port = support::free_port();
+    let port = crate::support::free_port();
     // stdout:// shows when every line has been read and queued; the TCP route is down until
     // after SIGTERM, so the lines can only reach it during the grace period.
     let mut spout =
@@ -386,7 +380,7 @@ fn spout_waits_for_the_daemon_and_reconnects_after_every_connection_is_cut() {
     // No daemon behind the socket yet: spout stays up and says why it is unhealthy.
     assert!(wait_until(PATIENCE, || spout.health().0 == 503));
     assert!(spout.is_running());
-    let proxy = support::proxy::DockerProxy::start(&socket);
+    let proxy = crate::support::proxy::DockerProxy::start(&socket);
     spout.wait_healthy();
     let first = Container::run(&[], "for i in $(seq 1 100); do echo first$i; done; sleep 600");
     assert_eq!(r.inbox.wait_lines(&first.id, 100), numbered("first", 1..=100));
@@ -410,7 +404,7 @@ fn a_renamed_container_is_shipped_under_its_new_name() {
     let spout = Spout::start_healthy(&[&r.route()]);
     let c = Container::run(&[], "echo before; while [ ! -f /go ]; do sleep 0.1; done; echo after; sleep 600");
     r.inbox.wait_lines(&c.id, 1);
-    let new_name = support::unique_name();
+    let new_name = crate::support::unique_name();
     docker(&["rename", &c.name, &new_name]);
     // The rename event reaches spout asynchronously: write only once spout has taken it in.
     let renamed = format!("name={new_name}");

@@ -1,0 +1,15 @@
+//! The integration tests, in one binary: against the real Docker daemon (and, for the
+//! deployment files, botocore and cfn-lint), with spout run as a child process. `support` holds
+//! what they share.
+
+#[macro_use]
+mod support;
+
+mod agent;
+mod api;
+mod cli;
+mod delivery;
+mod files;
+mod image;
+mod reliability;
+mod routing;
