@@ -162,7 +162,8 @@ fn dropped(client: &Client, outbox: &Outbox) {
 
 fn write(out: &mut Vec<u8>, msg: &Message, json: bool) {
     if json {
-        crate::routes::stdout::write_record(out, msg);
+        crate::routes::codec::write_record(out, msg);
+        out.push(b'\n');
     } else {
         out.extend_from_slice(msg.container.name.as_bytes());
         out.push(b'|');

@@ -1,6 +1,7 @@
 //! Routes: one task per destination, each with its own bounded queue, encoder and transport,
 //! supervised: a route whose task fails is restarted, and sends again what it held.
 
+pub mod codec;
 mod context;
 pub mod gelf_fields;
 pub mod status;
@@ -66,7 +67,7 @@ impl RunRoute for RouteKind {
     fn run<'a>(&'a self, ctx: &'a mut RouteContext) -> RouteFuture<'a> {
         match self {
             RouteKind::GelfUdp(udp) => Box::pin(udp::run(ctx, udp)),
-            RouteKind::GelfTcp(tcp) => Box::pin(tcp::run(ctx, tcp)),
+            RouteKind::Tcp(tcp) => Box::pin(tcp::run(ctx, tcp)),
             RouteKind::Stdout => Box::pin(stdout::run(ctx, tokio::io::stdout())),
         }
     }

@@ -1,75 +1,24 @@
 //! JSON lines on spout's standard output: `spout` alone shows every container's logs.
 
-use serde::Serialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tracing::warn;
 
+use super::codec::{Codec, Format, Framing};
 use super::context::{Fill, RouteContext};
-use crate::message::Message;
-use crate::timestamp::format_rfc3339_ns;
 
 const BATCH_BYTES: usize = 64 * 1024;
-
-#[derive(Serialize)]
-struct Record<'a> {
-    time: String,
-    host: &'a str,
-    container_id: &'a str,
-    container_name: &'a str,
-    image_name: &'a str,
-    stream: &'a str,
-    message: &'a str,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    truncated: bool,
-    #[serde(skip_serializing_if = "Fields::is_empty")]
-    fields: Fields<'a>,
-}
-
-/// The container's additional fields as one object, named without GELF's leading `_`.
-struct Fields<'a>(&'a [(String, String)]);
-
-impl Fields<'_> {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl Serialize for Fields<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.0.iter().map(|(name, value)| (name.strip_prefix('_').unwrap_or(name), value)))
-    }
-}
-
-/// One message as one line of JSON, newline included.
-pub fn write_record(out: &mut Vec<u8>, msg: &Message) {
-    let c = &msg.container;
-    let record = Record {
-        time: format_rfc3339_ns(msg.ts_ns),
-        host: &c.host,
-        container_id: &c.id,
-        container_name: &c.name,
-        image_name: &c.image_name,
-        stream: msg.stream.as_str(),
-        message: &msg.line,
-        truncated: msg.truncated,
-        fields: Fields(&c.fields),
-    };
-    // Serializing plain strings into a Vec cannot fail.
-    if serde_json::to_writer(&mut *out, &record).is_ok() {
-        out.push(b'\n');
-    }
-}
 
 /// Writes every message to `out`. A write that fails is not accepted, nor is anything after it:
 /// the route backs off and writes again from the first message not accepted, so the queue fills
 /// and the readers wait meanwhile rather than lose what could not be written.
 pub async fn run(ctx: &mut RouteContext, mut out: impl AsyncWrite + Unpin) {
+    let mut codec = Codec::new(Format::Json, Framing::Newline);
     let mut batch = Vec::with_capacity(BATCH_BYTES);
     let mut failures: u64 = 0;
     let mut up = false;
     loop {
         batch.clear();
-        let count = match ctx.fill_batch(&mut batch, BATCH_BYTES, write_record).await {
+        let count = match ctx.fill_batch(&mut batch, BATCH_BYTES, |out, msg| codec.write(out, msg)).await {
             Fill::Filled(n) => n,
             Fill::Closed => return,
             Fill::Aborted => return ctx.abandon(),
@@ -115,39 +64,10 @@ pub async fn run(ctx: &mut RouteContext, mut out: impl AsyncWrite + Unpin) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::message::{Container, Stream};
     use std::sync::Arc;
 
-    #[test]
-    fn one_json_object_per_line() {
-        let c = Arc::new(Container {
-            host: "h".into(),
-            id: "i".into(),
-            name: "n".into(),
-            image_name: "img".into(),
-            fields: vec![("_ecs_cluster".into(), "prod".into())],
-            ..Default::default()
-        });
-        let msg = Message {
-            container: c,
-            stream: Stream::Stderr,
-            ts_ns: 1_795_984_225_804_920_384,
-            line: "a \"b\"\nc".into(),
-            truncated: true,
-            ack: None,
-        };
-        let mut out = Vec::new();
-        write_record(&mut out, &msg);
-        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
-        let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
-        assert_eq!(
-            v,
-            serde_json::json!({"time": "2026-11-29T20:30:25.804920384Z", "host": "h", "container_id": "i",
-                "container_name": "n", "image_name": "img", "stream": "stderr", "message": "a \"b\"\nc", "truncated": true,
-                "fields": {"ecs_cluster": "prod"}})
-        );
-    }
+    use super::*;
+    use crate::message::Message;
 
     /// A writer that fails its first `failures` writes, then keeps what it is given.
     struct Failing {

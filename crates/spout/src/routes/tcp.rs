@@ -1,4 +1,5 @@
-//! GELF over TCP: uncompressed JSON messages, each ended by a NUL byte, written in batches.
+//! A stream of messages over TCP, written in batches: GELF JSON each ended by a NUL byte
+//! (`gelf+tcp://`), JSON lines (`json+tcp://`), or any format in any framing ([`super::codec`]).
 //!
 //! A successful write only means the local kernel took the bytes: when the path to the peer
 //! silently drops packets, the kernel's send buffer holds megabytes the peer never saw. So a
@@ -30,10 +31,9 @@ use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{info, warn};
 
+use super::codec::Codec;
 use super::context::{Fill, RouteContext};
-use super::gelf_fields::GelfFields;
 use super::uri::{HostPort, TcpRoute};
-use crate::message::Message;
 
 /// A batch is written once it holds this many bytes, or when the queue is empty.
 const BATCH_BYTES: usize = 256 * 1024;
@@ -187,8 +187,7 @@ impl Conn {
 }
 
 pub async fn run(ctx: &mut RouteContext, route: &TcpRoute) {
-    let mut encoder = gelf::Encoder::new();
-    let mut fields = GelfFields::default();
+    let mut codec = Codec::new(route.format, route.framing);
     let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
     let mut conn: Option<Conn> = None;
     // A connection was lost: wait a backoff delay before the next attempt, so a destination that
@@ -219,13 +218,9 @@ pub async fn run(ctx: &mut RouteContext, route: &TcpRoute) {
             }
         };
         batch.clear();
-        let encode = |out: &mut Vec<u8>, msg: &Message| {
-            out.extend_from_slice(encoder.encode(&fields.message(msg)));
-            out.push(0);
-        };
         let filled = tokio::select! {
             biased;
-            filled = ctx.fill_batch(&mut batch, BATCH_BYTES, encode) => filled,
+            filled = ctx.fill_batch(&mut batch, BATCH_BYTES, |out, msg| codec.write(out, msg)) => filled,
             // Idle: look at the acknowledgements awaited, and notice a closed connection early.
             () = async { tokio::time::sleep(ACK_POLL).await }, if outstanding => continue,
             () = ended => continue,
@@ -375,6 +370,8 @@ mod tests {
     fn route(port: u16) -> TcpRoute {
         TcpRoute {
             addr: HostPort { host: "127.0.0.1".into(), port },
+            format: super::super::codec::Format::Gelf,
+            framing: super::super::codec::Framing::Nul,
             timeout: Duration::from_secs(7),
             keepalive: Duration::from_secs(9),
         }

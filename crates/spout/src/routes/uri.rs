@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use gelf::Compression;
 
+use super::codec::{Format, Framing};
+
 use crate::backoff::Backoff;
 use crate::enrich::filter::RouteFilter;
 use crate::router::WhenFull;
@@ -41,7 +43,7 @@ pub struct RouteSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteKind {
     GelfUdp(UdpRoute),
-    GelfTcp(TcpRoute),
+    Tcp(TcpRoute),
     Stdout,
 }
 
@@ -56,10 +58,12 @@ pub struct UdpRoute {
     pub resolve_every: Duration,
 }
 
-/// GELF over TCP.
+/// A stream over TCP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpRoute {
     pub addr: HostPort,
+    pub format: Format,
+    pub framing: Framing,
     /// How long written data may go unacknowledged by the peer before the connection is taken
     /// for dead (TCP_USER_TIMEOUT, and spout's own deadline).
     pub timeout: Duration,
@@ -114,7 +118,7 @@ impl std::str::FromStr for RouteSpec {
 }
 
 /// The schemes spout speaks.
-const SCHEMES: [&str; 4] = ["gelf", "gelf+udp", "gelf+tcp", "stdout"];
+const SCHEMES: [&str; 5] = ["gelf", "gelf+udp", "gelf+tcp", "json+tcp", "stdout"];
 /// Options every route takes; each scheme adds its own.
 const COMMON_OPTIONS: [&str; 9] = [
     "queue",
@@ -161,8 +165,19 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
                 Duration::from_secs(1),
             )?,
         }),
-        "gelf+tcp" => RouteKind::GelfTcp(TcpRoute {
+        // A scheme is a row of defaults: format and framing, which options may override.
+        "gelf+tcp" | "json+tcp" => RouteKind::Tcp(TcpRoute {
             addr: parse_host_port(authority)?,
+            format: match options.remove("format") {
+                Some(v) => v.parse().map_err(|e| format!("option format: {e}"))?,
+                None if scheme == "gelf+tcp" => Format::Gelf,
+                None => Format::Json,
+            },
+            framing: match options.remove("framing") {
+                Some(v) => v.parse().map_err(|e| format!("option framing: {e}"))?,
+                None if scheme == "gelf+tcp" => Framing::Nul,
+                None => Framing::Newline,
+            },
             timeout: duration_option(&mut options, "timeout", DEFAULT_TIMEOUT, Duration::from_secs(1))?,
             keepalive: duration_option(&mut options, "keepalive", DEFAULT_KEEPALIVE, Duration::from_secs(1))?,
         }),
@@ -176,7 +191,7 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
         other => {
             return Err(match suggest::closest(other, SCHEMES) {
                 Some(meant) => format!("unknown scheme '{other}' (did you mean '{meant}'?)"),
-                None => format!("unknown scheme '{other}' (expected gelf, gelf+udp, gelf+tcp or stdout)"),
+                None => format!("unknown scheme '{other}' (expected gelf, gelf+udp, gelf+tcp, json+tcp or stdout)"),
             })
         }
     };
@@ -201,7 +216,7 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
     if let Some(name) = options.keys().next() {
         let own: &[&str] = match kind {
             RouteKind::GelfUdp(_) => &["compress", "chunk_size", "resolve_every"],
-            RouteKind::GelfTcp(_) => &["timeout", "keepalive"],
+            RouteKind::Tcp(_) => &["format", "framing", "timeout", "keepalive"],
             RouteKind::Stdout => &[],
         };
         let known = own.iter().chain(&COMMON_OPTIONS).copied();
@@ -348,19 +363,29 @@ mod tests {
         let spec = ok("gelf+tcp://[::1]:12201");
         let tcp = TcpRoute {
             addr: HostPort { host: "::1".into(), port: 12201 },
+            format: Format::Gelf,
+            framing: Framing::Nul,
             timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(15),
         };
-        assert_eq!(spec.kind, RouteKind::GelfTcp(tcp));
+        assert_eq!(spec.kind, RouteKind::Tcp(tcp));
         assert!(matches!(
             ok("gelf+tcp://h:1?timeout=5s&keepalive=2s").kind,
-            RouteKind::GelfTcp(TcpRoute { timeout, keepalive, .. })
+            RouteKind::Tcp(TcpRoute { timeout, keepalive, .. })
                 if timeout == Duration::from_secs(5) && keepalive == Duration::from_secs(2)
         ));
         assert_eq!(spec.when_full, WhenFull::Block);
         assert_eq!(ok("gelf+tcp://[::1]:12201").kind.to_owned(), spec.kind);
         assert_eq!(ok("stdout://").kind, RouteKind::Stdout);
         assert_eq!(ok("stdout://?queue=3").queue, 3);
+        // A scheme is a row of defaults; format and framing override them.
+        let framed = |uri: &str| match ok(uri).kind {
+            RouteKind::Tcp(t) => (t.format, t.framing),
+            other => panic!("not TCP: {other:?}"),
+        };
+        assert_eq!(framed("json+tcp://h:1"), (Format::Json, Framing::Newline));
+        assert_eq!(framed("gelf+tcp://h:1?framing=newline"), (Format::Gelf, Framing::Newline));
+        assert_eq!(framed("json+tcp://h:1?format=gelf&framing=nul"), (Format::Gelf, Framing::Nul));
         let spec = ok("gelf+tcp://h:1?backoff=250ms&backoff_max=5s");
         assert_eq!(spec.backoff, Backoff::new(Duration::from_millis(250), Duration::from_secs(5)));
     }
@@ -371,6 +396,9 @@ mod tests {
             ("graylog:12201", "expected SCHEME://"),
             ("://graylog:12201", "missing scheme"),
             ("syslog+tcp://h:1", "unknown scheme 'syslog+tcp'"),
+            ("json+tcp://h:1?format=xml", "option format: 'xml' is not gelf or json"),
+            ("gelf+tcp://h:1?framing=lf", "option framing: 'lf' is not nul or newline"),
+            ("gelf://h:1?framing=nul", "unknown option 'framing' for gelf://"),
             ("gelf://", "missing HOST:PORT"),
             ("gelf://graylog", "missing port in 'graylog'"),
             ("gelf://:12201", "missing host"),

@@ -421,3 +421,46 @@ fn a_renamed_container_is_shipped_under_its_new_name() {
     assert_eq!(messages[0]["_container_name"], c.name.as_str());
     assert_eq!(messages[1]["_container_name"], new_name.as_str());
 }
+
+#[test]
+fn json_lines_and_gelf_framed_by_newlines_arrive_whole_over_tcp() {
+    require_docker!();
+    let (json, gelf) = (TcpReceiver::start_lines(), TcpReceiver::start_lines());
+    let _spout = Spout::start_healthy(&[
+        &format!("json+tcp://127.0.0.1:{}", json.port),
+        &format!("gelf+tcp://127.0.0.1:{}?framing=newline", gelf.port),
+        "--field",
+        "team=payments",
+    ]);
+    // A line with characters JSON must escape, and lines of both streams.
+    let c = Container::run(
+        &[],
+        "printf 'tab\\there \"quoted\" back\\\\slash\\n'; for i in $(seq 1 100); do echo line$i; echo err$i >&2; done",
+    );
+    c.wait();
+    for inbox in [&json.inbox, &gelf.inbox] {
+        let lines = inbox.settle_lines(&c.id, 201);
+        assert_eq!(lines[0], "tab\there \"quoted\" back\\slash");
+        let of = |prefix: &str| lines.iter().filter(|l| l.starts_with(prefix)).cloned().collect::<Vec<_>>();
+        assert_eq!(of("line"), numbered("line", 1..=100));
+        assert_eq!(of("err"), numbered("err", 1..=100));
+        assert_eq!(lines.len(), 201, "each line once");
+        assert!(inbox.errors.lock().expect("lock").is_empty());
+    }
+    for m in json.inbox.of(&c.id) {
+        assert_eq!(m["container_name"], c.name.as_str());
+        assert_eq!(m["container_id"].as_str().map(str::len), Some(64));
+        assert_eq!(m["fields"]["team"], "payments");
+        let stream = if m["message"].as_str().is_some_and(|l| l.starts_with("err")) { "stderr" } else { "stdout" };
+        assert_eq!(m["stream"], stream);
+        assert!(
+            m["time"].as_str().is_some_and(|t| t.ends_with('Z') && t.len() == 30),
+            "RFC 3339 with nanoseconds: {}",
+            m["time"]
+        );
+    }
+    for m in gelf.inbox.of(&c.id) {
+        assert_eq!(m["version"], "1.1");
+        assert_eq!(m["_team"], "payments");
+    }
+}

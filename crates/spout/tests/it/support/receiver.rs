@@ -1,5 +1,5 @@
-//! GELF receivers for the tests: UDP (chunked, compressed) and TCP (NUL-framed), decoding with
-//! the codec crate and keeping every message as JSON.
+//! Receivers for the tests: GELF over UDP (chunked, compressed) and messages over TCP (GELF
+//! NUL-framed, or JSON lines), decoding with the codec crate and keeping every message as JSON.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -31,7 +31,8 @@ impl Inbox {
         match decoded {
             Ok(mut v) => {
                 v["_arrival"] = self.arrivals.fetch_add(1, Ordering::SeqCst).into();
-                let id = v["_container_id"].as_str().unwrap_or("").to_owned();
+                // GELF names it `_container_id`, spout's JSON record `container_id`.
+                let id = v["_container_id"].as_str().or(v["container_id"].as_str()).unwrap_or("").to_owned();
                 self.by_container.lock().expect("lock").entry(id).or_default().push(v);
             }
             Err(e) => self.errors.lock().expect("lock").push(e),
@@ -48,11 +49,12 @@ impl Inbox {
         self.by_container.lock().expect("lock").get(container_id).cloned().unwrap_or_default()
     }
 
-    /// The `short_message`s of one container.
+    /// The `short_message`s (GELF) or `message`s (JSON record) of one container.
     pub fn lines_of(&self, container_id: &str) -> Vec<String> {
         let messages = self.by_container.lock().expect("lock");
         let Some(messages) = messages.get(container_id) else { return Vec::new() };
-        messages.iter().map(|m| m["short_message"].as_str().unwrap_or("<not a string>").to_owned()).collect()
+        let line = |m: &Value| m["short_message"].as_str().or(m["message"].as_str()).map(str::to_owned);
+        messages.iter().map(|m| line(m).unwrap_or_else(|| "<not a string>".to_owned())).collect()
     }
 
     /// Waits until `n` messages of the container arrived (more may follow) and returns their lines.
@@ -114,18 +116,33 @@ impl UdpReceiver {
     }
 }
 
-/// A GELF TCP receiver that can be stopped (every connection closed, the port released) and
-/// started again on the same port.
+/// A TCP receiver of messages each ended by a delimiter (NUL for GELF, a newline for JSON lines)
+/// that can be stopped (every connection closed, the port released) and started again on the
+/// same port.
 pub struct TcpReceiver {
     pub ip: String,
     pub port: u16,
     pub inbox: Inbox,
     running: Option<Arc<AtomicBool>>,
+    delimiter: u8,
 }
 
 impl TcpReceiver {
     pub fn start() -> TcpReceiver {
         TcpReceiver::start_on(super::free_port())
+    }
+
+    /// A receiver of messages each ended by a newline.
+    pub fn start_lines() -> TcpReceiver {
+        let mut r = TcpReceiver {
+            ip: "127.0.0.1".into(),
+            port: super::free_port(),
+            inbox: Inbox::default(),
+            running: None,
+            delimiter: b'\n',
+        };
+        r.resume();
+        r
     }
 
     pub fn start_on(port: u16) -> TcpReceiver {
@@ -134,7 +151,7 @@ impl TcpReceiver {
 
     /// A receiver on `ip:port` keeping what it receives in `inbox` (which others may share).
     pub fn start_at(ip: &str, port: u16, inbox: Inbox) -> TcpReceiver {
-        let mut r = TcpReceiver { ip: ip.to_owned(), port, inbox, running: None };
+        let mut r = TcpReceiver { ip: ip.to_owned(), port, inbox, running: None, delimiter: 0 };
         r.resume();
         r
     }
@@ -160,6 +177,7 @@ impl TcpReceiver {
         let running = Arc::new(AtomicBool::new(true));
         self.running = Some(Arc::clone(&running));
         let inbox = self.inbox.clone();
+        let delimiter = self.delimiter;
         std::thread::spawn(move || {
             while running.load(Ordering::SeqCst) {
                 match listener.accept() {
@@ -175,7 +193,7 @@ impl TcpReceiver {
                             for chunk in chunks_rx {
                                 pending.extend_from_slice(&chunk);
                                 let mut start = 0;
-                                while let Some(len) = pending[start..].iter().position(|&b| b == 0) {
+                                while let Some(len) = pending[start..].iter().position(|&b| b == delimiter) {
                                     inbox.push_payload(&pending[start..start + len]);
                                     start += len + 1;
                                 }
