@@ -1,5 +1,6 @@
 //! What a route writes for a message: a format (the message as bytes) and, on a stream, a
-//! framing (where one message ends). A scheme picks both; `format=` and `framing=` override.
+//! framing (where one message ends), or, in datagrams, a packing. A scheme picks them;
+//! `format=` and `framing=` override on a stream.
 
 use std::fmt;
 use std::str::FromStr;
@@ -28,6 +29,16 @@ pub enum Framing {
     Nul,
     /// A newline after each message: JSON lines.
     Newline,
+}
+
+/// How a message becomes datagrams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packing {
+    /// GELF, compressed, in chunks of at most `chunk_size` bytes (128 at most; the message cut to
+    /// fit).
+    GelfChunks { compression: gelf::Compression, chunk_size: usize },
+    /// One datagram of the format, at most `max_size` bytes (the message cut to fit).
+    Whole { format: Format, max_size: usize },
 }
 
 impl FromStr for Format {
@@ -80,15 +91,103 @@ impl Codec {
 
     /// Appends `msg` to `out`, framed.
     pub fn write(&mut self, out: &mut Vec<u8>, msg: &Message) {
-        match self.format {
-            Format::Gelf => out.extend_from_slice(self.gelf.encode(&self.fields.message(msg))),
-            Format::Json => write_record(out, msg),
-        }
+        self.encode(out, msg, &msg.line, msg.truncated);
         out.push(match self.framing {
             Framing::Nul => 0,
             Framing::Newline => b'\n',
         });
     }
+
+    /// Appends `msg` with `text` for its line to `out`, unframed.
+    fn encode(&mut self, out: &mut Vec<u8>, msg: &Message, text: &str, truncated: bool) {
+        match self.format {
+            Format::Gelf => {
+                let message = gelf::Message { short_message: text, truncated, ..self.fields.message(msg) };
+                out.extend_from_slice(self.gelf.encode(&message));
+            }
+            Format::Json => write_record_as(out, msg, text, truncated),
+        }
+    }
+}
+
+/// A packing at work, with the buffers it reuses.
+pub enum Packer {
+    Gelf { encoder: gelf::UdpEncoder, fields: GelfFields },
+    Whole { max_size: usize, codec: Codec, datagram: Vec<u8> },
+}
+
+/// The datagrams of one message.
+pub enum Datagrams<'a> {
+    Chunks(gelf::Datagrams<'a>),
+    One(Option<&'a [u8]>),
+}
+
+impl<'a> Iterator for Datagrams<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match self {
+            Datagrams::Chunks(chunks) => chunks.next(),
+            Datagrams::One(one) => one.take(),
+        }
+    }
+}
+
+impl Packer {
+    pub fn new(packing: Packing) -> Packer {
+        match packing {
+            Packing::GelfChunks { compression, chunk_size } => Packer::Gelf {
+                encoder: gelf::UdpEncoder::new(compression, chunk_size, rand::random()),
+                fields: GelfFields::default(),
+            },
+            Packing::Whole { format, max_size } => {
+                Packer::Whole { max_size, codec: Codec::new(format, Framing::Nul), datagram: Vec::new() }
+            }
+        }
+    }
+
+    /// The datagrams of `msg`, its text cut (at a character boundary) and marked truncated
+    /// where it does not fit. `None` when even its metadata alone does not fit: the caller
+    /// counts a drop.
+    pub fn pack(&mut self, msg: &Message) -> Option<Datagrams<'_>> {
+        match self {
+            Packer::Gelf { encoder, fields } => encoder.encode(&fields.message(msg)).map(Datagrams::Chunks),
+            Packer::Whole { max_size, codec, datagram } => {
+                let max = *max_size;
+                let write = |out: &mut Vec<u8>, codec: &mut Codec, text: &str, cut: bool| {
+                    out.clear();
+                    codec.encode(out, msg, text, msg.truncated || cut);
+                };
+                let mut keep = msg.line.len();
+                write(datagram, codec, &msg.line, false);
+                // Escaping makes a cut's size unpredictable: shrink in proportion, with margin,
+                // and try again; each round at least halves the overshoot.
+                for _ in 0..8 {
+                    if datagram.len() <= max {
+                        break;
+                    }
+                    let scaled = (keep as u128 * max as u128 * 9 / 10 / datagram.len() as u128) as usize;
+                    keep = floor_char_boundary(&msg.line, scaled.min(keep.saturating_sub(1)));
+                    write(datagram, codec, &msg.line[..keep], true);
+                }
+                if datagram.len() > max {
+                    write(datagram, codec, "", true);
+                }
+                (datagram.len() <= max).then_some(Datagrams::One(Some(&datagram[..])))
+            }
+        }
+    }
+}
+
+/// The largest character boundary of `s` at most `i`.
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    if i >= s.len() {
+        return s.len();
+    }
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
 
 #[derive(Serialize)]
@@ -123,6 +222,11 @@ impl Serialize for Fields<'_> {
 
 /// One message as spout's JSON record, on one line (no newline).
 pub fn write_record(out: &mut Vec<u8>, msg: &Message) {
+    write_record_as(out, msg, &msg.line, msg.truncated);
+}
+
+/// The record of `msg` with `text` for its line.
+fn write_record_as(out: &mut Vec<u8>, msg: &Message, text: &str, truncated: bool) {
     let c = &msg.container;
     let record = Record {
         time: format_rfc3339_ns(msg.ts_ns),
@@ -131,8 +235,8 @@ pub fn write_record(out: &mut Vec<u8>, msg: &Message) {
         container_name: &c.name,
         image_name: &c.image_name,
         stream: msg.stream.as_str(),
-        message: &msg.line,
-        truncated: msg.truncated,
+        message: text,
+        truncated,
         fields: Fields(&c.fields),
     };
     // Serializing plain strings into a Vec cannot fail; should it, nothing half-written stays.
@@ -214,6 +318,29 @@ mod tests {
                 "container_name": "n", "image_name": "img", "stream": "stderr", "message": "a \"b\"\nc", "truncated": true,
                 "fields": {"ecs_cluster": "prod"}})
         );
+    }
+
+    #[test]
+    fn a_whole_datagram_is_cut_to_fit_and_marked_and_never_larger() {
+        let mut packer = Packer::new(Packing::Whole { format: Format::Json, max_size: 400 });
+        let whole = |packer: &mut Packer, line: &str| -> Option<serde_json::Value> {
+            let datagrams: Vec<Vec<u8>> = packer.pack(&message(line))?.map(<[u8]>::to_vec).collect();
+            assert_eq!(datagrams.len(), 1, "one datagram a message");
+            assert!(datagrams[0].len() <= 400, "{} bytes", datagrams[0].len());
+            Some(serde_json::from_slice(&datagrams[0]).expect("one JSON record"))
+        };
+        let short = whole(&mut packer, "short").expect("fits");
+        assert_eq!((short["message"].as_str(), short.get("truncated")), (Some("short"), None));
+        // Long, and longer once escaped: cut at a character boundary, marked.
+        for line in ["x".repeat(10_000), "\"é\u{1}".repeat(3_000)] {
+            let cut = whole(&mut packer, &line).expect("cut to fit");
+            let text = cut["message"].as_str().expect("text");
+            assert!(!text.is_empty() && line.starts_with(text) && text.len() < line.len());
+            assert_eq!(cut["truncated"], true);
+        }
+        // Metadata alone larger than a datagram: nothing to send.
+        let mut tiny = Packer::new(Packing::Whole { format: Format::Json, max_size: 100 });
+        assert!(tiny.pack(&message("x")).is_none());
     }
 
     #[test]

@@ -66,7 +66,7 @@ trait RunRoute: Send + Sync {
 impl RunRoute for RouteKind {
     fn run<'a>(&'a self, ctx: &'a mut RouteContext) -> RouteFuture<'a> {
         match self {
-            RouteKind::GelfUdp(udp) => Box::pin(udp::run(ctx, udp)),
+            RouteKind::Udp(udp) => Box::pin(udp::run(ctx, udp)),
             RouteKind::Tcp(tcp) => Box::pin(tcp::run(ctx, tcp)),
             RouteKind::Stdout => Box::pin(stdout::run(ctx, tokio::io::stdout())),
         }

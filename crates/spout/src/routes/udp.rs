@@ -1,4 +1,5 @@
-//! GELF over UDP: compressed, chunked datagrams. Fire and forget: what the network loses is lost.
+//! Datagrams over UDP: GELF compressed and chunked (`gelf://`), or one JSON record per datagram
+//! (`json+udp://`). Fire and forget: what the network loses is lost.
 //!
 //! UDP never says that a destination moved (a receiver redeployed behind service discovery, a
 //! load balancer's addresses rotating): datagrams to the old address just vanish. So the name is
@@ -10,14 +11,13 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use gelf::UdpEncoder;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, error, info, warn};
 
+use super::codec::{Datagrams, Packer};
 use super::context::RouteContext;
-use super::gelf_fields::GelfFields;
 use super::uri::{HostPort, UdpRoute};
 
 /// After a failed send the name is looked up again this soon (unless a lookup is under way).
@@ -40,8 +40,7 @@ pub async fn run(ctx: &mut RouteContext, route: &UdpRoute) {
     ctx.backoff.reset();
     ctx.status.up();
     info!(route = %ctx.name, peer = %route.addr, address = %target.peer, "UDP route ready");
-    let mut encoder = UdpEncoder::new(route.compression, route.chunk_size, rand::random());
-    let mut fields = GelfFields::default();
+    let mut packer = Packer::new(route.packing);
     let mut resolve_at = Instant::now() + route.resolve_every;
     let mut lookup: Option<AbortOnDropHandle<io::Result<Vec<SocketAddr>>>> = None;
     let mut failing = false;
@@ -78,24 +77,24 @@ pub async fn run(ctx: &mut RouteContext, route: &UdpRoute) {
         let mut sent = 0;
         let mut error = None;
         for msg in &batch[range.clone()] {
-            let (enc, fields) = (&mut encoder, &mut fields);
+            let packer_now = &mut packer;
             let encoded = std::panic::catch_unwind(AssertUnwindSafe(move || {
-                let enc = enc; // moved in: what it returns may borrow the encoder, not the closure
-                enc.encode(&fields.message(msg))
+                let packer = packer_now; // moved in: what it returns may borrow the packer, not the closure
+                packer.pack(msg)
             }));
             let encoded = match encoded {
                 Ok(encoded) => encoded,
                 Err(panic) => {
                     // A bug on this message: dropped and reported, never sent again and again.
                     ctx.encoding_failed(msg, panic.as_ref());
-                    encoder = UdpEncoder::new(route.compression, route.chunk_size, rand::random());
+                    packer = Packer::new(route.packing);
                     continue;
                 }
             };
             match encoded {
                 None => {
                     ctx.stats.dropped_failed.add(1);
-                    error!(route = %ctx.name, container = %msg.container.name, "message fields alone exceed 128 chunks, dropped");
+                    error!(route = %ctx.name, container = %msg.container.name, "message fields alone exceed the largest datagram, dropped");
                 }
                 Some(datagrams) => match send_all(&target.socket, datagrams).await {
                     Ok(bytes) => {
@@ -136,7 +135,7 @@ pub async fn run(ctx: &mut RouteContext, route: &UdpRoute) {
 }
 
 /// Sends every datagram of a message; returns the bytes sent.
-async fn send_all(socket: &UdpSocket, datagrams: gelf::Datagrams<'_>) -> io::Result<u64> {
+async fn send_all(socket: &UdpSocket, datagrams: Datagrams<'_>) -> io::Result<u64> {
     let mut bytes = 0;
     for datagram in datagrams {
         bytes += socket.send(datagram).await? as u64;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use gelf::Compression;
 
-use super::codec::{Format, Framing};
+use super::codec::{Format, Framing, Packing};
 
 use crate::backoff::Backoff;
 use crate::enrich::filter::RouteFilter;
@@ -42,18 +42,16 @@ pub struct RouteSpec {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteKind {
-    GelfUdp(UdpRoute),
+    Udp(UdpRoute),
     Tcp(TcpRoute),
     Stdout,
 }
 
-/// GELF over UDP.
+/// Datagrams over UDP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UdpRoute {
     pub addr: HostPort,
-    pub compression: Compression,
-    /// Largest datagram, chunk header included.
-    pub chunk_size: usize,
+    pub packing: Packing,
     /// How often the destination's name is looked up again (it may move; UDP would never say).
     pub resolve_every: Duration,
 }
@@ -118,7 +116,7 @@ impl std::str::FromStr for RouteSpec {
 }
 
 /// The schemes spout speaks.
-const SCHEMES: [&str; 5] = ["gelf", "gelf+udp", "gelf+tcp", "json+tcp", "stdout"];
+const SCHEMES: [&str; 6] = ["gelf", "gelf+udp", "gelf+tcp", "json+tcp", "json+udp", "stdout"];
 /// Options every route takes; each scheme adds its own.
 const COMMON_OPTIONS: [&str; 9] = [
     "queue",
@@ -148,23 +146,32 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
     }
     let mut options = parse_query(query)?;
     let kind = match scheme {
-        "gelf" | "gelf+udp" => RouteKind::GelfUdp(UdpRoute {
-            addr: parse_host_port(authority)?,
-            compression: match options.remove("compress") {
-                Some(v) => v.parse().map_err(|e| format!("option compress: {e}"))?,
-                None => Compression::Gzip,
-            },
-            chunk_size: match options.remove("chunk_size") {
-                Some(v) => parse_number(&v, "chunk_size", MIN_CHUNK_SIZE, MAX_DATAGRAM)?,
-                None => 1420,
-            },
-            resolve_every: duration_option(
-                &mut options,
-                "resolve_every",
-                DEFAULT_RESOLVE_EVERY,
-                Duration::from_secs(1),
-            )?,
-        }),
+        "gelf" | "gelf+udp" | "json+udp" => {
+            let addr = parse_host_port(authority)?;
+            let packing = if scheme == "json+udp" {
+                Packing::Whole {
+                    format: Format::Json,
+                    max_size: match options.remove("max_size") {
+                        Some(v) => parse_number(&v, "max_size", MIN_CHUNK_SIZE, MAX_DATAGRAM)?,
+                        None => MAX_DATAGRAM,
+                    },
+                }
+            } else {
+                Packing::GelfChunks {
+                    compression: match options.remove("compress") {
+                        Some(v) => v.parse().map_err(|e| format!("option compress: {e}"))?,
+                        None => Compression::Gzip,
+                    },
+                    chunk_size: match options.remove("chunk_size") {
+                        Some(v) => parse_number(&v, "chunk_size", MIN_CHUNK_SIZE, MAX_DATAGRAM)?,
+                        None => 1420,
+                    },
+                }
+            };
+            let resolve_every =
+                duration_option(&mut options, "resolve_every", DEFAULT_RESOLVE_EVERY, Duration::from_secs(1))?;
+            RouteKind::Udp(UdpRoute { addr, packing, resolve_every })
+        }
         // A scheme is a row of defaults: format and framing, which options may override.
         "gelf+tcp" | "json+tcp" => RouteKind::Tcp(TcpRoute {
             addr: parse_host_port(authority)?,
@@ -191,7 +198,9 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
         other => {
             return Err(match suggest::closest(other, SCHEMES) {
                 Some(meant) => format!("unknown scheme '{other}' (did you mean '{meant}'?)"),
-                None => format!("unknown scheme '{other}' (expected gelf, gelf+udp, gelf+tcp, json+tcp or stdout)"),
+                None => format!(
+                    "unknown scheme '{other}' (expected gelf, gelf+udp, gelf+tcp, json+tcp, json+udp or stdout)"
+                ),
             })
         }
     };
@@ -215,7 +224,10 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
     let filter = RouteFilter::from_options(&mut options).map_err(|problems| problems.join("; "))?;
     if let Some(name) = options.keys().next() {
         let own: &[&str] = match kind {
-            RouteKind::GelfUdp(_) => &["compress", "chunk_size", "resolve_every"],
+            RouteKind::Udp(UdpRoute { packing: Packing::GelfChunks { .. }, .. }) => {
+                &["compress", "chunk_size", "resolve_every"]
+            }
+            RouteKind::Udp(UdpRoute { packing: Packing::Whole { .. }, .. }) => &["max_size", "resolve_every"],
             RouteKind::Tcp(_) => &["format", "framing", "timeout", "keepalive"],
             RouteKind::Stdout => &[],
         };
@@ -335,11 +347,10 @@ mod tests {
             let addr = HostPort { host: "graylog".into(), port: 12201 };
             let udp = UdpRoute {
                 addr,
-                compression: Compression::Gzip,
-                chunk_size: 1420,
+                packing: Packing::GelfChunks { compression: Compression::Gzip, chunk_size: 1420 },
                 resolve_every: Duration::from_secs(30),
             };
-            assert_eq!(spec.kind, RouteKind::GelfUdp(udp));
+            assert_eq!(spec.kind, RouteKind::Udp(udp));
             assert_eq!((spec.queue, spec.when_full), (10_000, WhenFull::Block));
         }
     }
@@ -348,14 +359,24 @@ mod tests {
     fn gelf_udp_options() {
         let spec = ok("gelf+udp://10.0.0.1:514?compress=zlib&chunk_size=8192&queue=5&when_full=block&resolve_every=5s");
         let addr = HostPort { host: "10.0.0.1".into(), port: 514 };
-        let udp =
-            UdpRoute { addr, compression: Compression::Zlib, chunk_size: 8192, resolve_every: Duration::from_secs(5) };
-        assert_eq!(spec.kind, RouteKind::GelfUdp(udp));
+        let packing = Packing::GelfChunks { compression: Compression::Zlib, chunk_size: 8192 };
+        let udp = UdpRoute { addr, packing, resolve_every: Duration::from_secs(5) };
+        assert_eq!(spec.kind, RouteKind::Udp(udp));
         assert_eq!((spec.queue, spec.when_full), (5, WhenFull::Block));
         assert!(matches!(
             ok("gelf://h:1?compress=none").kind,
-            RouteKind::GelfUdp(UdpRoute { compression: Compression::None, .. })
+            RouteKind::Udp(UdpRoute { packing: Packing::GelfChunks { compression: Compression::None, .. }, .. })
         ));
+    }
+
+    #[test]
+    fn json_udp_sends_whole_records_up_to_max_size() {
+        let packing = |uri: &str| match ok(uri).kind {
+            RouteKind::Udp(u) => u.packing,
+            other => panic!("not UDP: {other:?}"),
+        };
+        assert_eq!(packing("json+udp://h:1"), Packing::Whole { format: Format::Json, max_size: 65_507 });
+        assert_eq!(packing("json+udp://h:1?max_size=1400"), Packing::Whole { format: Format::Json, max_size: 1400 });
     }
 
     #[test]
@@ -399,6 +420,9 @@ mod tests {
             ("json+tcp://h:1?format=xml", "option format: 'xml' is not gelf or json"),
             ("gelf+tcp://h:1?framing=lf", "option framing: 'lf' is not nul or newline"),
             ("gelf://h:1?framing=nul", "unknown option 'framing' for gelf://"),
+            ("json+udp://h:1?compress=gzip", "unknown option 'compress' for json+udp://"),
+            ("json+udp://h:1?max_size=99", "option max_size: '99' is not a number from 100 to 65507"),
+            ("gelf://h:1?max_size=1000", "unknown option 'max_size' for gelf://"),
             ("gelf://", "missing HOST:PORT"),
             ("gelf://graylog", "missing port in 'graylog'"),
             ("gelf://:12201", "missing host"),

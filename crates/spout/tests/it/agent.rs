@@ -423,30 +423,39 @@ fn a_renamed_container_is_shipped_under_its_new_name() {
 }
 
 #[test]
-fn json_lines_and_gelf_framed_by_newlines_arrive_whole_over_tcp() {
+fn json_lines_and_gelf_framed_by_newlines_over_tcp_and_json_records_over_udp_arrive_whole() {
     require_docker!();
-    let (json, gelf) = (TcpReceiver::start_lines(), TcpReceiver::start_lines());
+    let (json, gelf, udp) = (TcpReceiver::start_lines(), TcpReceiver::start_lines(), UdpReceiver::start());
     let _spout = Spout::start_healthy(&[
         &format!("json+tcp://127.0.0.1:{}", json.port),
         &format!("gelf+tcp://127.0.0.1:{}?framing=newline", gelf.port),
+        &format!("json+udp://127.0.0.1:{}?max_size=1000", udp.port),
         "--field",
         "team=payments",
     ]);
-    // A line with characters JSON must escape, and lines of both streams.
-    let c = Container::run(
-        &[],
-        "printf 'tab\\there \"quoted\" back\\\\slash\\n'; for i in $(seq 1 100); do echo line$i; echo err$i >&2; done",
+    // A line with characters JSON must escape, lines of both streams, and a line longer than the
+    // UDP route's datagrams.
+    let long = "y".repeat(3000);
+    let script = format!(
+        "printf 'tab\\there \"quoted\" back\\\\slash\\n'; for i in $(seq 1 100); do echo line$i; echo err$i >&2; done; echo {long}"
     );
+    let c = Container::run(&[], &script);
     c.wait();
-    for inbox in [&json.inbox, &gelf.inbox] {
-        let lines = inbox.settle_lines(&c.id, 201);
+    for inbox in [&json.inbox, &gelf.inbox, &udp.inbox] {
+        let lines = inbox.settle_lines(&c.id, 202);
         assert_eq!(lines[0], "tab\there \"quoted\" back\\slash");
         let of = |prefix: &str| lines.iter().filter(|l| l.starts_with(prefix)).cloned().collect::<Vec<_>>();
         assert_eq!(of("line"), numbered("line", 1..=100));
         assert_eq!(of("err"), numbered("err", 1..=100));
-        assert_eq!(lines.len(), 201, "each line once");
+        assert_eq!(lines.len(), 202, "each line once");
         assert!(inbox.errors.lock().expect("lock").is_empty());
     }
+    // Whole over TCP; over UDP cut to fit the datagram, and marked.
+    assert!(json.inbox.lines_of(&c.id).contains(&long));
+    let cut = udp.inbox.of(&c.id).into_iter().find(|m| m["message"].as_str().is_some_and(|l| l.starts_with('y')));
+    let cut = cut.expect("the long line");
+    assert!(cut["message"].as_str().is_some_and(|l| l.len() < 1000 && long.starts_with(l)), "{}", cut["message"]);
+    assert_eq!(cut["truncated"], true);
     for m in json.inbox.of(&c.id) {
         assert_eq!(m["container_name"], c.name.as_str());
         assert_eq!(m["container_id"].as_str().map(str::len), Some(64));
