@@ -16,4 +16,4 @@ pub use chunk::{Chunker, ReassembleError, Reassembler, CHUNK_HEADER_LEN, CHUNK_M
 pub use compress::{decompress, Compression, Compressor, DecompressError};
 pub use deflate::Deflater;
 pub use encode::{write_message, Encoder, FieldError, Fields, Message};
-pub use udp::UdpEncoder;
+pub use udp::{cut_to_fit, UdpEncoder};

@@ -26,27 +26,37 @@ impl UdpEncoder {
     /// exceed 128 chunks, which the caller must count as a drop.
     pub fn encode(&mut self, msg: &Message<'_>) -> Option<Datagrams<'_>> {
         let limit = self.chunker.max_payload();
-        let mut msg = *msg;
-        let mut keep = msg.short_message.len();
-        // Compression makes the size of a cut unpredictable: shrink in proportion, with margin,
-        // and try again. Each round at least halves the overshoot; eight rounds end at empty.
-        for _ in 0..8 {
-            self.compressor.compress(self.encoder.encode(&msg), &mut self.compressed);
-            if self.compressed.len() <= limit {
-                break;
-            }
-            let scaled = (keep as u128 * limit as u128 * 9 / 10 / self.compressed.len() as u128) as usize;
-            keep = floor_char_boundary(msg.short_message, scaled.min(keep.saturating_sub(1)));
-            msg.short_message = &msg.short_message[..keep];
-            msg.truncated = true;
-        }
-        if self.compressed.len() > limit {
-            msg.short_message = "";
-            msg.truncated = true;
-            self.compressor.compress(self.encoder.encode(&msg), &mut self.compressed);
-        }
+        let (encoder, compressor, compressed) = (&mut self.encoder, &mut self.compressor, &mut self.compressed);
+        cut_to_fit(msg.short_message, limit, |text, cut| {
+            let msg = Message { short_message: text, truncated: msg.truncated || cut, ..*msg };
+            compressor.compress(encoder.encode(&msg), compressed);
+            compressed.len()
+        });
         self.chunker.split(&self.compressed)
     }
+}
+
+/// Cuts a message's `text` until its encoding fits in `limit` bytes: `encode` encodes the message
+/// with the text it is given (marked truncated when told it was cut) and returns its size; the
+/// last call is the one that counts. Whole if it fits, else cut at a character boundary, else
+/// empty; true when that fits. Compression and escaping make a cut's size unpredictable: it
+/// shrinks in proportion, with margin, and tries again; each round at least halves the
+/// overshoot, and eight rounds end at empty.
+pub fn cut_to_fit(text: &str, limit: usize, mut encode: impl FnMut(&str, bool) -> usize) -> bool {
+    let mut size = encode(text, false);
+    let mut keep = text.len();
+    for _ in 0..8 {
+        if size <= limit {
+            return true;
+        }
+        let scaled = (keep as u128 * limit as u128 * 9 / 10 / size as u128) as usize;
+        keep = floor_char_boundary(text, scaled.min(keep.saturating_sub(1)));
+        size = encode(&text[..keep], true);
+    }
+    if size > limit {
+        size = encode("", true);
+    }
+    size <= limit
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {

@@ -153,41 +153,15 @@ impl Packer {
         match self {
             Packer::Gelf { encoder, fields } => encoder.encode(&fields.message(msg)).map(Datagrams::Chunks),
             Packer::Whole { max_size, codec, datagram } => {
-                let max = *max_size;
-                let write = |out: &mut Vec<u8>, codec: &mut Codec, text: &str, cut: bool| {
-                    out.clear();
-                    codec.encode(out, msg, text, msg.truncated || cut);
-                };
-                let mut keep = msg.line.len();
-                write(datagram, codec, &msg.line, false);
-                // Escaping makes a cut's size unpredictable: shrink in proportion, with margin,
-                // and try again; each round at least halves the overshoot.
-                for _ in 0..8 {
-                    if datagram.len() <= max {
-                        break;
-                    }
-                    let scaled = (keep as u128 * max as u128 * 9 / 10 / datagram.len() as u128) as usize;
-                    keep = floor_char_boundary(&msg.line, scaled.min(keep.saturating_sub(1)));
-                    write(datagram, codec, &msg.line[..keep], true);
-                }
-                if datagram.len() > max {
-                    write(datagram, codec, "", true);
-                }
-                (datagram.len() <= max).then_some(Datagrams::One(Some(&datagram[..])))
+                let fits = gelf::cut_to_fit(&msg.line, *max_size, |text, cut| {
+                    datagram.clear();
+                    codec.encode(datagram, msg, text, msg.truncated || cut);
+                    datagram.len()
+                });
+                fits.then_some(Datagrams::One(Some(&datagram[..])))
             }
         }
     }
-}
-
-/// The largest character boundary of `s` at most `i`.
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    if i >= s.len() {
-        return s.len();
-    }
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
 
 #[derive(Serialize)]
