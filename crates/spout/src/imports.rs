@@ -13,9 +13,9 @@ fn regex(pattern: &str) -> Regex {
 }
 
 static TESTS: LazyLock<Regex> = LazyLock::new(|| regex(r"#\[cfg\(test\)\]\s*(pub(\(crate\))?\s+)?mod \w+\s*\{"));
-static COMMENT: LazyLock<Regex> = LazyLock::new(|| regex(r"//[^\n]*"));
+static COMMENT: LazyLock<Regex> = LazyLock::new(|| regex(r"(?s)//[^\n]*|/\*.*?\*/"));
 static PATH: LazyLock<Regex> = LazyLock::new(|| regex(r"\b(crate|super|self)((?:::\w+)+)"));
-static LIST: LazyLock<Regex> = LazyLock::new(|| regex(r"\b(crate|super|self)((?:::\w+)*)::\{([^}]*)\}"));
+static LIST: LazyLock<Regex> = LazyLock::new(|| regex(r"\b(crate|super|self)((?:::\w+)*)::\{"));
 static CHILD: LazyLock<Regex> = LazyLock::new(|| regex(r"(?:^|[^:\w])(\w+)::\w"));
 
 /// A module by its path from the crate's root: `["docker", "files", "follow"]`.
@@ -76,12 +76,10 @@ fn imports(module: &Module, source: &str, all: &BTreeMap<Module, String>) -> BTr
     }
     for c in LIST.captures_iter(source) {
         let prefix = [base(&c[1]), words(&c[2])].concat();
-        for item in c[3].split(',') {
-            let item = item.split(" as ").next().unwrap_or_default().trim();
-            if !item.is_empty() && item != "self" {
-                named.insert(resolve([prefix.clone(), words(item)].concat()));
-            }
-        }
+        let open = c.get(0).map_or(0, |m| m.end());
+        let mut paths = Vec::new();
+        use_list(&prefix, &source[open..open + list_len(&source[open..])], &mut paths);
+        named.extend(paths.into_iter().map(resolve));
     }
     for c in CHILD.captures_iter(source) {
         let child = [module.clone(), vec![c[1].to_owned()]].concat();
@@ -92,6 +90,53 @@ fn imports(module: &Module, source: &str, all: &BTreeMap<Module, String>) -> BTr
     // Itself, and the crate's root (which declares every module), are no imports.
     named.retain(|m| m != module && !m.is_empty());
     named
+}
+
+/// How far into `text` (just after a `{`) its matching `}` is.
+fn list_len(text: &str) -> usize {
+    let mut depth = 0usize;
+    for (i, c) in text.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => return i,
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    text.len()
+}
+
+/// The paths a use tree's `{…}` list names (`list`, inside its braces), nested lists included,
+/// each after `prefix`.
+fn use_list(prefix: &[String], list: &str, out: &mut Vec<Module>) {
+    let words = |path: &str| -> Vec<String> {
+        path.split("::").map(str::trim).filter(|w| !w.is_empty()).map(str::to_owned).collect()
+    };
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (i, c) in list.char_indices().chain([(list.len(), ',')]) {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                let item = list[start..i].trim();
+                start = i + 1;
+                match item.split_once('{') {
+                    Some((head, inner)) => {
+                        let nested: Module = prefix.iter().cloned().chain(words(head)).collect();
+                        use_list(&nested, inner.strip_suffix('}').unwrap_or(inner), out);
+                    }
+                    None => {
+                        let item = item.split(" as ").next().unwrap_or_default().trim();
+                        if !item.is_empty() && item != "self" {
+                            out.push(prefix.iter().cloned().chain(words(item)).collect());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A circle in `edges`, if there is one, as the modules along it.
@@ -159,14 +204,19 @@ fn no_two_modules_import_each_other_directly_or_through_others() {
 #[test]
 fn a_circle_is_found() {
     let all: BTreeMap<Module, String> = [
-        (vec!["a".to_owned()], "use crate::b::{X, Y};".to_owned()),
-        (vec!["b".to_owned()], "fn f() { crate::c::go() }".to_owned()),
+        (vec!["a".to_owned()], "use crate::{e::Q, b::{X, Y}};".to_owned()),
+        (vec!["b".to_owned()], "/* crate::d::no */ fn f() { crate::c::go() }".to_owned()),
         (vec!["c".to_owned()], "use super::a::Z;".to_owned()),
         (vec!["d".to_owned()], "use crate::a::Z; // crate::d::no".to_owned()),
+        (vec!["e".to_owned()], String::new()),
     ]
     .into_iter()
     .collect();
-    let edges = all.iter().map(|(m, s)| (m.clone(), imports(m, &code(s), &all))).collect();
+    let edges: BTreeMap<Module, BTreeSet<Module>> =
+        all.iter().map(|(m, s)| (m.clone(), imports(m, &code(s), &all))).collect();
+    let of = |m: &str| edges[&vec![m.to_owned()]].iter().map(name).collect::<Vec<_>>();
+    assert_eq!(of("a"), ["b", "e"], "both of a nested use list");
+    assert_eq!(of("b"), ["c"], "no comment counts");
     let found = circle(&edges).expect("a -> b -> c -> a");
     assert_eq!(found.iter().map(name).collect::<Vec<_>>(), ["a", "b", "c", "a"]);
     let mut without = edges;

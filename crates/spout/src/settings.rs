@@ -485,7 +485,7 @@ mod tests {
             "stat_dir = \"/x\"\nmax_line_bytes = \"big\"\nroutes = \"gelf://a:1\"\nhostname = \"from-file\"\nfield = \"a=1\"\nbacklog = 1\nhttp = 8000\napi_token = 5\n",
         );
         let path = f.path().display().to_string();
-        // (clap reads spout's own variables from the process's environment: tests/cli.rs has them.)
+        // (clap reads spout's own variables from the process's environment: tests/it/cli.rs has them.)
         let s = settings(&["--config", &path, "--api-tokn", "x", "--multiline-max-lines", "lots"], &[]);
         let expected = [
             "unknown option '--api-tokn' (did you mean '--api-token'?)".to_owned(),

@@ -112,8 +112,10 @@ pub struct Follow {
     /// How often the file being written was closed: the daemon closes it before it truncates it
     /// in place, and its reader looks for a truncation only after a close.
     closes: AtomicU64,
-    /// Read at every tick, its writes unheard ([`Follow::settle`]).
+    /// Read at every tick ([`Follow::settle`]).
     busy: AtomicBool,
+    /// Busy, and its directory's write events turned off by the notifier's thread, at a tick.
+    unheard: AtomicBool,
     pace: Mutex<Pace>,
     shared: Weak<Shared>,
 }
@@ -226,6 +228,7 @@ impl Notifier {
             known: Mutex::default(),
             closes: AtomicU64::new(0),
             busy: AtomicBool::new(false),
+            unheard: AtomicBool::new(false),
             pace: Mutex::default(),
             shared: Arc::downgrade(&self.shared),
         });
@@ -275,21 +278,24 @@ fn hurry() -> Priority {
 
 impl Shared {
     /// Sets the writes watch of `log`'s directory (`wd`) to an event per write while any of its
-    /// followers waits for events, to none while every one is read at every tick.
+    /// followers waits for events, to none while every one is read at every tick. Decided and
+    /// set under the followers' lock, so that of two calls at once the later decides last.
     fn arm(&self, wd: &WatchDescriptor, log: &LogDir) {
         let key = Key::of(wd, true);
-        // Upgraded under the lock, looked at after it: a follower dropped takes the lock to go.
-        let followers: Vec<Arc<Follow>> = match lock(&self.followers).get(&key) {
+        let list = lock(&self.followers);
+        let followers: Vec<Arc<Follow>> = match list.get(&key) {
             Some(list) => list.iter().filter_map(Weak::upgrade).collect(),
             None => return,
         };
         let waiting = followers.iter().any(|f| !f.busy.load(Ordering::Relaxed));
-        drop(followers);
         // The same watch, its mask replaced (a container's directory is never made again by that
         // name); gone with the directory, the reader hears so from the rotations' instance.
         if let Err(e) = lock(&self.watches).1.add(&log.dir, if waiting { WRITES } else { BUSY }) {
             debug!(dir = %log.dir.display(), error = %e, "cannot change a log directory's watch");
         }
+        // Let go after the lock: a follower dropped takes it to go.
+        drop(list);
+        drop(followers);
     }
 }
 
@@ -308,6 +314,7 @@ impl Follow {
             known: Mutex::default(),
             closes: AtomicU64::new(0),
             busy: AtomicBool::new(false),
+            unheard: AtomicBool::new(false),
             pace: Mutex::default(),
             shared: Weak::new(),
         }
@@ -375,9 +382,9 @@ impl Follow {
 
     /// Tells whether the reader's look found new bytes (`heard`), and so how the log is to be
     /// heard of: a log found written two ticks running is read at every tick, the kernel's event
-    /// for each write turned off; one quiet for [`QUIET_TICKS`] is heard of by events again. True
-    /// when the reader is to look once more: what was written between its look and the events'
-    /// return made none.
+    /// for each write turned off (by the notifier's thread, at a tick: then the ticks are sure to
+    /// go on); one quiet for [`QUIET_TICKS`] is heard of by events again. True when the reader is
+    /// to look once more: what was written between its look and the events' return made none.
     pub fn settle(self: &Arc<Self>, heard: bool) -> bool {
         let (Some(shared), Some((_, writes))) = (self.shared.upgrade(), &self.wds) else { return false };
         let mut pace = lock(&self.pace);
@@ -389,7 +396,6 @@ impl Follow {
             if running && !busy {
                 self.busy.store(true, Ordering::Relaxed);
                 lock(&shared.busy).push(Arc::downgrade(self));
-                shared.arm(writes, &self.log);
             }
             return false;
         }
@@ -403,7 +409,9 @@ impl Follow {
         pace.quiet = 0;
         self.busy.store(false, Ordering::Relaxed);
         lock(&shared.busy).retain(|f| f.strong_count() > 0 && !std::ptr::eq(f.as_ptr(), Arc::as_ptr(self)));
-        shared.arm(writes, &self.log);
+        if self.unheard.swap(false, Ordering::Relaxed) {
+            shared.arm(writes, &self.log);
+        }
         true
     }
 
@@ -489,14 +497,30 @@ fn run(mut rotations: Inotify, mut writes: Inotify, shared: &Weak<Shared>, wakes
     }
 }
 
-/// Adds the logs read at every tick to `touched`; false when there are none.
+/// Adds the logs read at every tick to `touched`, and turns off the write events of those that
+/// became busy since the last tick (here, at a tick, which goes on while any log is busy: turned
+/// off by the reader while no tick ran, its writes would wake no one); false when there are none.
 fn wake_busy(shared: &Shared, touched: &mut Vec<Arc<Follow>>) -> bool {
-    let mut busy = lock(&shared.busy);
-    busy.retain(|f| f.strong_count() > 0);
-    for follow in busy.iter().filter_map(Weak::upgrade) {
-        add_once(touched, follow);
+    let mut quieten = Vec::new();
+    {
+        let mut busy = lock(&shared.busy);
+        busy.retain(|f| f.strong_count() > 0);
+        if busy.is_empty() {
+            return false;
+        }
+        for follow in busy.iter().filter_map(Weak::upgrade) {
+            if !follow.unheard.swap(true, Ordering::Relaxed) {
+                quieten.push(Arc::clone(&follow));
+            }
+            add_once(touched, follow);
+        }
     }
-    !busy.is_empty()
+    for follow in quieten {
+        if let Some((_, writes)) = &follow.wds {
+            shared.arm(writes, &follow.log);
+        }
+    }
+    true
 }
 
 /// Every event the instance has now, each handed to the logs it concerns.
@@ -693,5 +717,26 @@ mod tests {
         file.write_all(entry(0).as_bytes()).expect("write");
         changed(&follow).await;
         assert!(lock(&notifier.shared.busy).iter().all(|f| !f.ptr_eq(&Arc::downgrade(&follow))));
+    }
+
+    #[tokio::test]
+    async fn a_log_that_turns_busy_while_no_tick_runs_is_still_heard() {
+        let notifier = Notifier::start().expect("inotify");
+        let dir = tempfile::tempdir().expect("dir");
+        let log = LogDir { dir: dir.path().to_owned(), base: "c-json.log".into() };
+        let follow = notifier.follow(&log).expect("follow");
+        let mut file = std::fs::File::create(log.current()).expect("create");
+        changed(&follow).await;
+        // Quiet: the grid stops.
+        while tokio::time::timeout(TICK * 5, follow.changed()).await.is_ok() {}
+        // Found written at two looks in a row, as a reader held up for a while finds it: busy,
+        // while no tick runs. Its next writes are heard all the same.
+        assert!(!follow.settle(true));
+        assert!(!follow.settle(true));
+        assert!(follow.busy.load(Ordering::Relaxed));
+        for n in 0..3 {
+            file.write_all(entry(n).as_bytes()).expect("write");
+            changed(&follow).await;
+        }
     }
 }

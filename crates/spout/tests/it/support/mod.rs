@@ -329,12 +329,12 @@ pub fn http(
     Some((status, head.to_owned(), body.to_owned()))
 }
 
-/// Polls `done` until it holds or `limit` passes; returns whether it held.
 /// `prefix1`, `prefix2`, … for the numbers in `range`: the lines a numbered writer writes.
 pub fn numbered(prefix: &str, range: std::ops::RangeInclusive<usize>) -> Vec<String> {
     range.map(|i| format!("{prefix}{i}")).collect()
 }
 
+/// Polls `done` until it holds or `limit` passes; returns whether it held.
 pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     loop {
