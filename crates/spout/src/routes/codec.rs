@@ -2,7 +2,6 @@
 //! framing (where one message ends), or, in datagrams, a packing. A scheme picks them;
 //! `format=` and `framing=` override on a stream.
 
-use std::fmt;
 use std::str::FromStr;
 
 use serde::Serialize;
@@ -64,15 +63,6 @@ impl FromStr for Framing {
                 Err(format!("'{other}' is not nul or newline{}", suggest::did_you_mean(other, ["nul", "newline"])))
             }
         }
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Format::Gelf => "gelf",
-            Format::Json => "json",
-        })
     }
 }
 
@@ -140,6 +130,7 @@ impl Packer {
                 encoder: gelf::UdpEncoder::new(compression, chunk_size, rand::random()),
                 fields: GelfFields::default(),
             },
+            // A datagram is its own frame: the codec's framing is never written.
             Packing::Whole { format, max_size } => {
                 Packer::Whole { max_size, codec: Codec::new(format, Framing::Nul), datagram: Vec::new() }
             }

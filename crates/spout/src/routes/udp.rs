@@ -94,7 +94,7 @@ pub async fn run(ctx: &mut RouteContext, route: &UdpRoute) {
             match encoded {
                 None => {
                     ctx.stats.dropped_failed.add(1);
-                    error!(route = %ctx.name, container = %msg.container.name, "message fields alone exceed the largest datagram, dropped");
+                    error!(route = %ctx.name, container = %msg.container.name, "message metadata alone is larger than the route can send (128 GELF chunks, or max_size), dropped");
                 }
                 Some(datagrams) => match send_all(&target.socket, datagrams).await {
                     Ok(bytes) => {
