@@ -635,6 +635,22 @@ mod tests {
         follow.take()
     }
 
+    /// A log followed in a directory of its own, its file created and heard of.
+    async fn followed() -> (Notifier, tempfile::TempDir, Arc<Follow>, std::fs::File) {
+        let notifier = Notifier::start().expect("inotify");
+        let dir = tempfile::tempdir().expect("dir");
+        let log = LogDir { dir: dir.path().to_owned(), base: "c-json.log".into() };
+        let follow = notifier.follow(&log).expect("follow");
+        let file = std::fs::File::create(log.current()).expect("create");
+        changed(&follow).await;
+        (notifier, dir, follow, file)
+    }
+
+    /// Until the log has not been woken for five ticks: the grid has stopped.
+    async fn quiet(follow: &Follow) {
+        while tokio::time::timeout(TICK * 5, follow.changed()).await.is_ok() {}
+    }
+
     #[tokio::test]
     async fn new_files_are_opened_as_they_come_and_writes_and_closes_are_heard() {
         let notifier = Notifier::start().expect("inotify");
@@ -688,12 +704,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_log_written_at_every_tick_is_read_at_every_tick_and_heard_of_again_once_quiet() {
-        let notifier = Notifier::start().expect("inotify");
-        let dir = tempfile::tempdir().expect("dir");
-        let log = LogDir { dir: dir.path().to_owned(), base: "c-json.log".into() };
-        let follow = notifier.follow(&log).expect("follow");
-        let mut file = std::fs::File::create(log.current()).expect("create");
-        changed(&follow).await;
+        let (notifier, _dir, follow, mut file) = followed().await;
         // Written, and found written, twice within a tick and a half: busy (a loaded machine may
         // take longer between two looks; not for long).
         for n in 0.. {
@@ -712,7 +723,7 @@ mod tests {
         assert!(follow.settle(false), "two: events are back, and the reader looks once more");
         assert!(!follow.busy.load(Ordering::Relaxed));
         // Drained: whatever the ticks left.
-        while tokio::time::timeout(TICK * 5, follow.changed()).await.is_ok() {}
+        quiet(&follow).await;
         // A write now is heard of.
         file.write_all(entry(0).as_bytes()).expect("write");
         changed(&follow).await;
@@ -721,14 +732,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_log_that_turns_busy_while_no_tick_runs_is_still_heard() {
-        let notifier = Notifier::start().expect("inotify");
-        let dir = tempfile::tempdir().expect("dir");
-        let log = LogDir { dir: dir.path().to_owned(), base: "c-json.log".into() };
-        let follow = notifier.follow(&log).expect("follow");
-        let mut file = std::fs::File::create(log.current()).expect("create");
-        changed(&follow).await;
+        let (_notifier, _dir, follow, mut file) = followed().await;
         // Quiet: the grid stops.
-        while tokio::time::timeout(TICK * 5, follow.changed()).await.is_ok() {}
+        quiet(&follow).await;
         // Found written at two looks in a row, as a reader held up for a while finds it: busy,
         // while no tick runs. Its next writes are heard all the same.
         assert!(!follow.settle(true));
