@@ -158,10 +158,7 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
                 }
             } else {
                 Packing::GelfChunks {
-                    compression: match options.remove("compress") {
-                        Some(v) => v.parse().map_err(|e| format!("option compress: {e}"))?,
-                        None => Compression::Gzip,
-                    },
+                    compression: parsed_option(&mut options, "compress", Compression::Gzip)?,
                     chunk_size: match options.remove("chunk_size") {
                         Some(v) => parse_number(&v, "chunk_size", MIN_CHUNK_SIZE, MAX_DATAGRAM)?,
                         None => 1420,
@@ -173,21 +170,17 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
             RouteKind::Udp(UdpRoute { addr, packing, resolve_every })
         }
         // A scheme is a row of defaults: format and framing, which options may override.
-        "gelf+tcp" | "json+tcp" => RouteKind::Tcp(TcpRoute {
-            addr: parse_host_port(authority)?,
-            format: match options.remove("format") {
-                Some(v) => v.parse().map_err(|e| format!("option format: {e}"))?,
-                None if scheme == "gelf+tcp" => Format::Gelf,
-                None => Format::Json,
-            },
-            framing: match options.remove("framing") {
-                Some(v) => v.parse().map_err(|e| format!("option framing: {e}"))?,
-                None if scheme == "gelf+tcp" => Framing::Nul,
-                None => Framing::Newline,
-            },
-            timeout: duration_option(&mut options, "timeout", DEFAULT_TIMEOUT, Duration::from_secs(1))?,
-            keepalive: duration_option(&mut options, "keepalive", DEFAULT_KEEPALIVE, Duration::from_secs(1))?,
-        }),
+        "gelf+tcp" | "json+tcp" => {
+            let (format, framing) =
+                if scheme == "gelf+tcp" { (Format::Gelf, Framing::Nul) } else { (Format::Json, Framing::Newline) };
+            RouteKind::Tcp(TcpRoute {
+                addr: parse_host_port(authority)?,
+                format: parsed_option(&mut options, "format", format)?,
+                framing: parsed_option(&mut options, "framing", framing)?,
+                timeout: duration_option(&mut options, "timeout", DEFAULT_TIMEOUT, Duration::from_secs(1))?,
+                keepalive: duration_option(&mut options, "keepalive", DEFAULT_KEEPALIVE, Duration::from_secs(1))?,
+            })
+        }
         "stdout" => {
             if !authority.is_empty() {
                 return Err(format!("stdout:// takes no host, got '{authority}'"));
@@ -270,6 +263,18 @@ fn percent_decode(value: &str) -> Option<String> {
         }
     }
     String::from_utf8(bytes).ok()
+}
+
+/// The option `name` as its type reads it, or `default` when not given.
+fn parsed_option<T: std::str::FromStr<Err = String>>(
+    options: &mut BTreeMap<String, String>,
+    name: &str,
+    default: T,
+) -> Result<T, String> {
+    match options.remove(name) {
+        Some(v) => v.parse().map_err(|e| format!("option {name}: {e}")),
+        None => Ok(default),
+    }
 }
 
 /// The duration option `name`, from `min` to an hour, or `default` when not given.
