@@ -219,6 +219,16 @@ impl Collector for MetricSources {
             &[""],
             |route, _| count(route.stats.reconnects.get()),
         )?;
+        self.per_route(
+            &mut e,
+            (
+                "spout_route_connect_failures",
+                "Attempts to connect to the route's destination that failed (TLS handshakes included).",
+                MetricType::Counter,
+            ),
+            &[""],
+            |route, _| count(route.stats.connect_failures.get()),
+        )?;
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ pub mod status;
 pub mod stdout;
 pub mod table;
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 pub mod uri;
 

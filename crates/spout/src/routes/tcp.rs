@@ -1,5 +1,6 @@
-//! A stream of messages over TCP, written in batches: GELF JSON each ended by a NUL byte
-//! (`gelf+tcp://`), JSON lines (`json+tcp://`), or any format in any framing ([`super::codec`]).
+//! A stream of messages over TCP, or over TLS over TCP, written in batches: GELF JSON each ended
+//! by a NUL byte (`gelf+tcp://`, `gelf+tls://`), JSON lines (`json+tcp://`, `json+tls://`), or any
+//! format in any framing ([`super::codec`]).
 //!
 //! A successful write only means the local kernel took the bytes: when the path to the peer
 //! silently drops packets, the kernel's send buffer holds megabytes the peer never saw. So a
@@ -11,6 +12,12 @@
 //! acknowledged and its process never read before it died: GELF TCP has no acknowledgement of
 //! its own.
 //!
+//! Over TLS the same holds, counting the bytes TLS wrote to the socket (its records, handshake
+//! and all) rather than the messages' bytes. One more case: a TLS 1.3 server checks the client's
+//! certificate only after the handshake, so it may refuse a connection, with an alert, after
+//! acknowledging what the client wrote at once. Nothing written on a TLS connection is accepted
+//! before it has lived [`REFUSAL_WINDOW`].
+//!
 //! A dead peer is noticed in bounded time: data unacknowledged for `timeout` (TCP_USER_TIMEOUT in
 //! the kernel, and the same deadline here for a peer that answers probes but takes nothing),
 //! keepalive probes on an idle connection, and the peer's FIN or reset, which a task reading the
@@ -20,11 +27,14 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, WriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -44,6 +54,67 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const ACK_POLL: Duration = Duration::from_millis(5);
 /// How often a write that cannot go on (the peer's window is full) checks the deadline.
 const STALL_POLL: Duration = Duration::from_millis(100);
+/// How long after its handshake a TLS server may still refuse the connection (a TLS 1.3 server
+/// checks the client's certificate, or its absence, once the client has finished): a round trip
+/// and a signature check, with room to spare.
+const REFUSAL_WINDOW: Duration = Duration::from_secs(1);
+
+/// What a connection writes on: TCP, or TLS over it.
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+/// A TCP stream that counts the bytes written to it, to compare with what the peer acknowledged
+/// whatever a TLS layer above adds.
+struct Counted {
+    inner: TcpStream,
+    written: Arc<AtomicU64>,
+}
+
+impl Counted {
+    fn count(&self, polled: &Poll<io::Result<usize>>) {
+        if let Poll::Ready(Ok(n)) = polled {
+            self.written.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.count(&polled);
+        polled
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.count(&polled);
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
 
 /// Whether a connection is still open, as its watching task sees it, and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,15 +134,19 @@ enum Fail {
 
 /// A connection, and what was written on it.
 struct Conn {
-    tx: OwnedWriteHalf,
-    /// The same socket, to ask the kernel what the peer acknowledged.
+    tx: WriteHalf<Box<dyn Stream>>,
+    /// The TCP socket, to ask the kernel what the peer acknowledged.
     probe: OwnedFd,
+    /// Bytes written to the socket, counted as they go.
+    to_socket: Arc<AtomicU64>,
     ended: watch::Receiver<ConnState>,
     _watch: AbortOnDropHandle<()>,
     peer: SocketAddr,
     /// Bytes the kernel took on this connection, and of them, acknowledged by the peer.
     sent: u64,
     acked: u64,
+    /// Nothing is accepted before then: the TLS server may still refuse the connection.
+    refusable_until: Option<Instant>,
     /// Each batch written and not yet accepted: where it ends (as `sent` counts) and how many
     /// messages it holds.
     written: VecDeque<(u64, usize)>,
@@ -80,13 +155,13 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(stream: TcpStream, peer: SocketAddr) -> io::Result<Conn> {
-        let probe = stream.as_fd().try_clone_to_owned()?;
-        let (mut rx, tx) = stream.into_split();
+    /// `stream` is the socket of `counters`, perhaps with TLS over it.
+    fn new(stream: Box<dyn Stream>, counters: Counters, peer: SocketAddr, tls: bool) -> Conn {
+        let (mut rx, tx) = tokio::io::split(stream);
         let (ended_tx, ended) = watch::channel(ConnState::Open);
-        // The peer never sends anything: whatever the read returns (EOF or an error, such as the
-        // kernel giving up after TCP_USER_TIMEOUT) means the connection is over, usually long
-        // before a write would say so.
+        // The peer sends no messages (TLS reads its own records here): whatever the read returns
+        // (EOF, a TLS alert, or an error such as the kernel giving up after TCP_USER_TIMEOUT)
+        // means the connection is over, usually long before a write would say so.
         let watch = tokio::spawn(async move {
             let mut buf = [0u8; 512];
             let how = loop {
@@ -98,21 +173,37 @@ impl Conn {
             };
             let _ = ended_tx.send(how);
         });
-        Ok(Conn {
+        Conn {
             tx,
-            probe,
+            probe: counters.probe,
+            to_socket: counters.to_socket,
             ended,
             _watch: AbortOnDropHandle::new(watch),
             peer,
             sent: 0,
             acked: 0,
+            refusable_until: tls.then(|| Instant::now() + REFUSAL_WINDOW),
             written: VecDeque::new(),
             progress_at: Instant::now(),
-        })
+        }
     }
 
     fn outstanding(&self) -> bool {
         self.acked < self.sent
+    }
+
+    /// Whether the TLS server may still refuse this connection.
+    fn refusable(&self) -> bool {
+        self.refusable_until.is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Why the connection was lost, with the likely cause when a TLS server dropped it right
+    /// after the handshake (nginx closes without an alert).
+    fn loss(&self, why: String) -> String {
+        match self.refusable() {
+            true => format!("{why} right after the TLS handshake: the server may require a client certificate (cert= and key=) or refuse the one given"),
+            false => why,
+        }
     }
 
     /// Accepts the batches the peer has acknowledged. Fails when the connection is over, or when
@@ -139,6 +230,9 @@ impl Conn {
             self.acked = acked;
             self.progress_at = Instant::now();
         }
+        if self.refusable() {
+            return Ok(());
+        }
         let mut accepted = 0;
         while let Some(&(end, n)) = self.written.front() {
             if end > self.acked {
@@ -156,37 +250,46 @@ impl Conn {
         Ok(())
     }
 
-    /// Writes `bytes`, checking the peer's acknowledgements (and the deadline) while a full
-    /// window holds the write up.
+    /// Writes `bytes` and flushes them to the socket (TLS holds some back until then), checking
+    /// the peer's acknowledgements (and the deadline) while a full window holds the write up.
     async fn write(&mut self, ctx: &mut RouteContext, bytes: &[u8], timeout: Duration) -> Result<(), Fail> {
         if !self.outstanding() {
             self.progress_at = Instant::now();
         }
         let mut at = 0;
-        while at < bytes.len() {
+        loop {
+            let tx = &mut self.tx;
+            let step = async {
+                match at < bytes.len() {
+                    true => tx.write(&bytes[at..]).await.map(Some),
+                    false => tx.flush().await.map(|()| None),
+                }
+            };
             // Biased, and the timer made only when polled: a write that goes through at once (the
             // usual case) costs no timer.
-            let written = tokio::select! {
+            let stepped = tokio::select! {
                 biased;
-                written = self.tx.write(&bytes[at..]) => Some(written),
+                stepped = step => Some(stepped),
                 () = async { tokio::time::sleep(STALL_POLL).await } => None,
                 () = ctx.abort.cancelled() => return Err(Fail::Aborted),
             };
-            match written {
-                Some(Ok(0)) => return Err(Fail::Lost("the connection takes no more data".to_owned())),
-                Some(Ok(n)) => {
-                    at += n;
-                    self.sent += n as u64;
-                }
+            self.sent = self.to_socket.load(Ordering::Relaxed);
+            match stepped {
+                Some(Ok(Some(0))) => return Err(Fail::Lost("the connection takes no more data".to_owned())),
+                Some(Ok(Some(n))) => at += n,
+                Some(Ok(None)) => return Ok(()),
                 Some(Err(e)) => return Err(Fail::Lost(e.to_string())),
                 None => self.check(ctx, timeout).map_err(Fail::Lost)?,
             }
         }
-        Ok(())
     }
 }
 
 pub async fn run(ctx: &mut RouteContext, route: &TcpRoute) {
+    if route.tls.as_ref().is_some_and(|tls| tls.insecure_skip_verify) {
+        warn!(route = %ctx.name, peer = %route.addr,
+              "insecure_skip_verify=true: the server's certificate is not checked, so whoever is on the path can read and change what this route sends");
+    }
     let mut codec = Codec::new(route.format, route.framing);
     let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
     let mut conn: Option<Conn> = None;
@@ -196,6 +299,7 @@ pub async fn run(ctx: &mut RouteContext, route: &TcpRoute) {
     loop {
         if let Some(c) = conn.as_mut() {
             if let Err(why) = c.check(ctx, route.timeout) {
+                let why = c.loss(why);
                 conn = None;
                 lose(ctx, &route.addr, &why);
                 lost = true;
@@ -253,6 +357,7 @@ pub async fn run(ctx: &mut RouteContext, route: &TcpRoute) {
             Err(Fail::Lost(why)) => {
                 // What the peer acknowledged before the loss needs no second write.
                 let _ = c.accept_acknowledged(ctx);
+                let why = c.loss(why);
                 conn = None;
                 lose(ctx, &route.addr, &why);
                 lost = true;
@@ -285,7 +390,7 @@ async fn connect(ctx: &mut RouteContext, route: &TcpRoute, lost: &mut bool) -> O
             opened = open(route) => opened,
             () = ctx.abort.cancelled() => return None,
         };
-        match opened.and_then(|(stream, peer)| Conn::new(stream, peer)) {
+        match opened {
             Ok(conn) => {
                 info!(route = %ctx.name, peer = %route.addr, address = %conn.peer, unaccepted = ctx.unaccepted(), "connected");
                 ctx.status.up();
@@ -312,8 +417,39 @@ fn give_up(ctx: &mut RouteContext, conn: Option<&Conn>) {
     ctx.abandon();
 }
 
+/// Connects, and shakes hands over TLS if the route says so.
+async fn open(route: &TcpRoute) -> io::Result<Conn> {
+    // Made first: a certificate file gone bad since start is a failed attempt, and costs no
+    // connection.
+    let tls = match &route.tls {
+        Some(settings) => Some((settings.connector().map_err(io::Error::other)?, settings.server_name.clone())),
+        None => None,
+    };
+    let (stream, peer) = reach(route).await?;
+    let counters = Counters { probe: stream.as_fd().try_clone_to_owned()?, to_socket: Arc::new(AtomicU64::new(0)) };
+    let counted = Counted { inner: stream, written: counters.to_socket.clone() };
+    let Some((connector, server_name)) = tls else {
+        return Ok(Conn::new(Box::new(counted), counters, peer, false));
+    };
+    let shaken = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(server_name, counted)).await;
+    match shaken {
+        Ok(Ok(stream)) => Ok(Conn::new(Box::new(stream), counters, peer, true)),
+        Ok(Err(e)) => Err(io::Error::new(e.kind(), format!("{peer}: TLS handshake failed: {e}"))),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{peer}: TLS handshake not done within {}", humantime::format_duration(CONNECT_TIMEOUT)),
+        )),
+    }
+}
+
+/// What a connection's writes are compared with: the socket, and the bytes written to it.
+struct Counters {
+    probe: OwnedFd,
+    to_socket: Arc<AtomicU64>,
+}
+
 /// Looks the destination up again (it may have moved) and tries each address in turn.
-async fn open(route: &TcpRoute) -> io::Result<(TcpStream, SocketAddr)> {
+async fn reach(route: &TcpRoute) -> io::Result<(TcpStream, SocketAddr)> {
     let addr = &route.addr;
     let found = tokio::net::lookup_host((addr.host.as_str(), addr.port)).await?;
     let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{} has no address", addr.host));
@@ -372,6 +508,7 @@ mod tests {
             addr: HostPort { host: "127.0.0.1".into(), port },
             format: super::super::codec::Format::Gelf,
             framing: super::super::codec::Framing::Nul,
+            tls: None,
             timeout: Duration::from_secs(7),
             keepalive: Duration::from_secs(9),
         }
@@ -381,7 +518,7 @@ mod tests {
     async fn connections_are_set_to_notice_a_dead_peer() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let (stream, _) = open(&route(port)).await.expect("connect");
+        let (stream, _) = reach(&route(port)).await.expect("connect");
         let s = SockRef::from(&stream);
         assert_eq!(s.tcp_user_timeout().expect("get"), Some(Duration::from_secs(7)));
         assert!(s.keepalive().expect("get"));
@@ -394,7 +531,7 @@ mod tests {
     async fn unacknowledged_bytes_are_what_the_peer_has_not_acknowledged() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let (mut stream, _) = open(&route(port)).await.expect("connect");
+        let (mut stream, _) = reach(&route(port)).await.expect("connect");
         let (mut peer, _) = listener.accept().expect("accept");
         stream.write_all(&[7u8; 1000]).await.expect("write");
         // Loopback acknowledges at once; a peer that reads nothing still acknowledges what fits

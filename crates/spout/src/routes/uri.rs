@@ -8,6 +8,7 @@ use std::time::Duration;
 use gelf::Compression;
 
 use super::codec::{Format, Framing, Packing};
+use super::tls::TlsSettings;
 
 use crate::backoff::Backoff;
 use crate::enrich::filter::RouteFilter;
@@ -56,12 +57,13 @@ pub struct UdpRoute {
     pub resolve_every: Duration,
 }
 
-/// A stream over TCP.
+/// A stream over TCP, or over TLS over TCP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpRoute {
     pub addr: HostPort,
     pub format: Format,
     pub framing: Framing,
+    pub tls: Option<TlsSettings>,
     /// How long written data may go unacknowledged by the peer before the connection is taken
     /// for dead (TCP_USER_TIMEOUT, and spout's own deadline).
     pub timeout: Duration,
@@ -116,7 +118,11 @@ impl std::str::FromStr for RouteSpec {
 }
 
 /// The schemes spout speaks.
-const SCHEMES: [&str; 6] = ["gelf", "gelf+udp", "gelf+tcp", "json+tcp", "json+udp", "stdout"];
+const SCHEMES: [&str; 8] = ["gelf", "gelf+udp", "gelf+tcp", "gelf+tls", "json+tcp", "json+tls", "json+udp", "stdout"];
+/// Options a stream over TCP takes; over TLS, TLS's as well.
+const TCP_OPTIONS: [&str; 4] = ["format", "framing", "timeout", "keepalive"];
+const TCP_TLS_OPTIONS: [&str; 9] =
+    ["format", "framing", "timeout", "keepalive", "ca", "cert", "key", "server_name", "insecure_skip_verify"];
 /// Options every route takes; each scheme adds its own.
 const COMMON_OPTIONS: [&str; 9] = [
     "queue",
@@ -170,13 +176,22 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
             RouteKind::Udp(UdpRoute { addr, packing, resolve_every })
         }
         // A scheme is a row of defaults: format and framing, which options may override.
-        "gelf+tcp" | "json+tcp" => {
-            let (format, framing) =
-                if scheme == "gelf+tcp" { (Format::Gelf, Framing::Nul) } else { (Format::Json, Framing::Newline) };
+        "gelf+tcp" | "json+tcp" | "gelf+tls" | "json+tls" => {
+            let (format, framing) = if scheme.starts_with("gelf") {
+                (Format::Gelf, Framing::Nul)
+            } else {
+                (Format::Json, Framing::Newline)
+            };
+            let addr = parse_host_port(authority)?;
+            let tls = match scheme.ends_with("+tls") {
+                true => Some(TlsSettings::from_options(&mut options, &addr.host)?),
+                false => None,
+            };
             RouteKind::Tcp(TcpRoute {
-                addr: parse_host_port(authority)?,
+                addr,
                 format: parsed_option(&mut options, "format", format)?,
                 framing: parsed_option(&mut options, "framing", framing)?,
+                tls,
                 timeout: duration_option(&mut options, "timeout", DEFAULT_TIMEOUT, Duration::from_secs(1))?,
                 keepalive: duration_option(&mut options, "keepalive", DEFAULT_KEEPALIVE, Duration::from_secs(1))?,
             })
@@ -192,7 +207,9 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
             return Err(match suggest::closest(other, SCHEMES) {
                 Some(meant) => format!("unknown scheme '{other}' (did you mean '{meant}'?)"),
                 None => format!(
-                    "unknown scheme '{other}' (expected gelf, gelf+udp, gelf+tcp, json+tcp, json+udp or stdout)"
+                    "unknown scheme '{other}' (expected {} or {})",
+                    SCHEMES[..SCHEMES.len() - 1].join(", "),
+                    SCHEMES[SCHEMES.len() - 1]
                 ),
             })
         }
@@ -221,7 +238,8 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
                 &["compress", "chunk_size", "resolve_every"]
             }
             RouteKind::Udp(UdpRoute { packing: Packing::Whole { .. }, .. }) => &["max_size", "resolve_every"],
-            RouteKind::Tcp(_) => &["format", "framing", "timeout", "keepalive"],
+            RouteKind::Tcp(TcpRoute { tls: None, .. }) => &TCP_OPTIONS,
+            RouteKind::Tcp(TcpRoute { tls: Some(_), .. }) => &TCP_TLS_OPTIONS,
             RouteKind::Stdout => &[],
         };
         let known = own.iter().chain(&COMMON_OPTIONS).copied();
@@ -391,6 +409,7 @@ mod tests {
             addr: HostPort { host: "::1".into(), port: 12201 },
             format: Format::Gelf,
             framing: Framing::Nul,
+            tls: None,
             timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(15),
         };
@@ -410,6 +429,8 @@ mod tests {
             other => panic!("not TCP: {other:?}"),
         };
         assert_eq!(framed("json+tcp://h:1"), (Format::Json, Framing::Newline));
+        assert_eq!(framed("gelf+tls://h:1"), (Format::Gelf, Framing::Nul));
+        assert_eq!(framed("json+tls://h:1"), (Format::Json, Framing::Newline));
         assert_eq!(framed("gelf+tcp://h:1?framing=newline"), (Format::Gelf, Framing::Newline));
         assert_eq!(framed("json+tcp://h:1?format=gelf&framing=nul"), (Format::Gelf, Framing::Nul));
         let spec = ok("gelf+tcp://h:1?backoff=250ms&backoff_max=5s");
@@ -455,6 +476,10 @@ mod tests {
             ("gelf+tcp://h:1?keepalive=forever", "option keepalive: 'forever'"),
             ("gelf://h:1?resolve_every=0s", "option resolve_every: '0s'"),
             ("gelf://h:1?timeout=5s", "unknown option 'timeout' for gelf://"),
+            ("gelf+tcp://h:1?ca=/etc/ca.pem", "unknown option 'ca' for gelf+tcp://"),
+            ("gelf+tls://h:1?ca=/nonexistent/ca.pem", "option ca: cannot read /nonexistent/ca.pem"),
+            ("json+tls://h:1?cert=/c.pem", "option cert: given without key"),
+            ("gelf+tls://h:1?sni=h", "unknown option 'sni' for gelf+tls://"),
         ];
         for (uri, expected) in cases {
             let got = problem(uri);

@@ -13,3 +13,4 @@ mod files;
 mod image;
 mod reliability;
 mod routing;
+mod tls;
