@@ -77,13 +77,41 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// A time's calendar parts, UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Civil {
+    pub year: i64,
+    /// 1 to 12.
+    pub month: i64,
+    pub day: i64,
+    pub hour: i64,
+    pub minute: i64,
+    pub second: i64,
+    pub nanos: i64,
+}
+
+impl Civil {
+    /// Nanoseconds since the epoch, in UTC.
+    pub fn of(ns: i64) -> Civil {
+        let secs = ns.div_euclid(1_000_000_000);
+        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+        let rem = secs.rem_euclid(86_400);
+        Civil {
+            year,
+            month,
+            day,
+            hour: rem / 3600,
+            minute: rem % 3600 / 60,
+            second: rem % 60,
+            nanos: ns.rem_euclid(1_000_000_000),
+        }
+    }
+}
+
 /// Formats nanoseconds since the epoch as RFC 3339 UTC with nine fraction digits.
 pub fn format_rfc3339_ns(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let nanos = ns.rem_euclid(1_000_000_000);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    let Civil { year, month, day, hour, minute, second, nanos } = Civil::of(ns);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{nanos:09}Z")
 }
 
 /// Now, in nanoseconds since the epoch.

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use super::gelf_fields::GelfFields;
+use super::syslog::{Rfc, Syslog};
 use crate::message::Message;
 use crate::suggest;
 use crate::timestamp::format_rfc3339_ns;
@@ -18,16 +19,22 @@ pub enum Format {
     Gelf,
     /// spout's own JSON record (`stdout://`): time, host, container, stream, message, fields.
     Json,
+    /// Syslog, RFC 5424 or RFC 3164, with a facility.
+    Syslog(Syslog),
 }
 
-/// Where one message ends on a stream. Neither format ever writes the byte that frames it: JSON
-/// escapes control characters.
+/// Where one message ends on a stream. The JSON formats never write the byte that frames them
+/// (JSON escapes control characters); in a syslog message it is written as rsyslog shows
+/// control characters (`#012` for a newline, `#000` for a NUL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
     /// A NUL byte after each message: GELF over TCP.
     Nul,
     /// A newline after each message: JSON lines.
     Newline,
+    /// The message's length in bytes, in decimal, and a space before each message (RFC 6587's
+    /// octet counting, and RFC 5425's over TLS): nothing in the message needs escaping.
+    OctetCount,
 }
 
 /// How a message becomes datagrams.
@@ -44,10 +51,15 @@ impl FromStr for Format {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
+        const NAMES: [&str; 4] = ["gelf", "json", "rfc5424", "rfc3164"];
         match s {
             "gelf" => Ok(Format::Gelf),
             "json" => Ok(Format::Json),
-            other => Err(format!("'{other}' is not gelf or json{}", suggest::did_you_mean(other, ["gelf", "json"]))),
+            "rfc5424" => Ok(Format::Syslog(Syslog::new(Rfc::Rfc5424))),
+            "rfc3164" => Ok(Format::Syslog(Syslog::new(Rfc::Rfc3164))),
+            other => {
+                Err(format!("'{other}' is not gelf, json, rfc5424 or rfc3164{}", suggest::did_you_mean(other, NAMES)))
+            }
         }
     }
 }
@@ -56,11 +68,13 @@ impl FromStr for Framing {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
+        const NAMES: [&str; 3] = ["nul", "newline", "octet-count"];
         match s {
             "nul" => Ok(Framing::Nul),
             "newline" => Ok(Framing::Newline),
+            "octet-count" => Ok(Framing::OctetCount),
             other => {
-                Err(format!("'{other}' is not nul or newline{}", suggest::did_you_mean(other, ["nul", "newline"])))
+                Err(format!("'{other}' is not nul, newline or octet-count{}", suggest::did_you_mean(other, NAMES)))
             }
         }
     }
@@ -72,20 +86,37 @@ pub struct Codec {
     framing: Framing,
     gelf: gelf::Encoder,
     fields: GelfFields,
+    /// A message before its length is written (octet counting).
+    counted: Vec<u8>,
 }
 
 impl Codec {
     pub fn new(format: Format, framing: Framing) -> Codec {
-        Codec { format, framing, gelf: gelf::Encoder::new(), fields: GelfFields::default() }
+        Codec { format, framing, gelf: gelf::Encoder::new(), fields: GelfFields::default(), counted: Vec::new() }
     }
 
     /// Appends `msg` to `out`, framed.
     pub fn write(&mut self, out: &mut Vec<u8>, msg: &Message) {
-        self.encode(out, msg, &msg.line, msg.truncated);
-        out.push(match self.framing {
+        let delimiter = match self.framing {
             Framing::Nul => 0,
             Framing::Newline => b'\n',
-        });
+            Framing::OctetCount => {
+                let mut counted = std::mem::take(&mut self.counted);
+                counted.clear();
+                self.encode(&mut counted, msg, &msg.line, msg.truncated);
+                out.extend_from_slice(counted.len().to_string().as_bytes());
+                out.push(b' ');
+                out.extend_from_slice(&counted);
+                self.counted = counted;
+                return;
+            }
+        };
+        let start = out.len();
+        self.encode(out, msg, &msg.line, msg.truncated);
+        if matches!(self.format, Format::Syslog(_)) {
+            escape(out, start, delimiter);
+        }
+        out.push(delimiter);
     }
 
     /// Appends `msg` with `text` for its line to `out`, unframed.
@@ -96,6 +127,23 @@ impl Codec {
                 out.extend_from_slice(self.gelf.encode(&message));
             }
             Format::Json => write_record_as(out, msg, text, truncated),
+            Format::Syslog(syslog) => syslog.write(out, msg, text, truncated),
+        }
+    }
+}
+
+/// Writes each `delimiter` in `out[start..]` as rsyslog shows a control character: `#` and its
+/// three octal digits.
+fn escape(out: &mut Vec<u8>, start: usize, delimiter: u8) {
+    if !out[start..].contains(&delimiter) {
+        return;
+    }
+    let written = out.split_off(start);
+    for b in written {
+        if b == delimiter {
+            out.extend_from_slice(format!("#{b:03o}").as_bytes());
+        } else {
+            out.push(b);
         }
     }
 }
@@ -256,6 +304,29 @@ mod tests {
     }
 
     #[test]
+    fn octet_counting_prefixes_each_message_with_its_length_and_delimiters_in_syslog_are_escaped() {
+        let syslog = Format::Syslog(Syslog::new(Rfc::Rfc3164));
+        let mut out = Vec::new();
+        let mut counted = Codec::new(syslog, Framing::OctetCount);
+        counted.write(&mut out, &message("first\nsecond é"));
+        counted.write(&mut out, &message("next"));
+        let text = String::from_utf8(out).expect("utf-8");
+        let (len, rest) = text.split_once(' ').expect("a length");
+        let len: usize = len.parse().expect("a number");
+        assert!(rest[..len].ends_with(": first\nsecond é"), "the message as it is: {rest}");
+        let (len, next) = rest[len..].split_once(' ').expect("a second length");
+        assert_eq!(next.len(), len.parse::<usize>().expect("a number"));
+        for (framing, end, escaped) in
+            [(Framing::Newline, b'\n', "first#012second"), (Framing::Nul, 0, "first#000second")]
+        {
+            let mut out = Vec::new();
+            Codec::new(syslog, framing).write(&mut out, &message(&format!("first{}second", end as char)));
+            assert_eq!(out.iter().filter(|&&b| b == end).count(), 1, "only the frame's end");
+            assert!(String::from_utf8_lossy(&out).ends_with(&format!(": {escaped}{}", end as char)));
+        }
+    }
+
+    #[test]
     fn the_json_record_is_one_object_on_one_line() {
         let c = Arc::new(Container {
             host: "h".into(),
@@ -313,6 +384,6 @@ mod tests {
         assert_eq!("json".parse::<Format>(), Ok(Format::Json));
         assert_eq!("newline".parse::<Framing>(), Ok(Framing::Newline));
         assert!("jsno".parse::<Format>().expect_err("bad").contains("did you mean 'json'"));
-        assert!("lf".parse::<Framing>().expect_err("bad").contains("not nul or newline"));
+        assert!("lf".parse::<Framing>().expect_err("bad").contains("not nul, newline or octet-count"));
     }
 }

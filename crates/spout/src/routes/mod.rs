@@ -6,6 +6,7 @@ mod context;
 pub mod gelf_fields;
 pub mod status;
 pub mod stdout;
+pub mod syslog;
 pub mod table;
 pub mod tcp;
 pub mod tls;

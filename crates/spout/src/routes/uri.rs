@@ -8,6 +8,7 @@ use std::time::Duration;
 use gelf::Compression;
 
 use super::codec::{Format, Framing, Packing};
+use super::syslog::{Rfc, Syslog};
 use super::tls::TlsSettings;
 
 use crate::backoff::Backoff;
@@ -17,6 +18,8 @@ use crate::suggest;
 
 /// Largest UDP payload over IPv4.
 const MAX_DATAGRAM: usize = 65_507;
+/// A syslog datagram's default size: what RFC 5426 says every receiver should take.
+const SYSLOG_UDP_MAX: usize = 2048;
 const MIN_CHUNK_SIZE: usize = 100;
 const MAX_QUEUE: usize = 1_000_000;
 const DEFAULT_QUEUE: usize = 10_000;
@@ -77,6 +80,18 @@ pub struct HostPort {
     pub port: u16,
 }
 
+impl RouteKind {
+    /// What a message is written as.
+    pub fn format(&self) -> Format {
+        match self {
+            RouteKind::Udp(UdpRoute { packing: Packing::Whole { format, .. }, .. }) => *format,
+            RouteKind::Udp(_) => Format::Gelf,
+            RouteKind::Tcp(route) => route.format,
+            RouteKind::Stdout => Format::Json,
+        }
+    }
+}
+
 impl fmt::Display for HostPort {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.host.contains(':') {
@@ -118,10 +133,57 @@ impl std::str::FromStr for RouteSpec {
 }
 
 /// The schemes spout speaks.
-const SCHEMES: [&str; 8] = ["gelf", "gelf+udp", "gelf+tcp", "gelf+tls", "json+tcp", "json+tls", "json+udp", "stdout"];
-/// Options a stream over TCP takes; over TLS, TLS's as well.
-const TCP_OPTIONS: [&str; 4] = ["format", "framing", "timeout", "keepalive"];
-const TCP_TLS_OPTIONS: [&str; 9] =
+const SCHEMES: [&str; 12] = [
+    "gelf",
+    "gelf+udp",
+    "gelf+tcp",
+    "gelf+tls",
+    "json+tcp",
+    "json+tls",
+    "json+udp",
+    "syslog",
+    "syslog+udp",
+    "syslog+tcp",
+    "syslog+tls",
+    "stdout",
+];
+
+/// A scheme is a row of defaults: a transport, and the format and framing (or packing) that
+/// options may override.
+enum Row {
+    /// GELF's compressed chunks over UDP.
+    GelfUdp,
+    /// One message a datagram, of at most this many bytes.
+    WholeUdp(Format, usize),
+    /// A stream over TCP, over TLS when true.
+    Stream(Format, Framing, bool),
+    Stdout,
+}
+
+fn row(scheme: &str) -> Option<Row> {
+    let syslog = Format::Syslog(Syslog::new(Rfc::Rfc5424));
+    Some(match scheme {
+        "gelf" | "gelf+udp" => Row::GelfUdp,
+        "json+udp" => Row::WholeUdp(Format::Json, MAX_DATAGRAM),
+        "syslog" | "syslog+udp" => Row::WholeUdp(syslog, SYSLOG_UDP_MAX),
+        "gelf+tcp" | "gelf+tls" => Row::Stream(Format::Gelf, Framing::Nul, scheme.ends_with("tls")),
+        "json+tcp" | "json+tls" => Row::Stream(Format::Json, Framing::Newline, scheme.ends_with("tls")),
+        "syslog+tcp" | "syslog+tls" => Row::Stream(syslog, Framing::OctetCount, scheme.ends_with("tls")),
+        "stdout" => Row::Stdout,
+        _ => return None,
+    })
+}
+
+/// The `format=` option, and with a syslog format its `facility=`.
+fn format_option(options: &mut BTreeMap<String, String>, default: Format) -> Result<Format, String> {
+    let mut format = parsed_option(options, "format", default)?;
+    if let Format::Syslog(syslog) = &mut format {
+        syslog.facility = parsed_option(options, "facility", syslog.facility)?;
+    }
+    Ok(format)
+}
+/// Options a stream over TLS takes.
+const TLS_OPTIONS: [&str; 9] =
     ["format", "framing", "timeout", "keepalive", "ca", "cert", "key", "server_name", "insecure_skip_verify"];
 /// Options every route takes; each scheme adds its own.
 const COMMON_OPTIONS: [&str; 9] = [
@@ -151,63 +213,66 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
         return Err(format!("unexpected path '/{path}'"));
     }
     let mut options = parse_query(query)?;
-    let kind = match scheme {
-        "gelf" | "gelf+udp" | "json+udp" => {
+    let kind = match row(scheme) {
+        Some(Row::GelfUdp) => RouteKind::Udp(UdpRoute {
+            addr: parse_host_port(authority)?,
+            packing: Packing::GelfChunks {
+                compression: parsed_option(&mut options, "compress", Compression::Gzip)?,
+                chunk_size: match options.remove("chunk_size") {
+                    Some(v) => parse_number(&v, "chunk_size", MIN_CHUNK_SIZE, MAX_DATAGRAM)?,
+                    None => 1420,
+                },
+            },
+            resolve_every: duration_option(
+                &mut options,
+                "resolve_every",
+                DEFAULT_RESOLVE_EVERY,
+                Duration::from_secs(1),
+            )?,
+        }),
+        Some(Row::WholeUdp(format, max_size)) => RouteKind::Udp(UdpRoute {
+            addr: parse_host_port(authority)?,
+            packing: Packing::Whole {
+                format: format_option(&mut options, format)?,
+                max_size: match options.remove("max_size") {
+                    Some(v) => parse_number(&v, "max_size", MIN_CHUNK_SIZE, MAX_DATAGRAM)?,
+                    None => max_size,
+                },
+            },
+            resolve_every: duration_option(
+                &mut options,
+                "resolve_every",
+                DEFAULT_RESOLVE_EVERY,
+                Duration::from_secs(1),
+            )?,
+        }),
+        Some(Row::Stream(format, framing, tls)) => {
             let addr = parse_host_port(authority)?;
-            let packing = if scheme == "json+udp" {
-                Packing::Whole {
-                    format: Format::Json,
-                    max_size: match options.remove("max_size") {
-                        Some(v) => parse_number(&v, "max_size", MIN_CHUNK_SIZE, MAX_DATAGRAM)?,
-                        None => MAX_DATAGRAM,
-                    },
-                }
-            } else {
-                Packing::GelfChunks {
-                    compression: parsed_option(&mut options, "compress", Compression::Gzip)?,
-                    chunk_size: match options.remove("chunk_size") {
-                        Some(v) => parse_number(&v, "chunk_size", MIN_CHUNK_SIZE, MAX_DATAGRAM)?,
-                        None => 1420,
-                    },
-                }
-            };
-            let resolve_every =
-                duration_option(&mut options, "resolve_every", DEFAULT_RESOLVE_EVERY, Duration::from_secs(1))?;
-            RouteKind::Udp(UdpRoute { addr, packing, resolve_every })
-        }
-        // A scheme is a row of defaults: format and framing, which options may override.
-        "gelf+tcp" | "json+tcp" | "gelf+tls" | "json+tls" => {
-            let (format, framing) = if scheme.starts_with("gelf") {
-                (Format::Gelf, Framing::Nul)
-            } else {
-                (Format::Json, Framing::Newline)
-            };
-            let addr = parse_host_port(authority)?;
-            let tls = match scheme.ends_with("+tls") {
+            let tls = match tls {
                 true => Some(TlsSettings::from_options(&mut options, &addr.host)?),
                 false => None,
             };
             RouteKind::Tcp(TcpRoute {
                 addr,
-                format: parsed_option(&mut options, "format", format)?,
+                format: format_option(&mut options, format)?,
                 framing: parsed_option(&mut options, "framing", framing)?,
                 tls,
                 timeout: duration_option(&mut options, "timeout", DEFAULT_TIMEOUT, Duration::from_secs(1))?,
                 keepalive: duration_option(&mut options, "keepalive", DEFAULT_KEEPALIVE, Duration::from_secs(1))?,
             })
         }
-        "stdout" => {
+        Some(Row::Stdout) => {
             if !authority.is_empty() {
                 return Err(format!("stdout:// takes no host, got '{authority}'"));
             }
             RouteKind::Stdout
         }
-        "" => return Err("missing scheme before '://'".to_owned()),
-        other => {
-            return Err(match suggest::closest(other, SCHEMES) {
-                Some(meant) => format!("unknown scheme '{other}' (did you mean '{meant}'?)"),
+        None if scheme.is_empty() => return Err("missing scheme before '://'".to_owned()),
+        None => {
+            return Err(match suggest::closest(scheme, SCHEMES) {
+                Some(meant) => format!("unknown scheme '{scheme}' (did you mean '{meant}'?)"),
                 None => format!(
-                    "unknown scheme '{other}' (expected {} or {})",
+                    "unknown scheme '{scheme}' (expected {} or {})",
                     SCHEMES[..SCHEMES.len() - 1].join(", "),
                     SCHEMES[SCHEMES.len() - 1]
                 ),
@@ -233,16 +298,20 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
     }
     let filter = RouteFilter::from_options(&mut options).map_err(|problems| problems.join("; "))?;
     if let Some(name) = options.keys().next() {
-        let own: &[&str] = match kind {
+        let own: &[&str] = match &kind {
             RouteKind::Udp(UdpRoute { packing: Packing::GelfChunks { .. }, .. }) => {
                 &["compress", "chunk_size", "resolve_every"]
             }
-            RouteKind::Udp(UdpRoute { packing: Packing::Whole { .. }, .. }) => &["max_size", "resolve_every"],
-            RouteKind::Tcp(TcpRoute { tls: None, .. }) => &TCP_OPTIONS,
-            RouteKind::Tcp(TcpRoute { tls: Some(_), .. }) => &TCP_TLS_OPTIONS,
+            RouteKind::Udp(UdpRoute { packing: Packing::Whole { .. }, .. }) => &["format", "max_size", "resolve_every"],
+            RouteKind::Tcp(TcpRoute { tls: None, .. }) => &["format", "framing", "timeout", "keepalive"],
+            RouteKind::Tcp(TcpRoute { tls: Some(_), .. }) => &TLS_OPTIONS,
             RouteKind::Stdout => &[],
         };
-        let known = own.iter().chain(&COMMON_OPTIONS).copied();
+        let syslog: &[&str] = match kind.format() {
+            Format::Syslog(_) => &["facility"],
+            _ => &[],
+        };
+        let known = own.iter().chain(syslog).chain(&COMMON_OPTIONS).copied();
         return Err(format!("unknown option '{name}' for {scheme}://{}", suggest::did_you_mean(name, known)));
     }
     let backoff = Backoff::new(backoff_base, backoff_max);
@@ -403,6 +472,35 @@ mod tests {
     }
 
     #[test]
+    fn syslog_is_rfc5424_octet_counted_on_streams_and_2048_byte_datagrams() {
+        use crate::routes::syslog::{Facility, Rfc, Syslog};
+        let rfc5424 = Format::Syslog(Syslog::new(Rfc::Rfc5424));
+        let stream = |uri: &str| match ok(uri).kind {
+            RouteKind::Tcp(t) => (t.format, t.framing, t.tls.is_some()),
+            other => panic!("not a stream: {other:?}"),
+        };
+        assert_eq!(stream("syslog+tcp://h:514"), (rfc5424, Framing::OctetCount, false));
+        assert_eq!(stream("syslog+tls://h:6514"), (rfc5424, Framing::OctetCount, true));
+        let daemon: Facility = "daemon".parse().expect("facility");
+        let bsd = Format::Syslog(Syslog { rfc: Rfc::Rfc3164, facility: daemon });
+        assert_eq!(
+            stream("syslog+tcp://h:514?format=rfc3164&framing=newline&facility=daemon"),
+            (bsd, Framing::Newline, false)
+        );
+        let packing = |uri: &str| match ok(uri).kind {
+            RouteKind::Udp(u) => u.packing,
+            other => panic!("not UDP: {other:?}"),
+        };
+        assert_eq!(packing("syslog://h:514"), Packing::Whole { format: rfc5424, max_size: 2048 });
+        assert_eq!(
+            packing("syslog+udp://h:514?max_size=1400&format=rfc3164&facility=daemon"),
+            Packing::Whole { format: bsd, max_size: 1400 }
+        );
+        // Any whole-datagram route takes a format: uncompressed GELF in one datagram.
+        assert_eq!(packing("json+udp://h:1?format=gelf"), Packing::Whole { format: Format::Gelf, max_size: 65_507 });
+    }
+
+    #[test]
     fn gelf_tcp_and_stdout() {
         let spec = ok("gelf+tcp://[::1]:12201");
         let tcp = TcpRoute {
@@ -442,9 +540,15 @@ mod tests {
         let cases = [
             ("graylog:12201", "expected SCHEME://"),
             ("://graylog:12201", "missing scheme"),
-            ("syslog+tcp://h:1", "unknown scheme 'syslog+tcp'"),
-            ("json+tcp://h:1?format=xml", "option format: 'xml' is not gelf or json"),
-            ("gelf+tcp://h:1?framing=lf", "option framing: 'lf' is not nul or newline"),
+            ("syslg+tcp://h:1", "unknown scheme 'syslg+tcp' (did you mean 'syslog+tcp'?)"),
+            ("otlp://h:1", "unknown scheme 'otlp' (expected gelf, gelf+udp,"),
+            ("json+tcp://h:1?format=xml", "option format: 'xml' is not gelf, json, rfc5424 or rfc3164"),
+            ("gelf+tcp://h:1?framing=lf", "option framing: 'lf' is not nul, newline or octet-count"),
+            ("syslog://h:1?facility=local8", "option facility: 'local8' is not a facility"),
+            ("syslog+tcp://h:1?framing=octet-cont", "did you mean 'octet-count'"),
+            ("gelf+tcp://h:1?facility=user", "unknown option 'facility' for gelf+tcp://"),
+            ("syslog://h:1?framing=newline", "unknown option 'framing' for syslog://"),
+            ("syslog://h:1?max_size=99", "option max_size: '99' is not a number from 100 to 65507"),
             ("gelf://h:1?framing=nul", "unknown option 'framing' for gelf://"),
             ("json+udp://h:1?compress=gzip", "unknown option 'compress' for json+udp://"),
             ("json+udp://h:1?max_size=99", "option max_size: '99' is not a number from 100 to 65507"),
