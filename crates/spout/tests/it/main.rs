@@ -13,4 +13,5 @@ mod files;
 mod image;
 mod reliability;
 mod routing;
+mod syslog;
 mod tls;

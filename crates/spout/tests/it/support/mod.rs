@@ -4,6 +4,7 @@
 pub mod net;
 pub mod proxy;
 pub mod receiver;
+pub mod rsyslog;
 pub mod tls;
 
 use std::io::{Read, Write};

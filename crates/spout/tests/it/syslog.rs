@@ -1,0 +1,89 @@
+//! Syslog routes against Debian's rsyslog: RFC 5424 over UDP, TCP (octet-counted) and TLS
+//! (through nginx), RFC 3164 newline-framed over TCP.
+
+use serde_json::Value;
+
+use crate::support::rsyslog::Rsyslog;
+use crate::support::tls::{ClientCerts, Nginx, Pki};
+use crate::support::{numbered, Container, Spout};
+
+/// The messages' text, in order, of those whose text starts with `prefix`.
+fn texts(messages: &[Value], prefix: &str) -> Vec<String> {
+    messages.iter().filter_map(|m| m["msg"].as_str()).filter(|t| t.starts_with(prefix)).map(str::to_owned).collect()
+}
+
+#[test]
+fn rsyslog_gets_every_line_with_its_header_and_fields_over_udp_tcp_and_tls_in_either_rfc() {
+    require_docker!();
+    if !Rsyslog::available() || !Nginx::available() {
+        return;
+    }
+    let rsyslog = Rsyslog::start();
+    let pki = Pki::new();
+    let tls = Nginx::tls_in_front(&pki, rsyslog.tcp_port, ClientCerts::NotAsked);
+    // Each route with a facility of its own, to tell them apart in rsyslog's one output.
+    let _spout = Spout::start_healthy(&[
+        &format!("syslog://127.0.0.1:{}?facility=local0", rsyslog.udp_port),
+        &format!("syslog+tcp://127.0.0.1:{}?facility=local1", rsyslog.tcp_port),
+        &format!("syslog+tls://localhost:{}?facility=local2&ca={}", tls.port, pki.path("ca.pem")),
+        &format!("syslog+tcp://127.0.0.1:{}?facility=local3&format=rfc3164&framing=newline", rsyslog.tcp_port),
+        "--hostname",
+        "spout-test-host",
+        "--field",
+        "team=pay\"ments]",
+    ]);
+    // A line longer than a syslog datagram's 2048 bytes.
+    let long = "y".repeat(3000);
+    let script = format!("for i in $(seq 1 50); do echo line$i; echo err$i >&2; done; echo {long}");
+    let c = Container::run(&[], &script);
+    c.wait();
+    let short_id = &c.id[..12];
+    for facility in ["local0", "local1", "local2", "local3"] {
+        let rfc5424 = facility != "local3";
+        let mut got = rsyslog.settle(facility, &c.name, 101);
+        if !rfc5424 {
+            // RFC 3164 has no separator of its own after the TAG: rsyslog keeps the space.
+            for m in &mut got {
+                let text = m["msg"].as_str().map(|t| t.strip_prefix(' ').unwrap_or(t).to_owned());
+                m["msg"] = text.into();
+            }
+        }
+        assert_eq!(got.len(), 101, "{facility}: each line once:\n{got:#?}\nrsyslog:\n{}", rsyslog.log());
+        assert_eq!(texts(&got, "line"), numbered("line", 1..=50), "{facility}");
+        assert_eq!(texts(&got, "err"), numbered("err", 1..=50), "{facility}");
+        for m in &got {
+            assert_eq!(m["host"], "spout-test-host", "{facility}: {m}");
+            assert_eq!(m["procid"], short_id, "{facility}: {m}");
+            let err = m["msg"].as_str().is_some_and(|t| t.starts_with("err"));
+            assert_eq!(m["severity"], if err { "err" } else { "info" }, "{facility}: {m}");
+        }
+        for m in got.iter().filter(|_| rfc5424) {
+            let stream = if m["severity"] == "err" { "stderr" } else { "stdout" };
+            assert_eq!(m["msgid"], stream, "{facility}: {m}");
+            // Microseconds, as spout writes them.
+            let time = m["time"].as_str().unwrap_or_default();
+            let digits = time.split_once('.').map(|(_, f)| f.bytes().take_while(u8::is_ascii_digit).count());
+            assert_eq!(digits, Some(6), "{facility}: {m}");
+            let sd = m["sd"].as_str().unwrap_or_default();
+            let expected = format!(
+                "[spout@32473 container_id=\"{}\" container_name=\"{}\" image_name=\"{}\" team=\"pay\\\"ments\\]\"",
+                c.id,
+                c.name,
+                crate::support::test_image()
+            );
+            assert!(sd.starts_with(&expected), "{facility}: {sd}\nexpected {expected}");
+        }
+        if !rfc5424 {
+            assert!(got.iter().all(|m| m["tag"] == format!("{}[{short_id}]:", c.name)), "{got:#?}");
+        }
+        let long_one =
+            got.iter().find(|m| m["msg"].as_str().is_some_and(|t| t.starts_with('y'))).expect("the long line");
+        let text = long_one["msg"].as_str().unwrap_or_default();
+        if facility == "local0" {
+            assert!(text.len() < 2048 && long.starts_with(text), "cut to fit a datagram: {} bytes", text.len());
+            assert!(long_one["sd"].as_str().is_some_and(|sd| sd.ends_with(" truncated=\"true\"]")), "{long_one}");
+        } else {
+            assert_eq!(text, long, "{facility}: whole on a stream");
+        }
+    }
+}
