@@ -214,38 +214,22 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
     }
     let mut options = parse_query(query)?;
     let kind = match row(scheme) {
-        Some(Row::GelfUdp) => RouteKind::Udp(UdpRoute {
-            addr: parse_host_port(authority)?,
-            packing: Packing::GelfChunks {
-                compression: parsed_option(&mut options, "compress", Compression::Gzip)?,
-                chunk_size: match options.remove("chunk_size") {
-                    Some(v) => parse_number(&v, "chunk_size", MIN_CHUNK_SIZE, MAX_DATAGRAM)?,
-                    None => 1420,
+        Some(row @ (Row::GelfUdp | Row::WholeUdp(..))) => {
+            let addr = parse_host_port(authority)?;
+            let packing = match row {
+                Row::WholeUdp(format, max_size) => Packing::Whole {
+                    format: format_option(&mut options, format)?,
+                    max_size: number_option(&mut options, "max_size", max_size, MIN_CHUNK_SIZE, MAX_DATAGRAM)?,
                 },
-            },
-            resolve_every: duration_option(
-                &mut options,
-                "resolve_every",
-                DEFAULT_RESOLVE_EVERY,
-                Duration::from_secs(1),
-            )?,
-        }),
-        Some(Row::WholeUdp(format, max_size)) => RouteKind::Udp(UdpRoute {
-            addr: parse_host_port(authority)?,
-            packing: Packing::Whole {
-                format: format_option(&mut options, format)?,
-                max_size: match options.remove("max_size") {
-                    Some(v) => parse_number(&v, "max_size", MIN_CHUNK_SIZE, MAX_DATAGRAM)?,
-                    None => max_size,
+                _ => Packing::GelfChunks {
+                    compression: parsed_option(&mut options, "compress", Compression::Gzip)?,
+                    chunk_size: number_option(&mut options, "chunk_size", 1420, MIN_CHUNK_SIZE, MAX_DATAGRAM)?,
                 },
-            },
-            resolve_every: duration_option(
-                &mut options,
-                "resolve_every",
-                DEFAULT_RESOLVE_EVERY,
-                Duration::from_secs(1),
-            )?,
-        }),
+            };
+            let resolve_every =
+                duration_option(&mut options, "resolve_every", DEFAULT_RESOLVE_EVERY, Duration::from_secs(1))?;
+            RouteKind::Udp(UdpRoute { addr, packing, resolve_every })
+        }
         Some(Row::Stream(format, framing, tls)) => {
             let addr = parse_host_port(authority)?;
             let tls = match tls {
@@ -279,10 +263,7 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
             })
         }
     };
-    let queue = match options.remove("queue") {
-        Some(v) => parse_number(&v, "queue", 1, MAX_QUEUE)?,
-        None => DEFAULT_QUEUE,
-    };
+    let queue = number_option(&mut options, "queue", DEFAULT_QUEUE, 1, MAX_QUEUE)?;
     let when_full = match options.remove("when_full").as_deref() {
         Some("block") => WhenFull::Block,
         Some("drop") => WhenFull::Drop,
@@ -381,7 +362,15 @@ fn duration_option(
     }
 }
 
-fn parse_number(value: &str, name: &str, min: usize, max: usize) -> Result<usize, String> {
+/// The number option `name`, from `min` to `max`, or `default` when not given.
+fn number_option(
+    options: &mut BTreeMap<String, String>,
+    name: &str,
+    default: usize,
+    min: usize,
+    max: usize,
+) -> Result<usize, String> {
+    let Some(value) = options.remove(name) else { return Ok(default) };
     match value.parse::<usize>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(format!("option {name}: '{value}' is not a number from {min} to {max}")),
