@@ -259,7 +259,7 @@ pub fn api_token(token: Option<&str>, file: Option<&std::path::Path>) -> Result<
 fn check_routes(routes: &[RouteSpec], errors: &mut Vec<String>) {
     for (i, route) in routes.iter().enumerate() {
         if routes[..i].iter().any(|r| r.uri == route.uri) {
-            errors.push(format!("route {:?} is given twice", route.uri));
+            errors.push(format!("route {:?} is given twice", route.shown));
         }
     }
     if routes.len() > MAX_ROUTES {

@@ -130,7 +130,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     let given =
         config.routes.iter().map(|r| (r, Origin::Cli)).chain(config.file_routes.iter().map(|r| (r, Origin::File)));
     for (spec, origin) in given {
-        routes.start(spec, origin).map_err(|e| StartError::Route { uri: spec.uri.clone(), problem: e.to_string() })?;
+        routes
+            .start(spec, origin)
+            .map_err(|e| StartError::Route { uri: spec.shown.clone(), problem: e.to_string() })?;
     }
     routes.restore();
     let (health_tx, health_rx) = watch::channel(DockerHealth::starting());

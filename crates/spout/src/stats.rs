@@ -56,6 +56,8 @@ pub struct RouteStats {
     pub dropped_full: Counter,
     /// Dropped because they could not be encoded or sent (UDP).
     pub dropped_failed: Counter,
+    /// Dropped because the destination refused them (HTTP: a 4xx that names no route problem).
+    pub dropped_refused: Counter,
     /// Writes that failed and were tried again (stdout).
     pub write_failures: Counter,
     /// Times the route's task failed and was restarted.
@@ -66,4 +68,6 @@ pub struct RouteStats {
     pub reconnects: Counter,
     /// Attempts to connect that failed.
     pub connect_failures: Counter,
+    /// Requests that failed and are sent again (HTTP: no answer, a 5xx, a 429…).
+    pub request_failures: Counter,
 }

@@ -175,11 +175,12 @@ impl Collector for MetricSources {
         )?;
         self.per_route(
             &mut e,
-            ("spout_messages_dropped", "Messages a route gave up: its queue full (when_full=drop), a send that failed (UDP), or still queued when the shutdown grace period ended.", MetricType::Counter),
-            &["queue_full", "send_failed", "undelivered"],
+            ("spout_messages_dropped", "Messages a route gave up: its queue full (when_full=drop), a send that failed (UDP), refused by the destination (HTTP), or still queued when the shutdown grace period ended.", MetricType::Counter),
+            &["queue_full", "send_failed", "refused", "undelivered"],
             |route, reason| match reason {
                 "queue_full" => count(route.stats.dropped_full.get()),
                 "send_failed" => count(route.stats.dropped_failed.get()),
+                "refused" => count(route.stats.dropped_refused.get()),
                 _ => count(route.stats.undelivered.get()),
             },
         )?;
@@ -228,6 +229,16 @@ impl Collector for MetricSources {
             ),
             &[""],
             |route, _| count(route.stats.connect_failures.get()),
+        )?;
+        self.per_route(
+            &mut e,
+            (
+                "spout_route_request_failures",
+                "Requests to the route's destination that failed and are sent again (HTTP).",
+                MetricType::Counter,
+            ),
+            &[""],
+            |route, _| count(route.stats.request_failures.get()),
         )?;
         Ok(())
     }

@@ -119,6 +119,28 @@ impl Codec {
         out.push(delimiter);
     }
 
+    /// Appends `msg` to `out`, framed by a delimiter, its text cut (and marked truncated) so
+    /// that the message and its delimiter take at most `max` bytes. False, with nothing
+    /// appended, when even its metadata alone takes more. For the JSON formats, which never
+    /// write a delimiter inside a message.
+    pub fn write_within(&mut self, out: &mut Vec<u8>, msg: &Message, max: usize) -> bool {
+        let start = out.len();
+        let fits = gelf::cut_to_fit(&msg.line, max.saturating_sub(1), |text, cut| {
+            out.truncate(start);
+            self.encode(out, msg, text, msg.truncated || cut);
+            out.len() - start
+        });
+        if !fits {
+            out.truncate(start);
+            return false;
+        }
+        out.push(match self.framing {
+            Framing::Nul => 0,
+            _ => b'\n',
+        });
+        true
+    }
+
     /// Appends `msg` with `text` for its line to `out`, unframed.
     fn encode(&mut self, out: &mut Vec<u8>, msg: &Message, text: &str, truncated: bool) {
         match self.format {

@@ -140,6 +140,28 @@ impl RouteContext {
         &mut self,
         out: &mut Vec<u8>,
         max_bytes: usize,
+        encode: impl FnMut(&mut Vec<u8>, &Message),
+    ) -> Fill {
+        self.fill(out, max_bytes, false, encode).await
+    }
+
+    /// As [`RouteContext::fill_batch`], but `out` never grows past `max_bytes`: a message that
+    /// would take it over is left for the next body, unless it is the first (which the encoder
+    /// keeps within the limit). For routes whose destination limits a request's size.
+    pub async fn fill_body(
+        &mut self,
+        out: &mut Vec<u8>,
+        max_bytes: usize,
+        encode: impl FnMut(&mut Vec<u8>, &Message),
+    ) -> Fill {
+        self.fill(out, max_bytes, true, encode).await
+    }
+
+    async fn fill(
+        &mut self,
+        out: &mut Vec<u8>,
+        max_bytes: usize,
+        strict: bool,
         mut encode: impl FnMut(&mut Vec<u8>, &Message),
     ) -> Fill {
         if self.peek().is_none() {
@@ -158,6 +180,10 @@ impl RouteContext {
                 if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| encode(out, msg))) {
                     out.truncate(mark);
                     self.encoding_failed(msg, panic.as_ref());
+                }
+                if strict && count > 0 && out.len() > max_bytes {
+                    out.truncate(mark);
+                    return Fill::Filled(count);
                 }
                 self.advance(1);
                 count += 1;
@@ -390,6 +416,30 @@ pub(crate) mod tests {
         assert_eq!(ctx.stats.undelivered.get(), 3, "two left of the first batch, one queued");
         assert!(room.is_closed(), "readers waiting for room learn the route is gone");
         assert!(ctx.is_done());
+    }
+
+    #[tokio::test]
+    async fn a_body_never_grows_past_its_limit_unless_one_message_alone_does() {
+        let (mut ctx, tx, _room) = context(10);
+        tx.send(batch(&["aaaa", "bbbb", "cccc", "dddddddddddddddd"])).await.expect("open");
+        let encode = |out: &mut Vec<u8>, msg: &Message| {
+            out.extend_from_slice(msg.line.as_bytes());
+            out.push(b'|');
+        };
+        let mut bodies = Vec::new();
+        for _ in 0..3 {
+            let mut out = Vec::new();
+            let filled = ctx.fill_body(&mut out, 12, encode).await;
+            bodies.push((filled, String::from_utf8(out).expect("utf-8")));
+        }
+        assert_eq!(
+            bodies,
+            [
+                (Fill::Filled(2), "aaaa|bbbb|".to_owned()),
+                (Fill::Filled(1), "cccc|".to_owned()),
+                (Fill::Filled(1), "dddddddddddddddd|".to_owned())
+            ]
+        );
     }
 
     #[tokio::test]

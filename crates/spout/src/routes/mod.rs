@@ -4,6 +4,7 @@
 pub mod codec;
 mod context;
 pub mod gelf_fields;
+pub mod http;
 pub mod status;
 pub mod stdout;
 pub mod syslog;
@@ -41,7 +42,7 @@ pub fn spawn_one(
     // Every batch holds a message at least: `room` bounds the queue before the channel does.
     let (tx, rx) = mpsc::channel(spec.queue);
     let room = Arc::new(Semaphore::new(spec.queue));
-    let name: Arc<str> = spec.uri.as_str().into();
+    let name: Arc<str> = spec.shown.as_str().into();
     let ctx = RouteContext::new(Arc::clone(&name), index, spec.backoff.clone(), rx, Arc::clone(&room), stop.clone());
     let (stats, status) = (Arc::clone(&ctx.stats), Arc::clone(&ctx.status));
     let task = tokio::spawn(supervise(ctx, spec.kind.clone()));
@@ -70,6 +71,7 @@ impl RunRoute for RouteKind {
         match self {
             RouteKind::Udp(udp) => Box::pin(udp::run(ctx, udp)),
             RouteKind::Tcp(tcp) => Box::pin(tcp::run(ctx, tcp)),
+            RouteKind::Http(http) => Box::pin(http::run(ctx, http)),
             RouteKind::Stdout => Box::pin(stdout::run(ctx, tokio::io::stdout())),
         }
     }

@@ -33,7 +33,10 @@ pub enum Origin {
 /// A running route.
 pub struct Route {
     pub id: String,
+    /// The URI as shown (header values hidden).
     pub uri: Arc<str>,
+    /// The URI as given, secrets and all: what is saved.
+    given: String,
     pub origin: Origin,
     /// Its slot, as the router and the checkpoints name it.
     pub index: usize,
@@ -121,7 +124,7 @@ impl RouteTable {
         let mut inner = self.lock();
         let id = route_id(&spec.uri);
         if inner.routes.iter().any(|r| r.id == id) {
-            return Err(TableError::Exists(spec.uri.clone()));
+            return Err(TableError::Exists(spec.shown.clone()));
         }
         if inner.next_index >= MAX_ROUTES {
             return Err(TableError::Full);
@@ -133,6 +136,7 @@ impl RouteTable {
         let route = Arc::new(Route {
             id,
             uri: Arc::clone(&queue.name),
+            given: spec.uri.clone(),
             origin,
             index,
             stats: Arc::clone(&queue.stats),
@@ -214,7 +218,7 @@ impl RouteTable {
             .routes()
             .iter()
             .filter(|r| r.origin == Origin::Api && Some(r.id.as_str()) != without)
-            .map(|r| Saved { id: r.id.clone(), uri: r.uri.to_string() })
+            .map(|r| Saved { id: r.id.clone(), uri: r.given.clone() })
             .collect();
         let text = serde_json::to_string_pretty(&saved).map_err(|e| TableError::Save(e.to_string()))?;
         crate::checkpoint::write_atomically(&self.state_dir, API_ROUTES, &text)

@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use gelf::Compression;
+use hyper::header::{HeaderName, HeaderValue};
 
 use super::codec::{Format, Framing, Packing};
 use super::syslog::{Rfc, Syslog};
@@ -20,6 +21,10 @@ use crate::suggest;
 const MAX_DATAGRAM: usize = 65_507;
 /// A syslog datagram's default size: what RFC 5426 says every receiver should take.
 const SYSLOG_UDP_MAX: usize = 2048;
+/// An HTTP body's default size: Graylog's HTTP input takes 64 KiB.
+const DEFAULT_MAX_BODY: usize = 64 * 1024;
+const MIN_BODY: usize = 1024;
+const MAX_BODY: usize = 16 * 1024 * 1024;
 const MIN_CHUNK_SIZE: usize = 100;
 const MAX_QUEUE: usize = 1_000_000;
 const DEFAULT_QUEUE: usize = 10_000;
@@ -32,8 +37,11 @@ const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(15);
 /// Where a route sends, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteSpec {
-    /// The URI as given, for logs.
+    /// The URI as given: what is saved, and compared.
     pub uri: String,
+    /// The URI as shown wherever routes are (logs, errors, /health, /metrics, `spout routes`):
+    /// header values hidden.
+    pub shown: String,
     pub kind: RouteKind,
     /// Messages held in memory for this route.
     pub queue: usize,
@@ -48,6 +56,7 @@ pub struct RouteSpec {
 pub enum RouteKind {
     Udp(UdpRoute),
     Tcp(TcpRoute),
+    Http(HttpRoute),
     Stdout,
 }
 
@@ -74,6 +83,75 @@ pub struct TcpRoute {
     pub keepalive: Duration,
 }
 
+/// Requests over HTTP, or HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRoute {
+    pub addr: HostPort,
+    /// The path posted to, e.g. `/gelf`.
+    pub path: String,
+    pub tls: Option<TlsSettings>,
+    /// Many messages a request, separated by newlines.
+    pub bulk: bool,
+    pub compress: BodyEncoding,
+    /// The most bytes a body holds before compression; a longer message is cut to fit.
+    pub max_body: usize,
+    /// Sent with every request.
+    pub headers: Vec<Header>,
+    /// How long a request may go unanswered.
+    pub timeout: Duration,
+}
+
+/// What a body is compressed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyEncoding {
+    Gzip,
+    Identity,
+}
+
+impl std::str::FromStr for BodyEncoding {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "gzip" => Ok(BodyEncoding::Gzip),
+            "none" => Ok(BodyEncoding::Identity),
+            other => Err(format!("'{other}' is not gzip or none")),
+        }
+    }
+}
+
+/// A header every request carries (`header=NAME:VALUE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: HeaderName,
+    pub value: HeaderValue,
+}
+
+impl std::str::FromStr for Header {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, value) = s.split_once(':').ok_or_else(|| format!("'{}' is not NAME:VALUE", mask(s)))?;
+        let name = HeaderName::try_from(name.trim()).map_err(|_| format!("'{name}' is not a header name"))?;
+        if matches!(name.as_str(), "host" | "content-length" | "content-encoding" | "transfer-encoding" | "connection")
+        {
+            return Err(format!("{name} is spout's to set"));
+        }
+        let mut value =
+            HeaderValue::try_from(value.trim()).map_err(|_| format!("the value of {name} is not a header value"))?;
+        value.set_sensitive(true);
+        Ok(Header { name, value })
+    }
+}
+
+/// `NAME:VALUE` as shown wherever routes are: the value hidden.
+pub fn mask(header: &str) -> String {
+    match header.split_once(':') {
+        Some((name, _)) => format!("{name}:***"),
+        None => "***".to_owned(),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPort {
     pub host: String,
@@ -87,6 +165,7 @@ impl RouteKind {
             RouteKind::Udp(UdpRoute { packing: Packing::Whole { format, .. }, .. }) => *format,
             RouteKind::Udp(_) => Format::Gelf,
             RouteKind::Tcp(route) => route.format,
+            RouteKind::Http(_) => Format::Gelf,
             RouteKind::Stdout => Format::Json,
         }
     }
@@ -107,6 +186,7 @@ impl RouteSpec {
     pub fn stdout() -> RouteSpec {
         RouteSpec {
             uri: "stdout://".into(),
+            shown: "stdout://".into(),
             kind: RouteKind::Stdout,
             queue: DEFAULT_QUEUE,
             when_full: WhenFull::Block,
@@ -128,12 +208,12 @@ impl std::str::FromStr for RouteSpec {
     type Err = RouteError;
 
     fn from_str(uri: &str) -> Result<Self, RouteError> {
-        parse(uri).map_err(|problem| RouteError { uri: uri.to_owned(), problem })
+        parse(uri).map_err(|problem| RouteError { uri: shown(uri), problem })
     }
 }
 
 /// The schemes spout speaks.
-const SCHEMES: [&str; 12] = [
+const SCHEMES: [&str; 14] = [
     "gelf",
     "gelf+udp",
     "gelf+tcp",
@@ -145,6 +225,8 @@ const SCHEMES: [&str; 12] = [
     "syslog+udp",
     "syslog+tcp",
     "syslog+tls",
+    "gelf+http",
+    "gelf+https",
     "stdout",
 ];
 
@@ -157,6 +239,8 @@ enum Row {
     WholeUdp(Format, usize),
     /// A stream over TCP, over TLS when true.
     Stream(Format, Framing, bool),
+    /// GELF posted over HTTP, over HTTPS when true.
+    Http(bool),
     Stdout,
 }
 
@@ -169,6 +253,7 @@ fn row(scheme: &str) -> Option<Row> {
         "gelf+tcp" | "gelf+tls" => Row::Stream(Format::Gelf, Framing::Nul, scheme.ends_with("tls")),
         "json+tcp" | "json+tls" => Row::Stream(Format::Json, Framing::Newline, scheme.ends_with("tls")),
         "syslog+tcp" | "syslog+tls" => Row::Stream(syslog, Framing::OctetCount, scheme.ends_with("tls")),
+        "gelf+http" | "gelf+https" => Row::Http(scheme.ends_with('s')),
         "stdout" => Row::Stdout,
         _ => return None,
     })
@@ -185,6 +270,11 @@ fn format_option(options: &mut BTreeMap<String, String>, default: Format) -> Res
 /// Options a stream over TLS takes.
 const TLS_OPTIONS: [&str; 9] =
     ["format", "framing", "timeout", "keepalive", "ca", "cert", "key", "server_name", "insecure_skip_verify"];
+/// Options of TLS alone.
+const TLS_ONLY: [&str; 5] = ["ca", "cert", "key", "server_name", "insecure_skip_verify"];
+/// Options an HTTP route takes; over HTTPS, the last ones (TLS's) too.
+const HTTP_OPTIONS: [&str; 10] =
+    ["bulk", "compress", "max_body", "header", "timeout", "ca", "cert", "key", "server_name", "insecure_skip_verify"];
 /// Options every route takes; each scheme adds its own.
 const COMMON_OPTIONS: [&str; 9] = [
     "queue",
@@ -209,11 +299,19 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
         Some((a, q)) => (a, Some(q)),
         None => (rest, None),
     };
-    if let Some((_, path)) = authority.split_once('/') {
-        return Err(format!("unexpected path '/{path}'"));
+    let (authority, path) = match authority.find('/') {
+        Some(at) => (&authority[..at], Some(&authority[at..])),
+        None => (authority, None),
+    };
+    let row = row(scheme);
+    if let (Some(path), false) = (path, matches!(row, Some(Row::Http(_)))) {
+        return Err(format!("unexpected path '{path}'"));
     }
-    let mut options = parse_query(query)?;
-    let kind = match row(scheme) {
+    let (mut options, headers) = parse_query(query)?;
+    if !headers.is_empty() && !matches!(row, Some(Row::Http(_))) {
+        return Err(format!("unknown option 'header' for {scheme}:// (headers are for HTTP routes)"));
+    }
+    let kind = match row {
         Some(row @ (Row::GelfUdp | Row::WholeUdp(..))) => {
             let addr = parse_host_port(authority)?;
             let packing = match row {
@@ -243,6 +341,31 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
                 tls,
                 timeout: duration_option(&mut options, "timeout", DEFAULT_TIMEOUT, Duration::from_secs(1))?,
                 keepalive: duration_option(&mut options, "keepalive", DEFAULT_KEEPALIVE, Duration::from_secs(1))?,
+            })
+        }
+        Some(Row::Http(https)) => {
+            let addr = parse_host_port(authority)?;
+            let path = path.unwrap_or("/gelf");
+            if hyper::http::uri::PathAndQuery::try_from(path).is_err() {
+                return Err(format!("bad path '{path}'"));
+            }
+            let tls = match https {
+                true => Some(TlsSettings::from_options(&mut options, &addr.host)?),
+                false => None,
+            };
+            let headers = headers
+                .iter()
+                .map(|h| h.parse::<Header>().map_err(|e| format!("option header: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            RouteKind::Http(HttpRoute {
+                addr,
+                path: path.to_owned(),
+                tls,
+                bulk: bool_option(&mut options, "bulk", false)?,
+                compress: parsed_option(&mut options, "compress", BodyEncoding::Gzip)?,
+                max_body: number_option(&mut options, "max_body", DEFAULT_MAX_BODY, MIN_BODY, MAX_BODY)?,
+                headers,
+                timeout: duration_option(&mut options, "timeout", DEFAULT_TIMEOUT, Duration::from_secs(1))?,
             })
         }
         Some(Row::Stdout) => {
@@ -286,6 +409,8 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
             RouteKind::Udp(UdpRoute { packing: Packing::Whole { .. }, .. }) => &["format", "max_size", "resolve_every"],
             RouteKind::Tcp(TcpRoute { tls: None, .. }) => &["format", "framing", "timeout", "keepalive"],
             RouteKind::Tcp(TcpRoute { tls: Some(_), .. }) => &TLS_OPTIONS,
+            RouteKind::Http(HttpRoute { tls: None, .. }) => &HTTP_OPTIONS[..HTTP_OPTIONS.len() - TLS_ONLY.len()],
+            RouteKind::Http(HttpRoute { tls: Some(_), .. }) => &HTTP_OPTIONS,
             RouteKind::Stdout => &[],
         };
         let syslog: &[&str] = match kind.format() {
@@ -296,20 +421,48 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
         return Err(format!("unknown option '{name}' for {scheme}://{}", suggest::did_you_mean(name, known)));
     }
     let backoff = Backoff::new(backoff_base, backoff_max);
-    Ok(RouteSpec { uri: uri.to_owned(), kind, queue, when_full, backoff, filter })
+    Ok(RouteSpec { uri: uri.to_owned(), shown: shown(uri), kind, queue, when_full, backoff, filter })
 }
 
-fn parse_query(query: Option<&str>) -> Result<BTreeMap<String, String>, String> {
+/// The options by name, and the values of `header`, the one option that may be given more than
+/// once.
+fn parse_query(query: Option<&str>) -> Result<(BTreeMap<String, String>, Vec<String>), String> {
     let mut options = BTreeMap::new();
+    let mut headers = Vec::new();
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (name, value) =
             pair.split_once('=').ok_or_else(|| format!("option '{pair}' has no value (expected NAME=VALUE)"))?;
-        let value = percent_decode(value).ok_or_else(|| format!("option {name}: bad %-escape in '{value}'"))?;
-        if options.insert(name.to_owned(), value).is_some() {
+        let value = percent_decode(value).ok_or_else(|| format!("option {name}: bad %-escape"))?;
+        if name == "header" {
+            headers.push(value);
+        } else if options.insert(name.to_owned(), value).is_some() {
             return Err(format!("option '{name}' is given twice"));
         }
     }
-    Ok(options)
+    Ok((options, headers))
+}
+
+/// `uri` as shown wherever routes are: each header's value hidden.
+fn shown(uri: &str) -> String {
+    let Some((base, query)) = uri.split_once('?') else { return uri.to_owned() };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.strip_prefix("header=") {
+            Some(header) => format!("header={}", mask(&percent_decode(header).unwrap_or_default())),
+            None => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
+}
+
+/// The option `name`, `true` or `false`, or `default` when not given.
+fn bool_option(options: &mut BTreeMap<String, String>, name: &str, default: bool) -> Result<bool, String> {
+    match options.remove(name).as_deref() {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => Err(format!("option {name}: '{other}' is not true or false")),
+    }
 }
 
 /// `value` with its `%XX` escapes decoded (`%2C` for a comma, as Logspout's users write them);
@@ -490,6 +643,30 @@ mod tests {
     }
 
     #[test]
+    fn http_routes_post_to_a_path_with_headers_whose_values_are_never_shown() {
+        let spec = ok("gelf+http://graylog:12201?header=Authorization:Bearer%20s3cret&header=X-Team:pay");
+        let RouteKind::Http(http) = &spec.kind else { panic!("not HTTP: {:?}", spec.kind) };
+        assert_eq!(
+            (http.path.as_str(), http.bulk, http.compress, http.max_body),
+            ("/gelf", false, BodyEncoding::Gzip, 65_536)
+        );
+        assert!(http.tls.is_none());
+        let headers: Vec<(&str, &[u8])> = http.headers.iter().map(|h| (h.name.as_str(), h.value.as_bytes())).collect();
+        assert_eq!(headers, [("authorization", &b"Bearer s3cret"[..]), ("x-team", &b"pay"[..])]);
+        assert_eq!(spec.shown, "gelf+http://graylog:12201?header=Authorization:***&header=X-Team:***");
+        let spec = ok("gelf+https://graylog:443/in/gelf?bulk=true&compress=none&max_body=1024");
+        let RouteKind::Http(http) = &spec.kind else { panic!("not HTTP: {:?}", spec.kind) };
+        assert_eq!(
+            (http.path.as_str(), http.bulk, http.compress, http.max_body),
+            ("/in/gelf", true, BodyEncoding::Identity, 1024)
+        );
+        assert!(http.tls.is_some());
+        // A bad route's error hides the header too.
+        let err = "gelf+http://h:1?header=Authorization:s3cret&bulk=maybe".parse::<RouteSpec>().expect_err("bad");
+        assert!(!err.to_string().contains("s3cret") && err.to_string().contains("option bulk"), "{err}");
+    }
+
+    #[test]
     fn gelf_tcp_and_stdout() {
         let spec = ok("gelf+tcp://[::1]:12201");
         let tcp = TcpRoute {
@@ -553,6 +730,7 @@ mod tests {
             ("gelf://[zz]:1", "bad IPv6 address 'zz'"),
             ("gelf://[::1]", "missing port after '[::1]'"),
             ("gelf://h:1/path", "unexpected path '/path'"),
+            ("syslog+tcp://h:1/path", "unexpected path '/path'"),
             ("gelf://h:1?compress=lz4", "option compress: unknown compression \"lz4\""),
             ("gelf://h:1?chunk_size=12", "option chunk_size: '12'"),
             ("gelf://h:1?chunk_size=70000", "option chunk_size: '70000'"),
@@ -570,6 +748,13 @@ mod tests {
             ("gelf://h:1?resolve_every=0s", "option resolve_every: '0s'"),
             ("gelf://h:1?timeout=5s", "unknown option 'timeout' for gelf://"),
             ("gelf+tcp://h:1?ca=/etc/ca.pem", "unknown option 'ca' for gelf+tcp://"),
+            ("gelf+http://h:1?ca=/etc/ca.pem", "unknown option 'ca' for gelf+http://"),
+            ("gelf+tcp://h:1?header=A:b", "unknown option 'header' for gelf+tcp://"),
+            ("gelf+http://h:1?header=Authorization", "option header: '***' is not NAME:VALUE"),
+            ("gelf+http://h:1?header=Host:x", "option header: host is spout's to set"),
+            ("gelf+http://h:1?max_body=10", "option max_body: '10' is not a number from 1024"),
+            ("gelf+http://h:1?compress=zlib", "option compress: 'zlib' is not gzip or none"),
+            ("gelf+http://h:1/a b", "bad path '/a b'"),
             ("gelf+tls://h:1?ca=/nonexistent/ca.pem", "option ca: cannot read /nonexistent/ca.pem"),
             ("json+tls://h:1?cert=/c.pem", "option cert: given without key"),
             ("gelf+tls://h:1?sni=h", "unknown option 'sni' for gelf+tls://"),

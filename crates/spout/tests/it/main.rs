@@ -10,6 +10,7 @@ mod api;
 mod cli;
 mod delivery;
 mod files;
+mod http;
 mod image;
 mod reliability;
 mod routing;

@@ -246,3 +246,77 @@ impl Drop for TcpReceiver {
         }
     }
 }
+
+/// GELF over HTTP: Python's own HTTP server (`http_receiver.py`) answering requests, every
+/// request kept (path, headers, decompressed body, the answer given) and every message of a
+/// 2xx-answered body, one per line, in the inbox. Killed when dropped.
+pub struct HttpReceiver {
+    pub port: u16,
+    pub inbox: Inbox,
+    requests: Arc<Mutex<Vec<Value>>>,
+    child: std::process::Child,
+    running: Arc<AtomicBool>,
+    _dir: tempfile::TempDir,
+}
+
+/// How an [`HttpReceiver`] answers.
+#[derive(Default)]
+pub struct Answers<'a> {
+    /// 503, with Retry-After: 1, to this many requests first.
+    pub fail_first: usize,
+    /// 400 to a body holding this.
+    pub refuse: Option<&'a str>,
+}
+
+impl HttpReceiver {
+    pub fn start(answers: Answers<'_>) -> HttpReceiver {
+        let dir = tempfile::tempdir().expect("receiver dir");
+        let out = dir.path().join("requests.json");
+        let port = super::free_port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/support/http_receiver.py");
+        let mut command = std::process::Command::new("python3");
+        command.arg(script).arg(port.to_string()).arg(&out).arg("--fail-first").arg(answers.fail_first.to_string());
+        if let Some(text) = answers.refuse {
+            command.arg("--refuse").arg(text);
+        }
+        let child = command.spawn().expect("start python3 http_receiver.py");
+        let listening = wait_until(PATIENCE, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        assert!(listening, "the HTTP receiver does not listen on {port}");
+        let (inbox, requests, running) =
+            (Inbox::default(), Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicBool::new(true)));
+        let (sink, kept, go_on) = (inbox.clone(), Arc::clone(&requests), Arc::clone(&running));
+        std::thread::spawn(move || {
+            let mut read = 0;
+            while go_on.load(Ordering::SeqCst) {
+                let text = std::fs::read_to_string(&out).unwrap_or_default();
+                // Whole lines only: the server may be writing the last one.
+                let end = text.rfind('\n').map_or(0, |i| i + 1);
+                for line in text[read.min(end)..end].lines() {
+                    let request: Value = serde_json::from_str(line).expect("a request record");
+                    if request["status"].as_u64().is_some_and(|s| (200..300).contains(&s)) {
+                        for message in request["body"].as_str().unwrap_or("").split('\n').filter(|m| !m.is_empty()) {
+                            sink.push_payload(message.as_bytes());
+                        }
+                    }
+                    kept.lock().expect("lock").push(request);
+                }
+                read = end;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        HttpReceiver { port, inbox, requests, child, running, _dir: dir }
+    }
+
+    /// Every request so far: `path`, `headers`, `body` and the `status` answered.
+    pub fn requests(&self) -> Vec<Value> {
+        self.requests.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for HttpReceiver {
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::SeqCst);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,249 @@
+//! Messages posted over HTTP or HTTPS, one request at a time on a kept-alive connection:
+//! GELF to Graylog's HTTP input (`gelf+http://`, `gelf+https://`), one message a request or,
+//! with `bulk=true`, many separated by newlines.
+//!
+//! HTTP has an acknowledgement of its own: a request's messages are accepted on a 2xx answer.
+//! A 5xx, a 429 or 408, a lost connection or no answer within `timeout` sends the same body again
+//! after a backoff (or the `Retry-After` the server asked for), so nothing is lost; so does a
+//! 401, 403, 404 or 407, which no message can be the cause of (the route's address or its
+//! credentials are wrong): the route is down until someone fixes it, and the lines wait. Any
+//! other 4xx refuses those messages themselves: they are dropped, counted, and logged once for
+//! each status.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::time::Duration;
+
+use bytes::Bytes;
+use flate2::write::GzEncoder;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_util::task::AbortOnDropHandle;
+use tracing::{info, warn};
+
+use super::codec::{Codec, Format, Framing};
+use super::context::{Fill, RouteContext};
+use super::uri::{BodyEncoding, HttpRoute};
+
+/// How long one address may take to accept a connection, TLS included.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most of an answer's body read (and thrown away) to keep the connection for the next
+/// request; a longer one costs the connection.
+const MAX_ANSWER: usize = 64 * 1024;
+/// The longest `Retry-After` taken at its word.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// What became of a request.
+enum Answer {
+    Accepted,
+    /// Refused for what it holds: its messages are dropped.
+    Refused(StatusCode),
+    /// Send it again, after this long if the server said.
+    Retry(String, Option<Duration>),
+}
+
+pub async fn run(ctx: &mut RouteContext, route: &HttpRoute) {
+    if route.tls.as_ref().is_some_and(|tls| tls.insecure_skip_verify) {
+        warn!(route = %ctx.name, peer = %route.addr,
+              "insecure_skip_verify=true: the server's certificate is not checked, so whoever is on the path can read and change what this route sends");
+    }
+    let mut codec = Codec::new(Format::Gelf, Framing::Newline);
+    // One message a request, or as many as fit in the body.
+    let limit = if route.bulk { route.max_body } else { 1 };
+    let max_body = route.max_body;
+    let mut body: Vec<u8> = Vec::with_capacity(max_body);
+    let mut conn: Option<Conn> = None;
+    let mut refused: HashSet<StatusCode> = HashSet::new();
+    loop {
+        if ctx.is_done() {
+            return;
+        }
+        body.clear();
+        let mut unfit = 0;
+        let filled = ctx
+            .fill_body(&mut body, limit, |out, msg| {
+                if !codec.write_within(out, msg, max_body) {
+                    unfit += 1;
+                }
+            })
+            .await;
+        let count = match filled {
+            Fill::Filled(n) => n,
+            Fill::Aborted => return ctx.abandon(),
+            // Every request was answered before the next was filled: nothing is left.
+            Fill::Closed => return,
+        };
+        if unfit > 0 {
+            ctx.stats.dropped_failed.add(unfit);
+            warn!(route = %ctx.name, messages = unfit, max_body, "messages whose metadata alone is larger than max_body are dropped");
+        }
+        if body.is_empty() {
+            ctx.accept(count);
+            continue;
+        }
+        let payload = match route.compress {
+            BodyEncoding::Gzip => gzip(&body),
+            BodyEncoding::Identity => Bytes::copy_from_slice(&body),
+        };
+        loop {
+            let answer = tokio::select! {
+                answer = post(&mut conn, ctx, route, payload.clone()) => answer,
+                () = ctx.abort.cancelled() => return ctx.abandon(),
+            };
+            match answer {
+                Answer::Accepted => {
+                    ctx.stats.sent.add(count as u64);
+                    ctx.stats.bytes_sent.add(payload.len() as u64);
+                    ctx.accept(count);
+                    ctx.status.delivered();
+                    ctx.backoff.reset();
+                    break;
+                }
+                Answer::Refused(status) => {
+                    ctx.stats.dropped_refused.add(count as u64);
+                    ctx.accept(count);
+                    if refused.insert(status) {
+                        warn!(route = %ctx.name, status = status.as_u16(), messages = count,
+                              "the destination refused a request; its messages are dropped (logged once per status, counted in spout_messages_dropped_total{{reason=\"refused\"}})");
+                    }
+                    break;
+                }
+                Answer::Retry(why, after) => {
+                    ctx.status.down(&why);
+                    let failures = ctx.stats.request_failures.add(1);
+                    if failures.is_power_of_two() {
+                        warn!(route = %ctx.name, peer = %route.addr, error = %why, failures, "request failed, sending it again");
+                    }
+                    let delay = after.unwrap_or_else(|| ctx.backoff.next_delay());
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = ctx.abort.cancelled() => return ctx.abandon(),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A kept-alive connection: the request half, and the task driving it.
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    _driver: AbortOnDropHandle<()>,
+}
+
+/// Posts `payload` on the connection, connecting first if there is none (or it closed).
+async fn post(conn: &mut Option<Conn>, ctx: &RouteContext, route: &HttpRoute, payload: Bytes) -> Answer {
+    if conn.as_ref().is_none_or(|c| c.sender.is_closed()) {
+        *conn = None;
+        match connect(route).await {
+            Ok(c) => {
+                info!(route = %ctx.name, peer = %route.addr, "connected");
+                *conn = Some(c);
+            }
+            Err(e) => {
+                ctx.stats.connect_failures.add(1);
+                return Answer::Retry(e, None);
+            }
+        }
+    }
+    let Some(c) = conn.as_mut() else { return Answer::Retry("not connected".to_owned(), None) };
+    let answer = tokio::time::timeout(route.timeout, async {
+        c.sender.ready().await.map_err(|e| e.to_string())?;
+        let response = c.sender.send_request(request(route, payload)).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        // Read to its end (up to a limit), so that the connection can carry the next request.
+        let drained = http_body_util::Limited::new(response.into_body(), MAX_ANSWER).collect().await.is_ok();
+        Ok::<_, String>((status, retry_after, drained))
+    })
+    .await;
+    let (status, after, drained) = match answer {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => {
+            *conn = None;
+            return Answer::Retry(format!("{}: {e}", route.addr), None);
+        }
+        Err(_) => {
+            *conn = None;
+            let waited = humantime::format_duration(route.timeout);
+            return Answer::Retry(format!("{}: no answer within {waited}", route.addr), None);
+        }
+    };
+    if !drained {
+        *conn = None;
+    }
+    let code = status.as_u16();
+    match code {
+        200..=299 => Answer::Accepted,
+        408 | 429 | 500..=599 => Answer::Retry(format!("HTTP {status}"), after.map(|d| d.min(MAX_RETRY_AFTER))),
+        401 | 403 | 404 | 407 => Answer::Retry(format!("HTTP {status}: check the route's address and headers"), None),
+        _ => Answer::Refused(status),
+    }
+}
+
+fn request(route: &HttpRoute, payload: Bytes) -> Request<Full<Bytes>> {
+    let mut request = Request::post(route.path.as_str())
+        .header(hyper::header::HOST, route.addr.to_string())
+        .header(hyper::header::CONTENT_TYPE, "application/json");
+    if route.compress == BodyEncoding::Gzip {
+        request = request.header(hyper::header::CONTENT_ENCODING, "gzip");
+    }
+    for header in &route.headers {
+        request = request.header(&header.name, &header.value);
+    }
+    // Every part was checked when the route was parsed.
+    request.body(Full::new(payload)).unwrap_or_else(|_| Request::new(Full::default()))
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not taken).
+fn retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
+    let value = headers.get(hyper::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+fn gzip(body: &[u8]) -> Bytes {
+    let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(body);
+    Bytes::from(encoder.finish().unwrap_or_default())
+}
+
+/// Connects (TLS too for `https`) and sets up HTTP/1.1 on the connection.
+async fn connect(route: &HttpRoute) -> Result<Conn, String> {
+    let addr = &route.addr;
+    let tls = match &route.tls {
+        Some(settings) => Some((settings.connector()?, settings.server_name.clone())),
+        None => None,
+    };
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((addr.host.as_str(), addr.port)))
+        .await
+        .map_err(|_| format!("{addr}: no answer within {}", humantime::format_duration(CONNECT_TIMEOUT)))?
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    match tls {
+        None => handshake(TokioIo::new(stream)).await,
+        Some((connector, server_name)) => {
+            let stream = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(server_name, stream))
+                .await
+                .map_err(|_| {
+                    format!("{addr}: TLS handshake not done within {}", humantime::format_duration(CONNECT_TIMEOUT))
+                })?
+                .map_err(|e| format!("{addr}: TLS handshake failed: {e}"))?;
+            handshake(TokioIo::new(stream)).await
+        }
+    }
+}
+
+async fn handshake<T>(io: T) -> Result<Conn, String>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(io).await.map_err(|e| e.to_string())?;
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(Conn { sender, _driver: AbortOnDropHandle::new(driver) })
+}

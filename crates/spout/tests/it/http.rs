@@ -1,0 +1,96 @@
+//! GELF over HTTP and HTTPS (`gelf+http://`, `gelf+https://`), against Python's own HTTP server
+//! (and nginx terminating TLS in front of it).
+
+use crate::support::receiver::{Answers, HttpReceiver};
+use crate::support::tls::{ClientCerts, Nginx, Pki};
+use crate::support::{http_get, numbered, Container, Spout};
+
+#[test]
+fn gelf_over_http_arrives_once_through_503s_in_bulk_gzipped_and_over_tls_with_headers_hidden() {
+    require_docker!();
+    if !Nginx::available() {
+        return;
+    }
+    // One message a request, the first three answered 503. (Header names arrive in lower case,
+    // as hyper writes them.)
+    let single = HttpReceiver::start(Answers { fail_first: 3, ..Answers::default() });
+    let bulk = HttpReceiver::start(Answers::default());
+    let behind_tls = HttpReceiver::start(Answers::default());
+    let pki = Pki::new();
+    let tls = Nginx::tls_in_front(&pki, behind_tls.port, ClientCerts::NotAsked);
+    let single_route =
+        format!("gelf+http://127.0.0.1:{}?header=Authorization:Bearer%20s3cret&compress=none", single.port);
+    let _spout = Spout::start_healthy(&[
+        &single_route,
+        &format!("gelf+http://127.0.0.1:{}/custom/path?bulk=true&max_body=2000", bulk.port),
+        &format!("gelf+https://localhost:{}?bulk=true&ca={}", tls.port, pki.path("ca.pem")),
+    ]);
+    let long = "w".repeat(5000);
+    // The long line made by the container, not written in its command (which every message carries).
+    let c =
+        Container::run(&[], "for i in $(seq 1 100); do echo line$i; done; head -c 5000 /dev/zero | tr '\\0' w; echo");
+    c.wait();
+    let mut expected = numbered("line", 1..=100);
+    expected.push(long.clone());
+    assert_eq!(single.inbox.settle_lines(&c.id, 101), expected, "every line once, in order, through the 503s");
+    assert_eq!(behind_tls.inbox.settle_lines(&c.id, 101), expected, "over HTTPS");
+    let cut = bulk.inbox.settle_lines(&c.id, 101);
+    assert_eq!(cut.len(), 101, "{:?}\n{}", bulk.requests(), _spout.stderr());
+    assert_eq!(cut[..100], expected[..100]);
+    assert!(cut[100].len() < 2000 && long.starts_with(&cut[100]), "cut to fit max_body: {} bytes", cut[100].len());
+    assert!(bulk.inbox.of(&c.id).last().is_some_and(|m| m["_truncated"] == "true"));
+
+    let requests = single.requests();
+    assert_eq!(requests.iter().filter(|r| r["status"] == 503).count(), 3);
+    for r in &requests {
+        assert_eq!(r["path"], "/gelf");
+        assert_eq!(r["headers"]["authorization"], "Bearer s3cret");
+        assert_eq!(r["headers"]["content-type"], "application/json");
+        assert!(r["headers"].get("content-encoding").is_none(), "compress=none: {r}");
+    }
+    let requests = bulk.requests();
+    assert!(requests.len() < 101, "many messages a request: {} requests", requests.len());
+    for r in &requests {
+        assert_eq!(r["path"], "/custom/path");
+        assert_eq!(r["headers"]["content-encoding"], "gzip");
+        let body = r["body"].as_str().unwrap_or_default();
+        assert!(body.len() <= 2000, "a body within max_body: {} bytes", body.len());
+    }
+
+    // The header's value is nobody's business but the destination's.
+    let health = _spout.health().1;
+    let (_, metrics) = http_get(_spout.http_port, "/metrics").expect("metrics");
+    for shown in [&health, &metrics, &_spout.stderr()] {
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+    assert!(health.contains("header=Authorization:***"), "{health}");
+}
+
+#[test]
+fn a_refused_message_is_dropped_counted_and_logged_once_and_the_rest_arrive() {
+    require_docker!();
+    let receiver = HttpReceiver::start(Answers { refuse: Some("poison"), ..Answers::default() });
+    let spout = Spout::start_healthy(&[&format!("gelf+http://127.0.0.1:{}", receiver.port)]);
+    let c =
+        Container::run(&[], "for i in $(seq 1 10); do echo line$i; done; echo poi''son1; echo poi''son2; echo line11");
+    c.wait();
+    let mut expected = numbered("line", 1..=10);
+    expected.push("line11".to_owned());
+    assert_eq!(receiver.inbox.settle_lines(&c.id, 11), expected, "{:?}\n{}", receiver.requests(), spout.stderr());
+    let refused: Vec<String> = receiver
+        .requests()
+        .iter()
+        .filter(|r| r["status"] == 400)
+        .filter_map(|r| r["body"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(refused.len(), 2, "each refused once, never sent again: {refused:?}");
+    let (_, metrics) = http_get(spout.http_port, "/metrics").expect("metrics");
+    assert!(
+        metrics.lines().any(|l| l.starts_with("spout_messages_dropped_total{")
+            && l.contains("reason=\"refused\"")
+            && l.ends_with(" 2")),
+        "{metrics}"
+    );
+    let warned = spout.stderr().lines().filter(|l| l.contains("WARN") && l.contains("refused a request")).count();
+    assert_eq!(warned, 1, "logged once for the one status:\n{}", spout.stderr());
+}
