@@ -1,8 +1,10 @@
 //! Messages posted over HTTP or HTTPS, one request at a time on a kept-alive connection:
 //! GELF to Graylog's HTTP input (`gelf+http://`, `gelf+https://`), one message a request or,
-//! with `bulk=true`, many separated by newlines.
+//! with `bulk=true`, many separated by newlines; or OTLP logs (`otlp+http://`, `otlp+https://`),
+//! many records a request ([`super::otlp`]).
 //!
-//! HTTP has an acknowledgement of its own: a request's messages are accepted on a 2xx answer.
+//! HTTP has an acknowledgement of its own: a request's messages are accepted on a 2xx answer
+//! (with OTLP, less the records a partial success names as rejected: dropped and counted).
 //! A 5xx, a 429 or 408, a lost connection or no answer within `timeout` sends the same body again
 //! after a backoff (or the `Retry-After` the server asked for), so nothing is lost; so does a
 //! 401, 403, 404 or 407, which no message can be the cause of (the route's address or its
@@ -26,7 +28,8 @@ use tracing::{info, warn};
 
 use super::codec::{Codec, Format, Framing};
 use super::context::{Fill, RouteContext};
-use super::uri::{BodyEncoding, HttpRoute};
+use super::otlp::{self, Records};
+use super::uri::{BodyEncoding, HttpRoute, Payload};
 
 /// How long one address may take to accept a connection, TLS included.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,7 +41,8 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// What became of a request.
 enum Answer {
-    Accepted,
+    /// With the answer's body.
+    Accepted(Bytes),
     /// Refused for what it holds: its messages are dropped.
     Refused(StatusCode),
     /// Send it again, after this long if the server said.
@@ -51,9 +55,15 @@ pub async fn run(ctx: &mut RouteContext, route: &HttpRoute) {
               "insecure_skip_verify=true: the server's certificate is not checked, so whoever is on the path can read and change what this route sends");
     }
     let mut codec = Codec::new(Format::Gelf, Framing::Newline);
+    let mut records = Records::default();
     // One message a request, or as many as fit in the body.
-    let limit = if route.bulk { route.max_body } else { 1 };
+    let limit = if route.payload == Payload::Gelf { 1 } else { route.max_body };
     let max_body = route.max_body;
+    let content_type = match route.payload {
+        Payload::Otlp => "application/x-protobuf",
+        _ => "application/json",
+    };
+    let mut rejections: u64 = 0;
     let mut body: Vec<u8> = Vec::with_capacity(max_body);
     let mut conn: Option<Conn> = None;
     let mut refused: HashSet<StatusCode> = HashSet::new();
@@ -65,7 +75,11 @@ pub async fn run(ctx: &mut RouteContext, route: &HttpRoute) {
         let mut unfit = 0;
         let filled = ctx
             .fill_body(&mut body, limit, |out, msg| {
-                if !codec.write_within(out, msg, max_body) {
+                let fits = match route.payload {
+                    Payload::Otlp => records.push_within(out, msg, max_body),
+                    _ => codec.write_within(out, msg, max_body),
+                };
+                if !fits {
                     unfit += 1;
                 }
             })
@@ -84,17 +98,30 @@ pub async fn run(ctx: &mut RouteContext, route: &HttpRoute) {
             ctx.accept(count);
             continue;
         }
+        if route.payload == Payload::Otlp {
+            // The body measured the records; the request is made of those it took.
+            records.keep(count - unfit as usize);
+            body = records.take_request();
+        }
         let payload = match route.compress {
             BodyEncoding::Gzip => gzip(&body),
             BodyEncoding::Identity => Bytes::copy_from_slice(&body),
         };
         loop {
             let answer = tokio::select! {
-                answer = post(&mut conn, ctx, route, payload.clone()) => answer,
+                answer = post(&mut conn, ctx, route, content_type, payload.clone()) => answer,
                 () = ctx.abort.cancelled() => return ctx.abandon(),
             };
             match answer {
-                Answer::Accepted => {
+                Answer::Accepted(answer) => {
+                    if let Some((rejected, why)) = otlp::rejected(&answer).filter(|_| route.payload == Payload::Otlp) {
+                        ctx.stats.dropped_refused.add(rejected);
+                        rejections += 1;
+                        if rejections.is_power_of_two() {
+                            warn!(route = %ctx.name, records = rejected, reason = %why, rejections,
+                                  "the destination rejected records of an accepted request; they are dropped (counted in spout_messages_dropped_total{{reason=\"refused\"}})");
+                        }
+                    }
                     ctx.stats.sent.add(count as u64);
                     ctx.stats.bytes_sent.add(payload.len() as u64);
                     ctx.accept(count);
@@ -135,7 +162,13 @@ struct Conn {
 }
 
 /// Posts `payload` on the connection, connecting first if there is none (or it closed).
-async fn post(conn: &mut Option<Conn>, ctx: &RouteContext, route: &HttpRoute, payload: Bytes) -> Answer {
+async fn post(
+    conn: &mut Option<Conn>,
+    ctx: &RouteContext,
+    route: &HttpRoute,
+    content_type: &'static str,
+    payload: Bytes,
+) -> Answer {
     if conn.as_ref().is_none_or(|c| c.sender.is_closed()) {
         *conn = None;
         match connect(route).await {
@@ -152,15 +185,15 @@ async fn post(conn: &mut Option<Conn>, ctx: &RouteContext, route: &HttpRoute, pa
     let Some(c) = conn.as_mut() else { return Answer::Retry("not connected".to_owned(), None) };
     let answer = tokio::time::timeout(route.timeout, async {
         c.sender.ready().await.map_err(|e| e.to_string())?;
-        let response = c.sender.send_request(request(route, payload)).await.map_err(|e| e.to_string())?;
+        let response = c.sender.send_request(request(route, content_type, payload)).await.map_err(|e| e.to_string())?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
         // Read to its end (up to a limit), so that the connection can carry the next request.
-        let drained = http_body_util::Limited::new(response.into_body(), MAX_ANSWER).collect().await.is_ok();
-        Ok::<_, String>((status, retry_after, drained))
+        let read = http_body_util::Limited::new(response.into_body(), MAX_ANSWER).collect().await;
+        Ok::<_, String>((status, retry_after, read.ok().map(|body| body.to_bytes())))
     })
     .await;
-    let (status, after, drained) = match answer {
+    let (status, after, read) = match answer {
         Ok(Ok(answer)) => answer,
         Ok(Err(e)) => {
             *conn = None;
@@ -172,22 +205,21 @@ async fn post(conn: &mut Option<Conn>, ctx: &RouteContext, route: &HttpRoute, pa
             return Answer::Retry(format!("{}: no answer within {waited}", route.addr), None);
         }
     };
-    if !drained {
+    if read.is_none() {
         *conn = None;
     }
-    let code = status.as_u16();
-    match code {
-        200..=299 => Answer::Accepted,
+    match status.as_u16() {
+        200..=299 => Answer::Accepted(read.unwrap_or_default()),
         408 | 429 | 500..=599 => Answer::Retry(format!("HTTP {status}"), after.map(|d| d.min(MAX_RETRY_AFTER))),
         401 | 403 | 404 | 407 => Answer::Retry(format!("HTTP {status}: check the route's address and headers"), None),
         _ => Answer::Refused(status),
     }
 }
 
-fn request(route: &HttpRoute, payload: Bytes) -> Request<Full<Bytes>> {
+fn request(route: &HttpRoute, content_type: &'static str, payload: Bytes) -> Request<Full<Bytes>> {
     let mut request = Request::post(route.path.as_str())
         .header(hyper::header::HOST, route.addr.to_string())
-        .header(hyper::header::CONTENT_TYPE, "application/json");
+        .header(hyper::header::CONTENT_TYPE, content_type);
     if route.compress == BodyEncoding::Gzip {
         request = request.header(hyper::header::CONTENT_ENCODING, "gzip");
     }

@@ -23,6 +23,8 @@ const MAX_DATAGRAM: usize = 65_507;
 const SYSLOG_UDP_MAX: usize = 2048;
 /// An HTTP body's default size: Graylog's HTTP input takes 64 KiB.
 const DEFAULT_MAX_BODY: usize = 64 * 1024;
+/// An OTLP body's: well within the OpenTelemetry Collector's 20 MiB.
+const DEFAULT_MAX_OTLP_BODY: usize = 4 * 1024 * 1024;
 const MIN_BODY: usize = 1024;
 const MAX_BODY: usize = 16 * 1024 * 1024;
 const MIN_CHUNK_SIZE: usize = 100;
@@ -90,8 +92,7 @@ pub struct HttpRoute {
     /// The path posted to, e.g. `/gelf`.
     pub path: String,
     pub tls: Option<TlsSettings>,
-    /// Many messages a request, separated by newlines.
-    pub bulk: bool,
+    pub payload: Payload,
     pub compress: BodyEncoding,
     /// The most bytes a body holds before compression; a longer message is cut to fit.
     pub max_body: usize,
@@ -99,6 +100,17 @@ pub struct HttpRoute {
     pub headers: Vec<Header>,
     /// How long a request may go unanswered.
     pub timeout: Duration,
+}
+
+/// What an HTTP route posts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    /// GELF, one message a request.
+    Gelf,
+    /// GELF, many messages a request, separated by newlines.
+    GelfBulk,
+    /// OTLP logs, many records a request, in protobuf.
+    Otlp,
 }
 
 /// What a body is compressed with.
@@ -165,6 +177,7 @@ impl RouteKind {
             RouteKind::Udp(UdpRoute { packing: Packing::Whole { format, .. }, .. }) => *format,
             RouteKind::Udp(_) => Format::Gelf,
             RouteKind::Tcp(route) => route.format,
+            // OTLP is no stream format: none of the stream options apply.
             RouteKind::Http(_) => Format::Gelf,
             RouteKind::Stdout => Format::Json,
         }
@@ -213,7 +226,7 @@ impl std::str::FromStr for RouteSpec {
 }
 
 /// The schemes spout speaks.
-const SCHEMES: [&str; 14] = [
+const SCHEMES: [&str; 16] = [
     "gelf",
     "gelf+udp",
     "gelf+tcp",
@@ -227,6 +240,8 @@ const SCHEMES: [&str; 14] = [
     "syslog+tls",
     "gelf+http",
     "gelf+https",
+    "otlp+http",
+    "otlp+https",
     "stdout",
 ];
 
@@ -239,8 +254,8 @@ enum Row {
     WholeUdp(Format, usize),
     /// A stream over TCP, over TLS when true.
     Stream(Format, Framing, bool),
-    /// GELF posted over HTTP, over HTTPS when true.
-    Http(bool),
+    /// Posted over HTTP (over HTTPS when true): GELF, or OTLP when true.
+    Http(bool, bool),
     Stdout,
 }
 
@@ -253,7 +268,8 @@ fn row(scheme: &str) -> Option<Row> {
         "gelf+tcp" | "gelf+tls" => Row::Stream(Format::Gelf, Framing::Nul, scheme.ends_with("tls")),
         "json+tcp" | "json+tls" => Row::Stream(Format::Json, Framing::Newline, scheme.ends_with("tls")),
         "syslog+tcp" | "syslog+tls" => Row::Stream(syslog, Framing::OctetCount, scheme.ends_with("tls")),
-        "gelf+http" | "gelf+https" => Row::Http(scheme.ends_with('s')),
+        "gelf+http" | "gelf+https" => Row::Http(scheme.ends_with('s'), false),
+        "otlp+http" | "otlp+https" => Row::Http(scheme.ends_with('s'), true),
         "stdout" => Row::Stdout,
         _ => return None,
     })
@@ -272,7 +288,8 @@ const TLS_OPTIONS: [&str; 9] =
     ["format", "framing", "timeout", "keepalive", "ca", "cert", "key", "server_name", "insecure_skip_verify"];
 /// Options of TLS alone.
 const TLS_ONLY: [&str; 5] = ["ca", "cert", "key", "server_name", "insecure_skip_verify"];
-/// Options an HTTP route takes; over HTTPS, the last ones (TLS's) too.
+/// Options an HTTP route takes (OTLP's, all but the first); over HTTPS, the last ones (TLS's)
+/// too.
 const HTTP_OPTIONS: [&str; 10] =
     ["bulk", "compress", "max_body", "header", "timeout", "ca", "cert", "key", "server_name", "insecure_skip_verify"];
 /// Options every route takes; each scheme adds its own.
@@ -304,11 +321,11 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
         None => (authority, None),
     };
     let row = row(scheme);
-    if let (Some(path), false) = (path, matches!(row, Some(Row::Http(_)))) {
+    if let (Some(path), false) = (path, matches!(row, Some(Row::Http(..)))) {
         return Err(format!("unexpected path '{path}'"));
     }
     let (mut options, headers) = parse_query(query)?;
-    if !headers.is_empty() && !matches!(row, Some(Row::Http(_))) {
+    if !headers.is_empty() && !matches!(row, Some(Row::Http(..))) {
         return Err(format!("unknown option 'header' for {scheme}:// (headers are for HTTP routes)"));
     }
     let kind = match row {
@@ -343,9 +360,9 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
                 keepalive: duration_option(&mut options, "keepalive", DEFAULT_KEEPALIVE, Duration::from_secs(1))?,
             })
         }
-        Some(Row::Http(https)) => {
+        Some(Row::Http(https, otlp)) => {
             let addr = parse_host_port(authority)?;
-            let path = path.unwrap_or("/gelf");
+            let path = path.unwrap_or(if otlp { "/v1/logs" } else { "/gelf" });
             if hyper::http::uri::PathAndQuery::try_from(path).is_err() {
                 return Err(format!("bad path '{path}'"));
             }
@@ -357,13 +374,18 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
                 .iter()
                 .map(|h| h.parse::<Header>().map_err(|e| format!("option header: {e}")))
                 .collect::<Result<Vec<_>, _>>()?;
+            let (payload, max_body) = match otlp {
+                true => (Payload::Otlp, DEFAULT_MAX_OTLP_BODY),
+                false if bool_option(&mut options, "bulk", false)? => (Payload::GelfBulk, DEFAULT_MAX_BODY),
+                false => (Payload::Gelf, DEFAULT_MAX_BODY),
+            };
             RouteKind::Http(HttpRoute {
                 addr,
                 path: path.to_owned(),
                 tls,
-                bulk: bool_option(&mut options, "bulk", false)?,
+                payload,
                 compress: parsed_option(&mut options, "compress", BodyEncoding::Gzip)?,
-                max_body: number_option(&mut options, "max_body", DEFAULT_MAX_BODY, MIN_BODY, MAX_BODY)?,
+                max_body: number_option(&mut options, "max_body", max_body, MIN_BODY, MAX_BODY)?,
                 headers,
                 timeout: duration_option(&mut options, "timeout", DEFAULT_TIMEOUT, Duration::from_secs(1))?,
             })
@@ -409,8 +431,16 @@ fn parse(uri: &str) -> Result<RouteSpec, String> {
             RouteKind::Udp(UdpRoute { packing: Packing::Whole { .. }, .. }) => &["format", "max_size", "resolve_every"],
             RouteKind::Tcp(TcpRoute { tls: None, .. }) => &["format", "framing", "timeout", "keepalive"],
             RouteKind::Tcp(TcpRoute { tls: Some(_), .. }) => &TLS_OPTIONS,
-            RouteKind::Http(HttpRoute { tls: None, .. }) => &HTTP_OPTIONS[..HTTP_OPTIONS.len() - TLS_ONLY.len()],
-            RouteKind::Http(HttpRoute { tls: Some(_), .. }) => &HTTP_OPTIONS,
+            RouteKind::Http(route) => {
+                let all = match route.payload {
+                    Payload::Otlp => &HTTP_OPTIONS[1..],
+                    _ => &HTTP_OPTIONS[..],
+                };
+                match route.tls {
+                    Some(_) => all,
+                    None => &all[..all.len() - TLS_ONLY.len()],
+                }
+            }
             RouteKind::Stdout => &[],
         };
         let syslog: &[&str] = match kind.format() {
@@ -647,8 +677,8 @@ mod tests {
         let spec = ok("gelf+http://graylog:12201?header=Authorization:Bearer%20s3cret&header=X-Team:pay");
         let RouteKind::Http(http) = &spec.kind else { panic!("not HTTP: {:?}", spec.kind) };
         assert_eq!(
-            (http.path.as_str(), http.bulk, http.compress, http.max_body),
-            ("/gelf", false, BodyEncoding::Gzip, 65_536)
+            (http.path.as_str(), http.payload, http.compress, http.max_body),
+            ("/gelf", Payload::Gelf, BodyEncoding::Gzip, 65_536)
         );
         assert!(http.tls.is_none());
         let headers: Vec<(&str, &[u8])> = http.headers.iter().map(|h| (h.name.as_str(), h.value.as_bytes())).collect();
@@ -657,10 +687,14 @@ mod tests {
         let spec = ok("gelf+https://graylog:443/in/gelf?bulk=true&compress=none&max_body=1024");
         let RouteKind::Http(http) = &spec.kind else { panic!("not HTTP: {:?}", spec.kind) };
         assert_eq!(
-            (http.path.as_str(), http.bulk, http.compress, http.max_body),
-            ("/in/gelf", true, BodyEncoding::Identity, 1024)
+            (http.path.as_str(), http.payload, http.compress, http.max_body),
+            ("/in/gelf", Payload::GelfBulk, BodyEncoding::Identity, 1024)
         );
         assert!(http.tls.is_some());
+        let spec = ok("otlp+https://collector:4318?header=Authorization:Basic%20eA%3D%3D");
+        let RouteKind::Http(otlp) = &spec.kind else { panic!("not HTTP: {:?}", spec.kind) };
+        assert_eq!((otlp.path.as_str(), otlp.payload, otlp.max_body), ("/v1/logs", Payload::Otlp, 4 << 20));
+        assert_eq!(spec.shown, "otlp+https://collector:4318?header=Authorization:***");
         // A bad route's error hides the header too.
         let err = "gelf+http://h:1?header=Authorization:s3cret&bulk=maybe".parse::<RouteSpec>().expect_err("bad");
         assert!(!err.to_string().contains("s3cret") && err.to_string().contains("option bulk"), "{err}");
@@ -755,6 +789,8 @@ mod tests {
             ("gelf+http://h:1?max_body=10", "option max_body: '10' is not a number from 1024"),
             ("gelf+http://h:1?compress=zlib", "option compress: 'zlib' is not gzip or none"),
             ("gelf+http://h:1/a b", "bad path '/a b'"),
+            ("otlp+http://h:1?bulk=true", "unknown option 'bulk' for otlp+http://"),
+            ("otlp+http://h:1?ca=/c.pem", "unknown option 'ca' for otlp+http://"),
             ("gelf+tls://h:1?ca=/nonexistent/ca.pem", "option ca: cannot read /nonexistent/ca.pem"),
             ("json+tls://h:1?cert=/c.pem", "option cert: given without key"),
             ("gelf+tls://h:1?sni=h", "unknown option 'sni' for gelf+tls://"),

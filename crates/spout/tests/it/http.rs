@@ -94,3 +94,58 @@ fn a_refused_message_is_dropped_counted_and_logged_once_and_the_rest_arrive() {
     let warned = spout.stderr().lines().filter(|l| l.contains("WARN") && l.contains("refused a request")).count();
     assert_eq!(warned, 1, "logged once for the one status:\n{}", spout.stderr());
 }
+
+#[test]
+fn otlp_records_arrive_with_the_semantic_conventions_and_a_partial_rejection_is_counted() {
+    require_docker!();
+    // The first request answered 503; records holding "poison" rejected in a partial success.
+    let receiver = HttpReceiver::start(Answers { fail_first: 1, refuse: Some("poison") });
+    let spout = Spout::start_healthy(&[
+        &format!("otlp+http://127.0.0.1:{}", receiver.port),
+        "--hostname",
+        "spout-test-host",
+        "--field",
+        "team=pay",
+    ]);
+    let c = Container::run(&[], "for i in $(seq 1 50); do echo line$i; echo err$i >&2; done; echo poi''son");
+    c.wait();
+    let got = receiver.inbox.settle_lines(&c.id, 100);
+    let of = |prefix: &str| got.iter().filter(|l| l.starts_with(prefix)).cloned().collect::<Vec<_>>();
+    assert_eq!(of("line"), numbered("line", 1..=50));
+    assert_eq!(of("err"), numbered("err", 1..=50));
+    assert_eq!(got.len(), 100, "each once, the rejected one not among them");
+    let text = |v: &serde_json::Value| v["stringValue"].as_str().unwrap_or_default().to_owned();
+    for m in receiver.inbox.of(&c.id) {
+        let resource = &m["resource"];
+        assert_eq!(text(&resource["host.name"]), "spout-test-host");
+        assert_eq!(text(&resource["container.name"]), c.name);
+        assert_eq!(text(&resource["container.image.name"]), "spout-test-busybox");
+        assert_eq!(resource["container.image.tags"]["arrayValue"]["values"][0]["stringValue"], "latest");
+        assert_eq!(text(&resource["container.runtime"]), "docker");
+        assert_eq!(text(&resource["team"]), "pay");
+        let record = &m["record"];
+        let err = m["message"].as_str().is_some_and(|l| l.starts_with("err"));
+        let severity = if err { "SEVERITY_NUMBER_ERROR" } else { "SEVERITY_NUMBER_INFO" };
+        assert_eq!(record["severityNumber"], severity, "{record}");
+        let stream = &record["attributes"][0];
+        assert_eq!(
+            (stream["key"].as_str(), text(&stream["value"])),
+            (Some("log.iostream"), (if err { "stderr" } else { "stdout" }).to_owned())
+        );
+        let time: u64 = record["timeUnixNano"].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
+        assert!(time > 1_700_000_000_000_000_000, "Docker's timestamp in nanoseconds: {record}");
+    }
+    let requests = receiver.requests();
+    assert_eq!(requests[0]["status"], 503);
+    for r in &requests {
+        assert_eq!(r["path"], "/v1/logs");
+        assert_eq!(r["headers"]["content-type"], "application/x-protobuf");
+        assert_eq!(r["headers"]["content-encoding"], "gzip");
+    }
+    let (_, metrics) = http_get(spout.http_port, "/metrics").expect("metrics");
+    let refused = metrics.lines().any(|l| {
+        l.starts_with("spout_messages_dropped_total{") && l.contains("reason=\"refused\"") && l.ends_with(" 1")
+    });
+    assert!(refused, "the rejected record counted:\n{metrics}");
+    assert!(spout.stderr().contains("refused by the test receiver"), "the reason logged:\n{}", spout.stderr());
+}

@@ -29,13 +29,40 @@ impl Inbox {
             .map_err(|e| e.to_string())
             .and_then(|json| serde_json::from_slice::<Value>(&json).map_err(|e| e.to_string()));
         match decoded {
-            Ok(mut v) => {
-                v["_arrival"] = self.arrivals.fetch_add(1, Ordering::SeqCst).into();
-                // GELF names it `_container_id`, spout's JSON record `container_id`.
-                let id = v["_container_id"].as_str().or(v["container_id"].as_str()).unwrap_or("").to_owned();
-                self.by_container.lock().expect("lock").entry(id).or_default().push(v);
-            }
+            Ok(v) => self.push(v),
             Err(e) => self.errors.lock().expect("lock").push(e),
+        }
+    }
+
+    fn push(&self, mut v: Value) {
+        v["_arrival"] = self.arrivals.fetch_add(1, Ordering::SeqCst).into();
+        // GELF names it `_container_id`, spout's JSON record (and an OTLP record here)
+        // `container_id`.
+        let id = v["_container_id"].as_str().or(v["container_id"].as_str()).unwrap_or("").to_owned();
+        self.by_container.lock().expect("lock").entry(id).or_default().push(v);
+    }
+
+    /// Each record of an OTLP request (in OTLP's JSON mapping) not holding `refused`, as
+    /// `{"container_id", "message", "resource": {attributes}, "record": {the record}}`.
+    fn push_otlp(&self, request: &Value, refused: Option<&str>) {
+        let text = |v: &Value| v["stringValue"].as_str().unwrap_or_default().to_owned();
+        for resource in request["resourceLogs"].as_array().into_iter().flatten() {
+            let attributes: serde_json::Map<String, Value> = resource["resource"]["attributes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|kv| (kv["key"].as_str().unwrap_or_default().to_owned(), kv["value"].clone()))
+                .collect();
+            let id = attributes.get("container.id").map(text).unwrap_or_default();
+            let records = resource["scopeLogs"].as_array().into_iter().flatten();
+            for record in records.flat_map(|scope| scope["logRecords"].as_array().cloned().unwrap_or_default()) {
+                let message = text(&record["body"]);
+                if refused.is_some_and(|r| message.contains(r)) {
+                    continue;
+                }
+                let attributes = Value::Object(attributes.clone());
+                self.push(serde_json::json!({"container_id": id, "message": message, "resource": attributes, "record": record}));
+            }
         }
     }
 
@@ -247,9 +274,10 @@ impl Drop for TcpReceiver {
     }
 }
 
-/// GELF over HTTP: Python's own HTTP server (`http_receiver.py`) answering requests, every
-/// request kept (path, headers, decompressed body, the answer given) and every message of a
-/// 2xx-answered body, one per line, in the inbox. Killed when dropped.
+/// GELF or OTLP over HTTP: Python's own HTTP server (`http_receiver.py`) answering requests, every
+/// request kept (path, headers, decompressed body or decoded OTLP, the answer given) and every
+/// message of a 2xx-answered body in the inbox (GELF, one per line; OTLP, each record not
+/// rejected). Killed when dropped.
 pub struct HttpReceiver {
     pub port: u16,
     pub inbox: Inbox,
@@ -285,6 +313,7 @@ impl HttpReceiver {
         let (inbox, requests, running) =
             (Inbox::default(), Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicBool::new(true)));
         let (sink, kept, go_on) = (inbox.clone(), Arc::clone(&requests), Arc::clone(&running));
+        let refused = answers.refuse.map(str::to_owned);
         std::thread::spawn(move || {
             let mut read = 0;
             while go_on.load(Ordering::SeqCst) {
@@ -297,6 +326,7 @@ impl HttpReceiver {
                         for message in request["body"].as_str().unwrap_or("").split('\n').filter(|m| !m.is_empty()) {
                             sink.push_payload(message.as_bytes());
                         }
+                        sink.push_otlp(&request["otlp"], refused.as_deref());
                     }
                     kept.lock().expect("lock").push(request);
                 }
