@@ -3,17 +3,18 @@
 
 use crate::support::receiver::{Answers, HttpReceiver};
 use crate::support::tls::{ClientCerts, Nginx, Pki};
-use crate::support::{http_get, numbered, Container, Spout};
+use crate::support::{docker, http_get, numbered, Container, Spout};
 
 #[test]
-fn gelf_over_http_arrives_once_through_503s_in_bulk_gzipped_and_over_tls_with_headers_hidden() {
+fn gelf_over_http_arrives_once_through_500s_429s_and_503s_in_bulk_gzipped_and_over_tls_with_headers_hidden() {
     require_docker!();
     if !Nginx::available() {
         return;
     }
-    // One message a request, the first three answered 503. (Header names arrive in lower case,
-    // as hyper writes them.)
-    let single = HttpReceiver::start(Answers { fail_first: 3, ..Answers::default() });
+    // One message a request, the first ones answered 500 for a while, 429 and 503. (Header
+    // names arrive in lower case, as hyper writes them.)
+    let failures = [500, 500, 500, 429, 503];
+    let single = HttpReceiver::start(Answers { fail: &failures, ..Answers::default() });
     let bulk = HttpReceiver::start(Answers::default());
     let behind_tls = HttpReceiver::start(Answers::default());
     let pki = Pki::new();
@@ -32,7 +33,7 @@ fn gelf_over_http_arrives_once_through_503s_in_bulk_gzipped_and_over_tls_with_he
     c.wait();
     let mut expected = numbered("line", 1..=100);
     expected.push(long.clone());
-    assert_eq!(single.inbox.settle_lines(&c.id, 101), expected, "every line once, in order, through the 503s");
+    assert_eq!(single.inbox.settle_lines(&c.id, 101), expected, "every line once, in order, through the failures");
     assert_eq!(behind_tls.inbox.settle_lines(&c.id, 101), expected, "over HTTPS");
     let cut = bulk.inbox.settle_lines(&c.id, 101);
     assert_eq!(cut.len(), 101, "{:?}\n{}", bulk.requests(), _spout.stderr());
@@ -41,7 +42,9 @@ fn gelf_over_http_arrives_once_through_503s_in_bulk_gzipped_and_over_tls_with_he
     assert!(bulk.inbox.of(&c.id).last().is_some_and(|m| m["_truncated"] == "true"));
 
     let requests = single.requests();
-    assert_eq!(requests.iter().filter(|r| r["status"] == 503).count(), 3);
+    let statuses: Vec<u64> = requests.iter().take(6).filter_map(|r| r["status"].as_u64()).collect();
+    assert_eq!(statuses, [500, 500, 500, 429, 503, 202]);
+    assert!(requests[..6].iter().all(|r| r["body"] == requests[0]["body"]), "the same message sent again each time");
     for r in &requests {
         assert_eq!(r["path"], "/gelf");
         assert_eq!(r["headers"]["authorization"], "Bearer s3cret");
@@ -99,7 +102,7 @@ fn a_refused_message_is_dropped_counted_and_logged_once_and_the_rest_arrive() {
 fn otlp_records_arrive_with_the_semantic_conventions_and_a_partial_rejection_is_counted() {
     require_docker!();
     // The first request answered 503; records holding "poison" rejected in a partial success.
-    let receiver = HttpReceiver::start(Answers { fail_first: 1, refuse: Some("poison") });
+    let receiver = HttpReceiver::start(Answers { fail: &[503], refuse: Some("poison") });
     let spout = Spout::start_healthy(&[
         &format!("otlp+http://127.0.0.1:{}", receiver.port),
         "--hostname",
@@ -107,14 +110,25 @@ fn otlp_records_arrive_with_the_semantic_conventions_and_a_partial_rejection_is_
         "--field",
         "team=pay",
     ]);
-    let c = Container::run(&[], "for i in $(seq 1 50); do echo line$i; echo err$i >&2; done; echo poi''son");
+    let script = "for i in $(seq 1 50); do echo line$i; echo err$i >&2; done; echo poi''son; head -c 20000 /dev/zero | tr '\\0' z; echo";
+    let c = Container::run(&[], script);
     c.wait();
-    let got = receiver.inbox.settle_lines(&c.id, 100);
+    let got = receiver.inbox.settle_lines(&c.id, 101);
     let of = |prefix: &str| got.iter().filter(|l| l.starts_with(prefix)).cloned().collect::<Vec<_>>();
     assert_eq!(of("line"), numbered("line", 1..=50));
     assert_eq!(of("err"), numbered("err", 1..=50));
-    assert_eq!(got.len(), 100, "each once, the rejected one not among them");
+    assert_eq!(of("z"), ["z".repeat(20_000)], "a 20 KB line whole");
+    assert_eq!(got.len(), 101, "each once, the rejected one not among them");
+    // Docker's own timestamps, as `docker logs` gives them for stdout.
+    let stamps: std::collections::HashMap<String, u64> = docker(&["logs", "--timestamps", &c.id])
+        .lines()
+        .filter_map(|l| {
+            let (time, line) = l.split_once(' ')?;
+            Some((line.to_owned(), u64::try_from(spout::timestamp::parse_rfc3339_ns(time.as_bytes())?).ok()?))
+        })
+        .collect();
     let text = |v: &serde_json::Value| v["stringValue"].as_str().unwrap_or_default().to_owned();
+    let mut stamped = 0;
     for m in receiver.inbox.of(&c.id) {
         let resource = &m["resource"];
         assert_eq!(text(&resource["host.name"]), "spout-test-host");
@@ -133,8 +147,12 @@ fn otlp_records_arrive_with_the_semantic_conventions_and_a_partial_rejection_is_
             (Some("log.iostream"), (if err { "stderr" } else { "stdout" }).to_owned())
         );
         let time: u64 = record["timeUnixNano"].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
-        assert!(time > 1_700_000_000_000_000_000, "Docker's timestamp in nanoseconds: {record}");
+        if let Some(&stamp) = m["message"].as_str().and_then(|l| stamps.get(l)) {
+            assert_eq!(time, stamp, "Docker's timestamp, to the nanosecond: {record}");
+            stamped += 1;
+        }
     }
+    assert!(stamped >= 51, "the stdout lines' timestamps compared: {stamped}");
     let requests = receiver.requests();
     assert_eq!(requests[0]["status"], 503);
     for r in &requests {

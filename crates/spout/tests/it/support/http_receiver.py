@@ -1,11 +1,12 @@
 """An HTTP receiver for the tests, on Python's own http.server (HTTP/1.1, kept-alive).
 
-    python3 http_receiver.py PORT OUT [--fail-first N] [--refuse TEXT]
+    python3 http_receiver.py PORT OUT [--fail CODE,CODE…] [--refuse TEXT]
 
 Writes one JSON object a line to OUT for every request: its path, its headers and its body
 (decompressed when Content-Encoding says gzip; an OTLP logs request in protobuf decoded by the
-OpenTelemetry project's own opentelemetry-proto, as `otlp`, in its JSON mapping). Answers 503
-with Retry-After: 1 to the first N requests, 400 to a body holding TEXT, and 202 to the rest;
+OpenTelemetry project's own opentelemetry-proto, as `otlp`, in its JSON mapping). Answers the
+first requests with the CODEs, in turn (a 429 or 503 with Retry-After: 1), then 400 to a body
+holding TEXT, and 202 to the rest;
 to OTLP, 200 with an ExportLogsServiceResponse whose partial success rejects the records holding
 TEXT.
 """
@@ -19,10 +20,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 parser = argparse.ArgumentParser()
 parser.add_argument("port", type=int)
 parser.add_argument("out")
-parser.add_argument("--fail-first", type=int, default=0)
+parser.add_argument("--fail", default="")
 parser.add_argument("--refuse", default=None)
 args = parser.parse_args()
 
+failures = [int(code) for code in args.fail.split(",") if code]
 lock = threading.Lock()
 seen = 0
 out = open(args.out, "a", encoding="utf-8")
@@ -69,13 +71,13 @@ class Handler(BaseHTTPRequestHandler):
             code = 400 if args.refuse is not None and args.refuse in text else 202
         with lock:
             seen += 1
-            if seen <= args.fail_first:
-                code, answer = 503, b""
+            if seen <= len(failures):
+                code, answer = failures[seen - 1], b""
             record["status"] = code
             out.write(json.dumps(record) + "\n")
             out.flush()
         self.send_response(code)
-        if code == 503:
+        if code in (429, 503):
             self.send_header("Retry-After", "1")
         if answer:
             self.send_header("Content-Type", "application/x-protobuf")

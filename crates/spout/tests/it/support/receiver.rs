@@ -290,8 +290,8 @@ pub struct HttpReceiver {
 /// How an [`HttpReceiver`] answers.
 #[derive(Default)]
 pub struct Answers<'a> {
-    /// 503, with Retry-After: 1, to this many requests first.
-    pub fail_first: usize,
+    /// These statuses to the first requests, in turn (429 and 503 with Retry-After: 1).
+    pub fail: &'a [u16],
     /// 400 to a body holding this.
     pub refuse: Option<&'a str>,
 }
@@ -303,7 +303,8 @@ impl HttpReceiver {
         let port = super::free_port();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/support/http_receiver.py");
         let mut command = std::process::Command::new("python3");
-        command.arg(script).arg(port.to_string()).arg(&out).arg("--fail-first").arg(answers.fail_first.to_string());
+        let fail: Vec<String> = answers.fail.iter().map(u16::to_string).collect();
+        command.arg(script).arg(port.to_string()).arg(&out).arg("--fail").arg(fail.join(","));
         if let Some(text) = answers.refuse {
             command.arg("--refuse").arg(text);
         }
