@@ -70,4 +70,6 @@ pub struct RouteStats {
     pub connect_failures: Counter,
     /// Requests that failed and are sent again (HTTP: no answer, a 5xx, a 429…).
     pub request_failures: Counter,
+    /// Messages accepted and written again after the connection was lost (TCP, TLS).
+    pub replayed: Counter,
 }

@@ -240,6 +240,16 @@ impl Collector for MetricSources {
             &[""],
             |route, _| count(route.stats.request_failures.get()),
         )?;
+        self.per_route(
+            &mut e,
+            (
+                "spout_route_replayed",
+                "Messages a stream route had delivered and wrote again after its connection was lost (TCP, TLS).",
+                MetricType::Counter,
+            ),
+            &[""],
+            |route, _| count(route.stats.replayed.get()),
+        )?;
         Ok(())
     }
 }

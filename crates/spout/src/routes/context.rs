@@ -2,16 +2,19 @@
 //! the transport has made sure of.
 //!
 //! A message stays in memory, and counted against the route's `queue`, until the route *accepts*
-//! it: UDP once sent or failed to send (it never sends again), stdout once written, GELF TCP once
-//! the peer acknowledged its last byte. Until then
-//! it can be handed out again ([`RouteContext::rewind`]): after a lost connection, or when a
-//! route that failed is restarted. A destination that does not acknowledge therefore fills the
-//! queue and stops the readers; nothing is read that could not be delivered, and nothing is taken
-//! for delivered that was not.
+//! it: UDP once sent or failed to send (it never sends again), stdout once written, TCP once the
+//! peer acknowledged its last byte, HTTP on a 2xx. Until then it can be handed out again
+//! ([`RouteContext::rewind`]): after a lost connection, or when a route that failed is
+//! restarted. A destination that does not acknowledge therefore fills the queue and stops the
+//! readers; nothing is read that could not be delivered, and nothing is taken for delivered that
+//! was not. A stream keeps what it accepted lately, to write it again after a lost connection
+//! ([`RouteContext::replay`]): a peer's kernel acknowledges bytes its process may never read.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -49,6 +52,16 @@ pub struct RouteContext {
     abandoned: bool,
     /// Scratch space for acknowledgements.
     acks: Vec<Ack>,
+    /// The queue's size in messages.
+    capacity: usize,
+    /// For how long accepted messages are kept to be written again ([`RouteContext::replay`]);
+    /// none unless the route asks.
+    keep_for: Option<Duration>,
+    /// Messages accepted lately, oldest first: when, and which of a batch; at most `capacity`.
+    recent: VecDeque<(Instant, Messages, Range<usize>)>,
+    recent_len: usize,
+    /// Accepted messages to hand out again, before anything else.
+    replay: VecDeque<(Messages, Range<usize>)>,
 }
 
 /// What [`RouteContext::fill_batch`] found.
@@ -63,12 +76,12 @@ pub enum Fill {
 }
 
 impl RouteContext {
+    /// A route's context over its queue (`rx`, with `capacity` messages of `room`).
     pub fn new(
         name: Arc<str>,
         index: usize,
         backoff: Backoff,
-        rx: mpsc::Receiver<Messages>,
-        room: Arc<Semaphore>,
+        (rx, room, capacity): (mpsc::Receiver<Messages>, Arc<Semaphore>, usize),
         abort: CancellationToken,
     ) -> Self {
         RouteContext {
@@ -86,6 +99,51 @@ impl RouteContext {
             closed: false,
             abandoned: false,
             acks: Vec::new(),
+            capacity,
+            keep_for: None,
+            recent: VecDeque::new(),
+            recent_len: 0,
+            replay: VecDeque::new(),
+        }
+    }
+
+    /// Keeps what is accepted for `window` (at most a queue's worth), to be written again by
+    /// [`RouteContext::replay`]: for a stream, whose acceptance is the peer's TCP
+    /// acknowledgement, which a peer gives before its process has read the bytes.
+    pub fn keep_accepted(&mut self, window: Duration) {
+        self.keep_for = Some(window);
+    }
+
+    /// Hands out again, first, what was accepted within the window: the connection it went on
+    /// was lost, and its peer may have acknowledged it without reading it (a process that dies
+    /// or closes with bytes unread). Returns how many.
+    pub fn replay(&mut self) -> usize {
+        let Some(window) = self.keep_for else { return 0 };
+        let now = Instant::now();
+        let mut replayed = 0;
+        for (at, batch, range) in self.recent.drain(..) {
+            if now.duration_since(at) <= window {
+                replayed += range.len();
+                self.replay.push_back((batch, range));
+            }
+        }
+        self.recent_len = 0;
+        self.stats.replayed.add(replayed as u64);
+        replayed
+    }
+
+    /// Keeps `batch[range]`, just accepted, for a replay; forgets what is too old or too many.
+    fn keep(&mut self, batch: &Messages, range: Range<usize>) {
+        let Some(window) = self.keep_for else { return };
+        let now = Instant::now();
+        self.recent_len += range.len();
+        self.recent.push_back((now, Arc::clone(batch), range));
+        while let Some((at, _, range)) = self.recent.front() {
+            if self.recent_len <= self.capacity && now.duration_since(*at) <= window {
+                break;
+            }
+            self.recent_len -= range.len();
+            self.recent.pop_front();
         }
     }
 
@@ -164,6 +222,20 @@ impl RouteContext {
         strict: bool,
         mut encode: impl FnMut(&mut Vec<u8>, &Message),
     ) -> Fill {
+        // What is replayed was accepted already: written, not counted.
+        while let Some((batch, range)) = self.replay.front_mut() {
+            encode(out, &batch[range.start]);
+            range.start += 1;
+            if range.start >= range.end {
+                self.replay.pop_front();
+            }
+            if out.len() >= max_bytes {
+                return Fill::Filled(0);
+            }
+        }
+        if !out.is_empty() && self.peek().is_none() && self.rx.is_empty() {
+            return Fill::Filled(0);
+        }
         if self.peek().is_none() {
             match self.take().await {
                 Ok(true) => {}
@@ -220,6 +292,8 @@ impl RouteContext {
             for msg in &front[self.accepted..self.accepted + take] {
                 note_ack(&mut acks, msg);
             }
+            let front = Arc::clone(front);
+            self.keep(&front, self.accepted..self.accepted + take);
             self.accepted += take;
             given_back += take;
             n -= take;
@@ -254,7 +328,7 @@ impl RouteContext {
     /// The route has nothing left to do: every reader is done and everything was accepted, or it
     /// gave up at the end of the grace period.
     pub fn is_done(&self) -> bool {
-        self.abandoned || (self.closed && self.inflight.is_empty())
+        self.abandoned || (self.closed && self.inflight.is_empty() && self.replay.is_empty())
     }
 
     /// Counts what is not accepted as undelivered; for a route that is giving up. It stays
@@ -307,7 +381,7 @@ pub(crate) mod tests {
         let (tx, rx) = mpsc::channel(queue);
         let room = Arc::new(Semaphore::new(queue));
         let backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(1));
-        let ctx = RouteContext::new("r".into(), 0, backoff, rx, Arc::clone(&room), CancellationToken::new());
+        let ctx = RouteContext::new("r".into(), 0, backoff, (rx, Arc::clone(&room), queue), CancellationToken::new());
         (ctx, tx, room)
     }
 
@@ -415,6 +489,36 @@ pub(crate) mod tests {
         ctx.abandon();
         assert_eq!(ctx.stats.undelivered.get(), 3, "two left of the first batch, one queued");
         assert!(room.is_closed(), "readers waiting for room learn the route is gone");
+        assert!(ctx.is_done());
+    }
+
+    #[tokio::test]
+    async fn what_was_accepted_lately_is_written_again_first_and_not_counted() {
+        let (mut ctx, tx, _room) = context(10);
+        assert_eq!(ctx.replay(), 0, "nothing kept unless asked");
+        ctx.keep_accepted(Duration::from_secs(60));
+        tx.send(batch(&["a", "b", "c"])).await.expect("open");
+        assert_eq!(fill(&mut ctx, 100).await, (Fill::Filled(3), "a|b|c|".to_owned()));
+        ctx.accept(2);
+        // Lost: the two accepted come again, then the one that was not.
+        assert_eq!(ctx.replay(), 2);
+        ctx.rewind();
+        assert_eq!(fill(&mut ctx, 100).await, (Fill::Filled(1), "a|b|c|".to_owned()), "only c is to accept");
+        ctx.accept(1);
+        assert_eq!(ctx.stats.replayed.get(), 2);
+        // At most a queue's worth is kept.
+        for _ in 0..4 {
+            tx.send(batch(&["d", "e", "f"])).await.expect("open");
+            let (filled, _) = fill(&mut ctx, 100).await;
+            assert_eq!(filled, Fill::Filled(3));
+            ctx.accept(3);
+        }
+        assert_eq!(ctx.replay(), 9, "the newest whole batches within 10 messages");
+        drop(tx);
+        assert_eq!(fill(&mut ctx, 6).await.0, Fill::Filled(0), "replayed before the queue is found closed");
+        assert!(!ctx.is_done(), "three still to write again");
+        assert_eq!(fill(&mut ctx, 100).await.0, Fill::Filled(0));
+        assert_eq!(fill(&mut ctx, 100).await.0, Fill::Closed);
         assert!(ctx.is_done());
     }
 

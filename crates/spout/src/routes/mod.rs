@@ -44,7 +44,8 @@ pub fn spawn_one(
     let (tx, rx) = mpsc::channel(spec.queue);
     let room = Arc::new(Semaphore::new(spec.queue));
     let name: Arc<str> = spec.shown.as_str().into();
-    let ctx = RouteContext::new(Arc::clone(&name), index, spec.backoff.clone(), rx, Arc::clone(&room), stop.clone());
+    let queue = (rx, Arc::clone(&room), spec.queue);
+    let ctx = RouteContext::new(Arc::clone(&name), index, spec.backoff.clone(), queue, stop.clone());
     let (stats, status) = (Arc::clone(&ctx.stats), Arc::clone(&ctx.status));
     let task = tokio::spawn(supervise(ctx, spec.kind.clone()));
     let queue = RouteQueue {

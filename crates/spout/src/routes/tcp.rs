@@ -54,6 +54,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const ACK_POLL: Duration = Duration::from_millis(5);
 /// How often a write that cannot go on (the peer's window is full) checks the deadline.
 const STALL_POLL: Duration = Duration::from_millis(100);
+/// What was accepted this long before a connection was lost is written again on the next: the
+/// peer's kernel acknowledges bytes that its process may not have read when it died or closed
+/// the connection (nor, behind a proxy, passed on). Lines from then may arrive twice; none is
+/// lost.
+const REPLAY_WINDOW: Duration = Duration::from_secs(2);
 /// How long after its handshake a TLS server may still refuse the connection (a TLS 1.3 server
 /// checks the client's certificate, or its absence, once the client has finished): a round trip
 /// and a signature check, with room to spare.
@@ -290,6 +295,7 @@ pub async fn run(ctx: &mut RouteContext, route: &TcpRoute) {
         warn!(route = %ctx.name, peer = %route.addr,
               "insecure_skip_verify=true: the server's certificate is not checked, so whoever is on the path can read and change what this route sends");
     }
+    ctx.keep_accepted(REPLAY_WINDOW);
     let mut codec = Codec::new(route.format, route.framing);
     let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
     let mut conn: Option<Conn> = None;
@@ -366,14 +372,16 @@ pub async fn run(ctx: &mut RouteContext, route: &TcpRoute) {
     }
 }
 
-/// The connection is gone: everything it did not get acknowledged is handed out again.
+/// The connection is gone: everything it did not get acknowledged is handed out again, after
+/// what it got acknowledged lately.
 fn lose(ctx: &mut RouteContext, addr: &HostPort, why: &str) {
+    let replayed = ctx.replay();
     ctx.rewind();
     ctx.status.down(why);
     let losses = ctx.stats.reconnects.add(1);
     if losses.is_power_of_two() {
-        warn!(route = %ctx.name, peer = %addr, error = %why, unaccepted = ctx.unaccepted(), losses,
-              "connection lost, reconnecting to write again what was not acknowledged");
+        warn!(route = %ctx.name, peer = %addr, error = %why, unaccepted = ctx.unaccepted(), replayed, losses,
+              "connection lost, reconnecting to write again what was not acknowledged, and what was in the last 2 s");
     }
 }
 
