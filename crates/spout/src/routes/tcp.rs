@@ -318,7 +318,9 @@ pub async fn run(ctx: &mut RouteContext, route: &TcpRoute) {
             }
             return;
         }
-        let outstanding = conn.as_ref().is_some_and(Conn::outstanding);
+        // Batches written and not accepted yet: acknowledged or not (a TLS connection accepts
+        // nothing in its first second), they are looked at until they are.
+        let awaiting = conn.as_ref().is_some_and(|c| !c.written.is_empty());
         let ended = async {
             match conn.as_mut() {
                 Some(c) => {
@@ -332,7 +334,7 @@ pub async fn run(ctx: &mut RouteContext, route: &TcpRoute) {
             biased;
             filled = ctx.fill_batch(&mut batch, BATCH_BYTES, |out, msg| codec.write(out, msg)) => filled,
             // Idle: look at the acknowledgements awaited, and notice a closed connection early.
-            () = async { tokio::time::sleep(ACK_POLL).await }, if outstanding => continue,
+            () = async { tokio::time::sleep(ACK_POLL).await }, if awaiting => continue,
             () = ended => continue,
         };
         let count = match filled {

@@ -19,11 +19,11 @@ fn writer(n: usize, pause_ms: u32) -> Container {
 }
 
 /// About 5000 lines/s.
-fn steady_writer(n: usize) -> Container {
+pub(crate) fn steady_writer(n: usize) -> Container {
     writer(n, 20)
 }
 
-fn expected(n: usize) -> Vec<String> {
+pub(crate) fn expected(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("line{i}")).collect()
 }
 
@@ -50,7 +50,7 @@ fn assert_exactly(got: &[String], want: &[String], context: &str) {
     );
 }
 
-fn missing_and_duplicates_of(got: &[String], want: &[String]) -> (Vec<String>, usize) {
+pub(crate) fn missing_and_duplicates_of(got: &[String], want: &[String]) -> (Vec<String>, usize) {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for line in got {
         *seen.entry(line.as_str()).or_default() += 1;

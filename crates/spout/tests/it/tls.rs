@@ -1,6 +1,7 @@
 //! Routes over TLS (`gelf+tls://`, `json+tls://`), against Debian's nginx terminating TLS in
 //! front of a test receiver.
 
+use crate::delivery::{expected, missing_and_duplicates_of, steady_writer};
 use crate::support::receiver::TcpReceiver;
 use crate::support::tls::{ClientCerts, Nginx, Pki};
 use crate::support::{http_get, numbered, wait_until, Container, Spout, PATIENCE};
@@ -93,4 +94,38 @@ fn a_server_refusing_the_client_after_the_handshake_loses_nothing() {
     drop(refusing);
     let _accepting = Nginx::tls_on(port, &pki, receiver.port, ClientCerts::NotAsked);
     assert_eq!(receiver.inbox.settle_lines(&c.id, 200), numbered("line", 1..=200), "every line, once, in order");
+}
+
+#[test]
+fn a_receiver_behind_tls_restarted_mid_stream_loses_nothing() {
+    require_docker!();
+    if !Nginx::available() {
+        return;
+    }
+    let pki = Pki::new();
+    let mut receiver = TcpReceiver::start();
+    let tls = Nginx::tls_in_front(&pki, receiver.port, ClientCerts::NotAsked);
+    let spout =
+        Spout::start_healthy(&[&format!("gelf+tls://localhost:{}?ca={}&backoff_max=1s", tls.port, pki.path("ca.pem"))]);
+    let c = steady_writer(20_000);
+    receiver.inbox.wait_lines(&c.id, 3_000);
+    // What nginx took and the receiver had not read is gone with it; nginx then closes spout's
+    // connection, and refuses the next ones until the receiver is back.
+    receiver.stop();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    receiver.resume();
+    c.wait();
+    let want = expected(20_000);
+    let all_in = || missing_and_duplicates_of(&receiver.inbox.lines_of(&c.id), &want).0.is_empty();
+    wait_until(PATIENCE, all_in);
+    let (missing, duplicates) = missing_and_duplicates_of(&receiver.inbox.lines_of(&c.id), &want);
+    assert!(
+        missing.is_empty(),
+        "{} missing, e.g. {:?}:\n{}\nnginx:\n{}",
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        spout.stderr(),
+        tls.log()
+    );
+    eprintln!("receiver behind TLS restarted: {duplicates} duplicates");
 }
