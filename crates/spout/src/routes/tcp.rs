@@ -54,10 +54,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const ACK_POLL: Duration = Duration::from_millis(5);
 /// How often a write that cannot go on (the peer's window is full) checks the deadline.
 const STALL_POLL: Duration = Duration::from_millis(100);
-/// What was accepted this long before a connection was lost is written again on the next: the
-/// peer's kernel acknowledges bytes that its process may not have read when it died or closed
-/// the connection (nor, behind a proxy, passed on). Lines from then may arrive twice; none is
-/// lost.
+/// What was accepted this long before a connection was lost other than cleanly is written again
+/// on the next: the peer's kernel acknowledges bytes that its process may not have read when it
+/// died or closed the connection. Lines from then may arrive twice; none is lost.
 const REPLAY_WINDOW: Duration = Duration::from_secs(2);
 /// How long after its handshake a TLS server may still refuse the connection (a TLS 1.3 server
 /// checks the client's certificate, or its absence, once the client has finished): a round trip
@@ -131,6 +130,12 @@ enum ConnState {
     Failed(String),
 }
 
+/// A connection lost: why, and whether to write again what it got acknowledged lately.
+struct Loss {
+    why: String,
+    replay: bool,
+}
+
 /// Why a write did not complete.
 enum Fail {
     Aborted,
@@ -202,13 +207,18 @@ impl Conn {
         self.refusable_until.is_some_and(|until| Instant::now() < until)
     }
 
-    /// Why the connection was lost, with the likely cause when a TLS server dropped it right
-    /// after the handshake (nginx closes without an alert).
-    fn loss(&self, why: String) -> String {
-        match self.refusable() {
+    /// Why the connection was lost (with the likely cause when a TLS server dropped it right
+    /// after the handshake: nginx closes without an alert), and whether what it got
+    /// acknowledged lately is to be written again: unless the peer closed it cleanly. A peer's
+    /// kernel closes cleanly (FIN) only when its process has read everything acknowledged;
+    /// closed with bytes unread, it resets the connection.
+    fn loss(&self, why: String) -> Loss {
+        let replay = !matches!(*self.ended.borrow(), ConnState::Eof);
+        let why = match self.refusable() {
             true => format!("{why} right after the TLS handshake: the server may require a client certificate (cert= and key=) or refuse the one given"),
             false => why,
-        }
+        };
+        Loss { why, replay }
     }
 
     /// Accepts the batches the peer has acknowledged. Fails when the connection is over, or when
@@ -305,9 +315,9 @@ pub async fn run(ctx: &mut RouteContext, route: &TcpRoute) {
     loop {
         if let Some(c) = conn.as_mut() {
             if let Err(why) = c.check(ctx, route.timeout) {
-                let why = c.loss(why);
+                let loss = c.loss(why);
                 conn = None;
-                lose(ctx, &route.addr, &why);
+                lose(ctx, &route.addr, &loss);
                 lost = true;
             }
         }
@@ -365,9 +375,9 @@ pub async fn run(ctx: &mut RouteContext, route: &TcpRoute) {
             Err(Fail::Lost(why)) => {
                 // What the peer acknowledged before the loss needs no second write.
                 let _ = c.accept_acknowledged(ctx);
-                let why = c.loss(why);
+                let loss = c.loss(why);
                 conn = None;
-                lose(ctx, &route.addr, &why);
+                lose(ctx, &route.addr, &loss);
                 lost = true;
             }
         }
@@ -375,15 +385,15 @@ pub async fn run(ctx: &mut RouteContext, route: &TcpRoute) {
 }
 
 /// The connection is gone: everything it did not get acknowledged is handed out again, after
-/// what it got acknowledged lately.
-fn lose(ctx: &mut RouteContext, addr: &HostPort, why: &str) {
-    let replayed = ctx.replay();
+/// what it got acknowledged lately if the loss calls for it.
+fn lose(ctx: &mut RouteContext, addr: &HostPort, loss: &Loss) {
+    let replayed = if loss.replay { ctx.replay() } else { 0 };
     ctx.rewind();
-    ctx.status.down(why);
+    ctx.status.down(&loss.why);
     let losses = ctx.stats.reconnects.add(1);
     if losses.is_power_of_two() {
-        warn!(route = %ctx.name, peer = %addr, error = %why, unaccepted = ctx.unaccepted(), replayed, losses,
-              "connection lost, reconnecting to write again what was not acknowledged, and what was in the last 2 s");
+        warn!(route = %ctx.name, peer = %addr, error = %loss.why, unaccepted = ctx.unaccepted(), replayed, losses,
+              "connection lost, reconnecting to write again what was not acknowledged (and, unless the peer closed it cleanly, what was in the last 2 s)");
     }
 }
 

@@ -183,6 +183,33 @@ fn a_tcp_destination_down_for_5_s_mid_stream_gets_every_line() {
 }
 
 #[test]
+fn a_destination_that_closes_with_lines_acknowledged_and_unread_gets_them_again() {
+    require_docker!();
+    // A destination whose process takes nothing for a second, then dies: its kernel acknowledged
+    // what fit in its buffer, and resets the connection since it was never read.
+    let port = crate::support::free_port();
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+    let spout = Spout::start_healthy(&[&format!("gelf+tcp://127.0.0.1:{port}?backoff_max=500ms")]);
+    let c = writer(5_000, 1);
+    let (stalled, _) = listener.accept().expect("accept");
+    std::thread::sleep(Duration::from_secs(1));
+    drop(stalled);
+    drop(listener);
+    let r = TcpReceiver::start_on(port);
+    c.wait();
+    let got = wait_all(&r, &c, 5_000);
+    let (missing, duplicates) = missing_and_duplicates(&got, 5_000);
+    assert!(
+        missing.is_empty(),
+        "{} missing, e.g. {:?}:\n{}",
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        spout.stderr()
+    );
+    eprintln!("destination closed with lines unread: {duplicates} duplicates");
+}
+
+#[test]
 fn cutting_the_docker_connection_mid_stream_loses_and_repeats_nothing() {
     require_docker!();
     let dir = tempfile::tempdir().expect("tempdir");

@@ -1,11 +1,12 @@
 //! Syslog routes against Debian's rsyslog: RFC 5424 over UDP, TCP (octet-counted) and TLS
-//! (through nginx), RFC 3164 newline-framed over TCP.
+//! (rsyslog's own, with GnuTLS), RFC 3164 newline-framed over TCP; rsyslog restarted mid-stream.
 
 use serde_json::Value;
 
+use crate::delivery::{expected, missing_and_duplicates_of, steady_writer};
 use crate::support::rsyslog::Rsyslog;
-use crate::support::tls::{ClientCerts, Nginx, Pki};
-use crate::support::{numbered, Container, Spout};
+use crate::support::tls::Pki;
+use crate::support::{numbered, wait_until, Container, Spout, PATIENCE};
 
 /// The messages' text, in order, of those whose text starts with `prefix`.
 fn texts(messages: &[Value], prefix: &str) -> Vec<String> {
@@ -15,32 +16,35 @@ fn texts(messages: &[Value], prefix: &str) -> Vec<String> {
 #[test]
 fn rsyslog_gets_every_line_with_its_header_and_fields_over_udp_tcp_and_tls_in_either_rfc() {
     require_docker!();
-    if !Rsyslog::available() || !Nginx::available() {
+    if !Rsyslog::available() {
         return;
     }
-    let rsyslog = Rsyslog::start();
     let pki = Pki::new();
-    let tls = Nginx::tls_in_front(&pki, rsyslog.tcp_port, ClientCerts::NotAsked);
+    let rsyslog = Rsyslog::start(&pki);
     // Each route with a facility of its own, to tell them apart in rsyslog's one output.
     let _spout = Spout::start_healthy(&[
         &format!("syslog://127.0.0.1:{}?facility=local0", rsyslog.udp_port),
         &format!("syslog+tcp://127.0.0.1:{}?facility=local1", rsyslog.tcp_port),
-        &format!("syslog+tls://localhost:{}?facility=local2&ca={}", tls.port, pki.path("ca.pem")),
+        &format!("syslog+tls://localhost:{}?facility=local2&ca={}", rsyslog.tls_port, pki.path("ca.pem")),
         &format!("syslog+tcp://127.0.0.1:{}?facility=local3&format=rfc3164&framing=newline", rsyslog.tcp_port),
         "--hostname",
         "spout-test-host",
         "--field",
         "team=pay\"ments]",
+        // A line starting with a space continues the one before: a message with a newline.
+        "--multiline-start",
+        "^[^ ]",
     ]);
-    // A line longer than a syslog datagram's 2048 bytes.
-    let long = "y".repeat(3000);
-    let script = format!("for i in $(seq 1 50); do echo line$i; echo err$i >&2; done; echo {long}");
-    let c = Container::run(&[], &script);
+    // A 20 KB line (longer than a syslog datagram's 2048 bytes), made by the container rather
+    // than written in its command (which every message carries).
+    let script = "for i in $(seq 1 50); do echo line$i; echo err$i >&2; done; printf 'first\\n  second\\n'; \
+                  head -c 20000 /dev/zero | tr '\\0' y; echo";
+    let c = Container::run(&[], script);
     c.wait();
     let short_id = &c.id[..12];
     for facility in ["local0", "local1", "local2", "local3"] {
         let rfc5424 = facility != "local3";
-        let mut got = rsyslog.settle(facility, &c.name, 101);
+        let mut got = rsyslog.settle(facility, &c.name, 102);
         if !rfc5424 {
             // RFC 3164 has no separator of its own after the TAG: rsyslog keeps the space.
             for m in &mut got {
@@ -48,9 +52,12 @@ fn rsyslog_gets_every_line_with_its_header_and_fields_over_udp_tcp_and_tls_in_ei
                 m["msg"] = text.into();
             }
         }
-        assert_eq!(got.len(), 101, "{facility}: each line once:\n{got:#?}\nrsyslog:\n{}", rsyslog.log());
+        assert_eq!(got.len(), 102, "{facility}: each line once:\n{got:#?}\nrsyslog:\n{}", rsyslog.log());
         assert_eq!(texts(&got, "line"), numbered("line", 1..=50), "{facility}");
         assert_eq!(texts(&got, "err"), numbered("err", 1..=50), "{facility}");
+        // rsyslog shows a control character as `#` and its octal code, as spout writes a
+        // newline where the framing is one.
+        assert_eq!(texts(&got, "first"), ["first#012  second"], "{facility}");
         for m in &got {
             assert_eq!(m["host"], "spout-test-host", "{facility}: {m}");
             assert_eq!(m["procid"], short_id, "{facility}: {m}");
@@ -76,14 +83,51 @@ fn rsyslog_gets_every_line_with_its_header_and_fields_over_udp_tcp_and_tls_in_ei
         if !rfc5424 {
             assert!(got.iter().all(|m| m["tag"] == format!("{}[{short_id}]:", c.name)), "{got:#?}");
         }
-        let long_one =
-            got.iter().find(|m| m["msg"].as_str().is_some_and(|t| t.starts_with('y'))).expect("the long line");
-        let text = long_one["msg"].as_str().unwrap_or_default();
+        let long = got.iter().find(|m| m["msg"].as_str().is_some_and(|t| t.starts_with('y'))).expect("the long line");
+        let text = long["msg"].as_str().unwrap_or_default();
         if facility == "local0" {
-            assert!(text.len() < 2048 && long.starts_with(text), "cut to fit a datagram: {} bytes", text.len());
-            assert!(long_one["sd"].as_str().is_some_and(|sd| sd.ends_with(" truncated=\"true\"]")), "{long_one}");
+            assert!(
+                text.len() < 2048 && text.bytes().all(|b| b == b'y'),
+                "cut to fit a datagram: {} bytes",
+                text.len()
+            );
+            assert!(long["sd"].as_str().is_some_and(|sd| sd.ends_with(" truncated=\"true\"]")), "{long}");
         } else {
-            assert_eq!(text, long, "{facility}: whole on a stream");
+            assert_eq!(text, "y".repeat(20_000), "{facility}: whole on a stream");
         }
     }
+}
+
+#[test]
+fn rsyslog_restarted_mid_stream_over_tcp_loses_nothing() {
+    require_docker!();
+    if !Rsyslog::available() {
+        return;
+    }
+    let mut rsyslog = Rsyslog::start(&Pki::new());
+    let spout = Spout::start_healthy(&[&format!("syslog+tcp://127.0.0.1:{}?backoff_max=1s", rsyslog.tcp_port)]);
+    let c = steady_writer(20_000);
+    let name = c.name.clone();
+    let lines = |rsyslog: &Rsyslog| -> Vec<String> {
+        let messages = rsyslog.messages();
+        messages
+            .iter()
+            .filter(|m| m["app"] == name.as_str())
+            .filter_map(|m| m["msg"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(wait_until(PATIENCE, || lines(&rsyslog).len() >= 3_000), "{}", rsyslog.log());
+    rsyslog.restart();
+    c.wait();
+    let want = expected(20_000);
+    wait_until(PATIENCE, || missing_and_duplicates_of(&lines(&rsyslog), &want).0.is_empty());
+    let (missing, duplicates) = missing_and_duplicates_of(&lines(&rsyslog), &want);
+    assert!(
+        missing.is_empty(),
+        "{} missing, e.g. {:?}:\n{}",
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        spout.stderr()
+    );
+    eprintln!("rsyslog restarted: {duplicates} duplicates");
 }

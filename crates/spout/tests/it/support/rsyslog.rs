@@ -1,12 +1,13 @@
-//! Debian's rsyslog as a syslog receiver: UDP and TCP (octet-counted or newline-framed, as it
-//! tells them apart) on ports of their own, every message written as a JSON object of the
-//! fields rsyslog parsed.
+//! Debian's rsyslog as a syslog receiver: UDP, TCP (octet-counted or newline-framed, as it
+//! tells them apart) and TLS (its own, with GnuTLS) on ports of their own, every message
+//! written as a JSON object of the fields rsyslog parsed.
 
 use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 use tempfile::TempDir;
 
+use super::tls::Pki;
 use super::{free_port, missing, wait_until, PATIENCE};
 
 /// rsyslogd in the foreground; killed when dropped.
@@ -14,6 +15,8 @@ pub struct Rsyslog {
     child: Child,
     pub udp_port: u16,
     pub tcp_port: u16,
+    /// TLS, with `pki`'s server certificate.
+    pub tls_port: u16,
     dir: TempDir,
 }
 
@@ -21,47 +24,74 @@ pub struct Rsyslog {
 const TEMPLATE: &str = r#"{\"host\":\"%hostname:::json%\",\"app\":\"%app-name:::json%\",\"procid\":\"%procid:::json%\",\"msgid\":\"%msgid:::json%\",\"facility\":\"%syslogfacility-text:::json%\",\"severity\":\"%syslogseverity-text:::json%\",\"time\":\"%timereported:::date-rfc3339,json%\",\"sd\":\"%structured-data:::json%\",\"tag\":\"%syslogtag:::json%\",\"msg\":\"%msg:::json%\"}\n"#;
 
 impl Rsyslog {
-    /// True when rsyslogd is installed; without it the calling test fails, saying how to skip it
-    /// on purpose.
+    /// True when rsyslogd and its GnuTLS driver are installed; without them the calling test
+    /// fails, saying how to skip it on purpose.
     pub fn available() -> bool {
-        let found = Command::new("rsyslogd").arg("-v").output().is_ok_and(|o| o.status.success());
+        let found = Command::new("rsyslogd").arg("-v").output().is_ok_and(|o| o.status.success())
+            && std::path::Path::new("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so").exists();
         if !found {
-            missing("rsyslogd (Debian's rsyslog)");
+            missing("rsyslogd with its TLS driver (Debian's rsyslog and rsyslog-gnutls)");
         }
         found
     }
 
-    pub fn start() -> Rsyslog {
+    pub fn start(pki: &Pki) -> Rsyslog {
         let dir = tempfile::tempdir().expect("rsyslog dir");
-        let (udp_port, tcp_port) = (free_port(), free_port());
+        let (udp_port, tcp_port, tls_port) = (free_port(), free_port(), free_port());
         let conf = format!(
-            r#"global(workDirectory="{dir}" maxMessageSize="64k")
+            r#"global(workDirectory="{dir}" maxMessageSize="64k"
+       defaultNetstreamDriverCAFile="{ca}" defaultNetstreamDriverCertFile="{cert}" defaultNetstreamDriverKeyFile="{key}")
 module(load="imudp")
 module(load="imtcp")
 input(type="imudp" address="127.0.0.1" port="{udp_port}")
 input(type="imtcp" address="127.0.0.1" port="{tcp_port}")
+input(type="imtcp" address="127.0.0.1" port="{tls_port}" streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon")
 template(name="spout" type="string" string="{TEMPLATE}")
 action(type="omfile" file="{dir}/messages.json" template="spout")
 "#,
-            dir = dir.path().display()
+            dir = dir.path().display(),
+            ca = pki.path("ca.pem"),
+            cert = pki.path("server.pem"),
+            key = pki.path("server.key"),
         );
-        let conf_path = dir.path().join("rsyslog.conf");
-        std::fs::write(&conf_path, conf).expect("rsyslog.conf");
-        let log = std::fs::File::create(dir.path().join("stderr")).expect("rsyslog log");
-        let child = Command::new("rsyslogd")
+        std::fs::write(dir.path().join("rsyslog.conf"), conf).expect("rsyslog.conf");
+        let child = Rsyslog::spawn(dir.path());
+        let mut rsyslog = Rsyslog { child, udp_port, tcp_port, tls_port, dir };
+        rsyslog.wait_listening();
+        rsyslog
+    }
+
+    fn spawn(dir: &std::path::Path) -> Child {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("stderr")).expect("rsyslog log");
+        Command::new("rsyslogd")
             .arg("-n")
             .arg("-f")
-            .arg(&conf_path)
+            .arg(dir.join("rsyslog.conf"))
             .arg("-i")
-            .arg(dir.path().join("rsyslogd.pid"))
+            .arg(dir.join("rsyslogd.pid"))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("start rsyslogd");
-        let rsyslog = Rsyslog { child, udp_port, tcp_port, dir };
-        let listening = wait_until(PATIENCE, || std::net::TcpStream::connect(("127.0.0.1", tcp_port)).is_ok());
-        assert!(listening, "rsyslogd does not listen on {tcp_port}:\n{}", rsyslog.log());
-        rsyslog
+            .expect("start rsyslogd")
+    }
+
+    fn wait_listening(&mut self) {
+        let (tcp, tls) = (self.tcp_port, self.tls_port);
+        let listening = || {
+            std::net::TcpStream::connect(("127.0.0.1", tcp)).is_ok()
+                && std::net::TcpStream::connect(("127.0.0.1", tls)).is_ok()
+        };
+        assert!(wait_until(PATIENCE, listening), "rsyslogd does not listen on {tcp} and {tls}:\n{}", self.log());
+    }
+
+    /// Stops rsyslogd as its service would (SIGTERM: it writes out what it took in) and starts it
+    /// again on the same ports, appending to the same output.
+    pub fn restart(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = self.child.wait();
+        self.child = Rsyslog::spawn(self.dir.path());
+        self.wait_listening();
     }
 
     /// Every message received so far, as rsyslog parsed it.
