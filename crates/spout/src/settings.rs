@@ -185,7 +185,9 @@ fn effective(matches: &ArgMatches, routes: Vec<String>) -> toml::Table {
         let secret = matches!(long, "api-token");
         table.insert(key, if secret { toml::Value::String("********".to_owned()) } else { value });
     }
-    table.insert("routes".to_owned(), toml::Value::Array(routes.into_iter().map(toml::Value::String).collect()));
+    // Header values are secrets too.
+    let routes = routes.iter().map(|uri| toml::Value::String(crate::routes::uri::shown(uri))).collect();
+    table.insert("routes".to_owned(), toml::Value::Array(routes));
     table
 }
 

@@ -295,10 +295,14 @@ fn is_container_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Replaces `dir/name` with `contents` atomically: a temporary file, fsync, rename.
+/// Replaces `dir/name` with `contents` atomically: a temporary file, fsync, rename. Only its
+/// owner may read it (routes added through the API may carry credentials in headers).
 pub(crate) fn write_atomically(dir: &Path, name: &str, contents: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut file = std::fs::File::create(&tmp)?;
+    // Left by a crash, it may have other permissions: made afresh.
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
     file.write_all(contents.as_bytes())?;
     file.sync_all()?;
     std::fs::rename(&tmp, dir.join(name))

@@ -205,6 +205,9 @@ mod tests {
         use super::super::classify_status;
         use super::super::source::ErrorClass;
         assert_eq!(classify_status(404, "No such container: x"), ErrorClass::Gone);
+        let removing = "can not get logs from container which is dead or marked for removal";
+        assert_eq!(classify_status(409, removing), ErrorClass::Gone, "as Docker 20.10 answers for a --rm job");
+        assert_eq!(classify_status(409, "container is paused"), ErrorClass::Transient);
         assert_eq!(classify_status(501, "configured logging driver does not support reading"), ErrorClass::Unreadable);
         assert_eq!(classify_status(500, "configured logging driver does not support reading"), ErrorClass::Unreadable);
         assert_eq!(classify_status(500, "oops"), ErrorClass::Transient);

@@ -33,6 +33,8 @@ pub fn describe(enrichment: &Enrichment, router: &Router, info: &ContainerInfo, 
 pub fn classify_status(status: u16, message: &str) -> ErrorClass {
     match status {
         404 => ErrorClass::Gone,
+        // A `--rm` job the daemon is removing: its log can no longer be read, ever.
+        409 if message.contains("dead or marked for removal") => ErrorClass::Gone,
         501 => ErrorClass::Unreadable,
         _ if message.contains("does not support reading") => ErrorClass::Unreadable,
         _ => ErrorClass::Transient,

@@ -114,20 +114,25 @@ impl RouteContext {
         self.keep_for = Some(window);
     }
 
-    /// Hands out again, first, what was accepted within the window: the connection it went on
-    /// was lost, and its peer may have acknowledged it without reading it (a process that dies
-    /// or closes with bytes unread). Returns how many.
-    pub fn replay(&mut self) -> usize {
+    /// Hands out again, first, what was accepted within the window before `last_acked` (when
+    /// the peer last acknowledged anything: one that stopped reading stopped acknowledging then):
+    /// the connection it went on was lost, and its peer may have acknowledged it without reading
+    /// it (a process that dies or closes with bytes unread). What is handed out again stays kept,
+    /// as if accepted now, should the next connection be lost too. Returns how many.
+    pub fn replay(&mut self, last_acked: Instant) -> usize {
         let Some(window) = self.keep_for else { return 0 };
+        let since = last_acked.checked_sub(window).unwrap_or(last_acked);
         let now = Instant::now();
+        // Whatever was still to hand out again is among what is kept.
+        self.replay.clear();
+        self.recent.retain(|(at, _, _)| *at >= since);
         let mut replayed = 0;
-        for (at, batch, range) in self.recent.drain(..) {
-            if now.duration_since(at) <= window {
-                replayed += range.len();
-                self.replay.push_back((batch, range));
-            }
+        for (at, batch, range) in &mut self.recent {
+            *at = now;
+            replayed += range.len();
+            self.replay.push_back((Arc::clone(batch), range.clone()));
         }
-        self.recent_len = 0;
+        self.recent_len = replayed;
         self.stats.replayed.add(replayed as u64);
         replayed
     }
@@ -222,9 +227,13 @@ impl RouteContext {
         strict: bool,
         mut encode: impl FnMut(&mut Vec<u8>, &Message),
     ) -> Fill {
-        // What is replayed was accepted already: written, not counted.
+        // What is replayed was accepted already: written, not counted. A message the encoder
+        // fails on was reported when it was first handed out.
         while let Some((batch, range)) = self.replay.front_mut() {
-            encode(out, &batch[range.start]);
+            let mark = out.len();
+            if std::panic::catch_unwind(AssertUnwindSafe(|| encode(out, &batch[range.start]))).is_err() {
+                out.truncate(mark);
+            }
             range.start += 1;
             if range.start >= range.end {
                 self.replay.pop_front();
@@ -495,17 +504,22 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn what_was_accepted_lately_is_written_again_first_and_not_counted() {
         let (mut ctx, tx, _room) = context(10);
-        assert_eq!(ctx.replay(), 0, "nothing kept unless asked");
+        assert_eq!(ctx.replay(Instant::now()), 0, "nothing kept unless asked");
         ctx.keep_accepted(Duration::from_secs(60));
         tx.send(batch(&["a", "b", "c"])).await.expect("open");
         assert_eq!(fill(&mut ctx, 100).await, (Fill::Filled(3), "a|b|c|".to_owned()));
         ctx.accept(2);
         // Lost: the two accepted come again, then the one that was not.
-        assert_eq!(ctx.replay(), 2);
+        assert_eq!(ctx.replay(Instant::now()), 2);
+        // Lost again before they were written: still kept, and handed out once.
+        assert_eq!(ctx.replay(Instant::now()), 2);
         ctx.rewind();
         assert_eq!(fill(&mut ctx, 100).await, (Fill::Filled(1), "a|b|c|".to_owned()), "only c is to accept");
         ctx.accept(1);
-        assert_eq!(ctx.stats.replayed.get(), 2);
+        assert_eq!(ctx.stats.replayed.get(), 4);
+        // Only what was accepted within the window before the peer last acknowledged anything.
+        let later = Instant::now() + Duration::from_secs(120);
+        assert_eq!(ctx.replay(later), 0);
         // At most a queue's worth is kept.
         for _ in 0..4 {
             tx.send(batch(&["d", "e", "f"])).await.expect("open");
@@ -513,7 +527,7 @@ pub(crate) mod tests {
             assert_eq!(filled, Fill::Filled(3));
             ctx.accept(3);
         }
-        assert_eq!(ctx.replay(), 9, "the newest whole batches within 10 messages");
+        assert_eq!(ctx.replay(Instant::now()), 9, "the newest whole batches within 10 messages");
         drop(tx);
         assert_eq!(fill(&mut ctx, 6).await.0, Fill::Filled(0), "replayed before the queue is found closed");
         assert!(!ctx.is_done(), "three still to write again");

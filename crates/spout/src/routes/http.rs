@@ -7,10 +7,10 @@
 //! (with OTLP, less the records a partial success names as rejected: dropped and counted).
 //! A 5xx, a 429 or 408, a lost connection or no answer within `timeout` sends the same body again
 //! after a backoff (or the `Retry-After` the server asked for), so nothing is lost; so does a
-//! 401, 403, 404 or 407, which no message can be the cause of (the route's address or its
-//! credentials are wrong): the route is down until someone fixes it, and the lines wait. Any
-//! other 4xx refuses those messages themselves: they are dropped, counted, and logged once for
-//! each status.
+//! 3xx (redirects are not followed), 401, 403, 404 or 407, which no message can be the cause of
+//! (the route's address or its credentials are wrong): the route is down until someone fixes it,
+//! and the lines wait. Any other 4xx refuses those messages themselves: they are dropped,
+//! counted, and logged once for each status.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -169,20 +169,55 @@ async fn post(
     content_type: &'static str,
     payload: Bytes,
 ) -> Answer {
-    if conn.as_ref().is_none_or(|c| c.sender.is_closed()) {
-        *conn = None;
-        match connect(route).await {
-            Ok(c) => {
-                info!(route = %ctx.name, peer = %route.addr, "connected");
-                *conn = Some(c);
+    // A kept-alive connection that the server closed (idle too long) just as the request went
+    // out fails it: no failure of the destination's, so the request goes again at once, once, on
+    // a new connection.
+    let mut stale_ok = true;
+    loop {
+        let reused = match conn.as_ref() {
+            Some(c) if !c.sender.is_closed() => true,
+            _ => {
+                *conn = None;
+                match connect(route).await {
+                    Ok(c) => {
+                        info!(route = %ctx.name, peer = %route.addr, "connected");
+                        *conn = Some(c);
+                        false
+                    }
+                    Err(e) => {
+                        ctx.stats.connect_failures.add(1);
+                        return Answer::Retry(e, None);
+                    }
+                }
             }
-            Err(e) => {
-                ctx.stats.connect_failures.add(1);
-                return Answer::Retry(e, None);
+        };
+        match exchange(conn, route, content_type, payload.clone()).await {
+            Err(Exchange::Failed(_)) if reused && std::mem::take(&mut stale_ok) => continue,
+            Err(Exchange::Failed(e)) => return Answer::Retry(format!("{}: {e}", route.addr), None),
+            Err(Exchange::TimedOut) => {
+                let waited = humantime::format_duration(route.timeout);
+                return Answer::Retry(format!("{}: no answer within {waited}", route.addr), None);
             }
+            Ok((status, after, read)) => return answer(status, after, read),
         }
     }
-    let Some(c) = conn.as_mut() else { return Answer::Retry("not connected".to_owned(), None) };
+}
+
+/// Why a request got no answer.
+enum Exchange {
+    Failed(String),
+    TimedOut,
+}
+
+/// Sends the request on the connection and reads the answer; the connection is dropped unless
+/// it can carry the next request.
+async fn exchange(
+    conn: &mut Option<Conn>,
+    route: &HttpRoute,
+    content_type: &'static str,
+    payload: Bytes,
+) -> Result<(StatusCode, Option<Duration>, Option<Bytes>), Exchange> {
+    let Some(c) = conn.as_mut() else { return Err(Exchange::Failed("not connected".to_owned())) };
     let answer = tokio::time::timeout(route.timeout, async {
         c.sender.ready().await.map_err(|e| e.to_string())?;
         let response = c.sender.send_request(request(route, content_type, payload)).await.map_err(|e| e.to_string())?;
@@ -193,24 +228,33 @@ async fn post(
         Ok::<_, String>((status, retry_after, read.ok().map(|body| body.to_bytes())))
     })
     .await;
-    let (status, after, read) = match answer {
-        Ok(Ok(answer)) => answer,
+    match answer {
+        Ok(Ok(answer)) => {
+            if answer.2.is_none() {
+                *conn = None;
+            }
+            Ok(answer)
+        }
         Ok(Err(e)) => {
             *conn = None;
-            return Answer::Retry(format!("{}: {e}", route.addr), None);
+            Err(Exchange::Failed(e))
         }
         Err(_) => {
             *conn = None;
-            let waited = humantime::format_duration(route.timeout);
-            return Answer::Retry(format!("{}: no answer within {waited}", route.addr), None);
+            Err(Exchange::TimedOut)
         }
-    };
-    if read.is_none() {
-        *conn = None;
     }
+}
+
+/// What an answer means for the request's messages.
+fn answer(status: StatusCode, after: Option<Duration>, read: Option<Bytes>) -> Answer {
     match status.as_u16() {
         200..=299 => Answer::Accepted(read.unwrap_or_default()),
         408 | 429 | 500..=599 => Answer::Retry(format!("HTTP {status}"), after.map(|d| d.min(MAX_RETRY_AFTER))),
+        300..=399 => Answer::Retry(
+            format!("HTTP {status}: redirects are not followed; give the route the address it names"),
+            None,
+        ),
         401 | 403 | 404 | 407 => Answer::Retry(format!("HTTP {status}: check the route's address and headers"), None),
         _ => Answer::Refused(status),
     }

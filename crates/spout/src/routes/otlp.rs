@@ -2,6 +2,7 @@
 //! resource per container with OpenTelemetry's semantic-convention attributes (and the
 //! container's own fields), one log record per line.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
@@ -14,25 +15,37 @@ use prost::Message as _;
 use crate::message::{Container, Message, Stream};
 use crate::timestamp::now_ns;
 
+/// Bytes a request spends on a resource's and a scope's framing and on the scope (besides the
+/// resource's attributes), with room to spare.
+const WRAPPER_BYTES: usize = 64;
+/// Bytes a record's own field tag and length take, at most.
+const RECORD_FRAMING: usize = 6;
+
 /// The records of one request, each with its container, in the order they were read.
 #[derive(Default)]
 pub struct Records {
     records: Vec<(Arc<Container>, LogRecord)>,
+    /// The containers with a record in the request, by address.
+    containers: HashSet<usize>,
 }
 
 impl Records {
-    /// Appends `msg` as a record, its text cut (and marked `spout.truncated`) so that the record
-    /// takes at most `max` bytes; `out` grows by the record's encoding, which measures the
-    /// request. False, with nothing appended, when even an empty record takes more.
+    /// Appends `msg` as a record, its text cut (and marked `spout.truncated`) so that the record,
+    /// and its container's resource if it is the container's first, take at most `max` bytes of
+    /// the request. `out` only measures the request: it grows by that many bytes. False, with
+    /// nothing appended, when even an empty record takes more.
     pub fn push_within(&mut self, out: &mut Vec<u8>, msg: &Message, max: usize) -> bool {
+        let first = !self.containers.contains(&(Arc::as_ptr(&msg.container) as usize));
+        let wrapper = if first { resource(&msg.container).encoded_len() + WRAPPER_BYTES } else { 0 };
+        let room = max.saturating_sub(wrapper + RECORD_FRAMING);
         let mut record = LogRecord::default();
-        let fits = gelf::cut_to_fit(&msg.line, max, |text, cut| {
+        let fits = gelf::cut_to_fit(&msg.line, room, |text, cut| {
             record = log_record(msg, text, msg.truncated || cut);
             record.encoded_len()
         });
         if fits {
-            // Encoding into a Vec cannot fail.
-            let _ = record.encode(out);
+            out.resize(out.len() + wrapper + RECORD_FRAMING + record.encoded_len(), 0);
+            self.containers.insert(Arc::as_ptr(&msg.container) as usize);
             self.records.push((Arc::clone(&msg.container), record));
         }
         fits
@@ -41,10 +54,12 @@ impl Records {
     /// Keeps the first `n` records: those the body took.
     pub fn keep(&mut self, n: usize) {
         self.records.truncate(n);
+        self.containers = self.records.iter().map(|(c, _)| Arc::as_ptr(c) as usize).collect();
     }
 
     /// The request, emptying `self`: one resource for each container, its records in order.
     pub fn take_request(&mut self) -> Vec<u8> {
+        self.containers.clear();
         let mut resource_logs: Vec<(Arc<Container>, ResourceLogs)> = Vec::new();
         for (container, record) in self.records.drain(..) {
             let at = match resource_logs.iter().position(|(c, _)| Arc::ptr_eq(c, &container)) {
@@ -228,13 +243,16 @@ mod tests {
 
     #[test]
     fn a_record_is_cut_to_fit_and_marked_and_the_body_measures_what_is_sent() {
-        let c = Arc::new(Container::default());
+        let c =
+            Arc::new(Container { id: "3b6ba57db54a".repeat(5), image_name: "web:1.4".into(), ..Default::default() });
         let mut records = Records::default();
         let mut out = Vec::new();
         assert!(records.push_within(&mut out, &message(&c, Stream::Stdout, &"x".repeat(10_000)), 1024));
         assert!(out.len() <= 1024, "{} bytes", out.len());
         records.keep(1);
-        let request = ExportLogsServiceRequest::decode(&records.take_request()[..]).expect("protobuf");
+        let body = records.take_request();
+        assert!(body.len() <= out.len(), "the request ({} bytes) within what was measured ({})", body.len(), out.len());
+        let request = ExportLogsServiceRequest::decode(&body[..]).expect("protobuf");
         let record = &request.resource_logs[0].scope_logs[0].log_records[0];
         assert_eq!(attribute(&record.attributes, "spout.truncated"), Some(&Value::BoolValue(true)));
         assert!(!records.push_within(&mut out, &message(&c, Stream::Stdout, "x"), 10), "nothing fits in 10 bytes");

@@ -207,7 +207,9 @@ impl RouteTable {
                 .and_then(|spec| self.start(&spec, Origin::Api));
             match started {
                 Ok(r) => info!(route = %r.uri, id = %r.id, "route added through the API restored"),
-                Err(e) => warn!(route = %route.uri, error = %e, "cannot restore a route added through the API"),
+                Err(e) => {
+                    warn!(route = %super::uri::shown(&route.uri), error = %e, "cannot restore a route added through the API")
+                }
             }
         }
     }

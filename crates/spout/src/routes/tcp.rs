@@ -54,9 +54,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const ACK_POLL: Duration = Duration::from_millis(5);
 /// How often a write that cannot go on (the peer's window is full) checks the deadline.
 const STALL_POLL: Duration = Duration::from_millis(100);
-/// What was accepted this long before a connection was lost other than cleanly is written again
-/// on the next: the peer's kernel acknowledges bytes that its process may not have read when it
-/// died or closed the connection. Lines from then may arrive twice; none is lost.
+/// What was accepted this long before the peer last acknowledged anything is written again on
+/// the next connection when one is lost other than cleanly: the peer's kernel acknowledges bytes
+/// that its process may not have read when it died or closed the connection. Lines from then may
+/// arrive twice.
 const REPLAY_WINDOW: Duration = Duration::from_secs(2);
 /// How long after its handshake a TLS server may still refuse the connection (a TLS 1.3 server
 /// checks the client's certificate, or its absence, once the client has finished): a round trip
@@ -130,10 +131,11 @@ enum ConnState {
     Failed(String),
 }
 
-/// A connection lost: why, and whether to write again what it got acknowledged lately.
+/// A connection lost: why, and, when what it got acknowledged lately is to be written again,
+/// when the peer last acknowledged anything.
 struct Loss {
     why: String,
-    replay: bool,
+    replay: Option<Instant>,
 }
 
 /// Why a write did not complete.
@@ -213,7 +215,7 @@ impl Conn {
     /// kernel closes cleanly (FIN) only when its process has read everything acknowledged;
     /// closed with bytes unread, it resets the connection.
     fn loss(&self, why: String) -> Loss {
-        let replay = !matches!(*self.ended.borrow(), ConnState::Eof);
+        let replay = (!matches!(*self.ended.borrow(), ConnState::Eof)).then_some(self.progress_at);
         let why = match self.refusable() {
             true => format!("{why} right after the TLS handshake: the server may require a client certificate (cert= and key=) or refuse the one given"),
             false => why,
@@ -387,7 +389,7 @@ pub async fn run(ctx: &mut RouteContext, route: &TcpRoute) {
 /// The connection is gone: everything it did not get acknowledged is handed out again, after
 /// what it got acknowledged lately if the loss calls for it.
 fn lose(ctx: &mut RouteContext, addr: &HostPort, loss: &Loss) {
-    let replayed = if loss.replay { ctx.replay() } else { 0 };
+    let replayed = loss.replay.map_or(0, |last_acked| ctx.replay(last_acked.into_std()));
     ctx.rewind();
     ctx.status.down(&loss.why);
     let losses = ctx.stats.reconnects.add(1);

@@ -473,7 +473,7 @@ fn parse_query(query: Option<&str>) -> Result<(BTreeMap<String, String>, Vec<Str
 }
 
 /// `uri` as shown wherever routes are: each header's value hidden.
-fn shown(uri: &str) -> String {
+pub fn shown(uri: &str) -> String {
     let Some((base, query)) = uri.split_once('?') else { return uri.to_owned() };
     let pairs: Vec<String> = query
         .split('&')
