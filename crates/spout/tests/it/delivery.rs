@@ -50,6 +50,19 @@ fn assert_exactly(got: &[String], want: &[String], context: &str) {
     );
 }
 
+/// Asserts that no line of `want` is missing from `got` (repeats allowed), naming a few that
+/// are, with `log` (spout's, and whatever else tells why); says how many repeats `context` had.
+pub(crate) fn assert_none_missing(got: &[String], want: &[String], context: &str, log: &str) {
+    let (missing, duplicates) = missing_and_duplicates_of(got, want);
+    assert!(
+        missing.is_empty(),
+        "{context}: {} missing, e.g. {:?}:\n{log}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    eprintln!("{context}: {duplicates} duplicates");
+}
+
 pub(crate) fn missing_and_duplicates_of(got: &[String], want: &[String]) -> (Vec<String>, usize) {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for line in got {
@@ -170,16 +183,7 @@ fn a_tcp_destination_down_for_5_s_mid_stream_gets_every_line() {
     std::thread::sleep(Duration::from_secs(5));
     r.resume();
     c.wait();
-    let got = wait_all(&r, &c, 30_000);
-    let (missing, duplicates) = missing_and_duplicates(&got, 30_000);
-    assert!(
-        missing.is_empty(),
-        "{} missing, e.g. {:?}; spout:\n{}",
-        missing.len(),
-        &missing[..missing.len().min(5)],
-        spout.stderr()
-    );
-    eprintln!("destination down 5 s: {duplicates} duplicates");
+    assert_none_missing(&wait_all(&r, &c, 30_000), &expected(30_000), "destination down 5 s", &spout.stderr());
 }
 
 #[test]
@@ -197,16 +201,8 @@ fn a_destination_that_closes_with_lines_acknowledged_and_unread_gets_them_again(
     drop(listener);
     let r = TcpReceiver::start_on(port);
     c.wait();
-    let got = wait_all(&r, &c, 5_000);
-    let (missing, duplicates) = missing_and_duplicates(&got, 5_000);
-    assert!(
-        missing.is_empty(),
-        "{} missing, e.g. {:?}:\n{}",
-        missing.len(),
-        &missing[..missing.len().min(5)],
-        spout.stderr()
-    );
-    eprintln!("destination closed with lines unread: {duplicates} duplicates");
+    let context = "destination closed with lines unread";
+    assert_none_missing(&wait_all(&r, &c, 5_000), &expected(5_000), context, &spout.stderr());
 }
 
 #[test]

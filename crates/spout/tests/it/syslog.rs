@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::delivery::{expected, missing_and_duplicates_of, steady_writer};
+use crate::delivery::{assert_none_missing, expected, missing_and_duplicates_of, steady_writer};
 use crate::support::rsyslog::Rsyslog;
 use crate::support::tls::Pki;
 use crate::support::{numbered, wait_until, Container, Spout, PATIENCE};
@@ -121,13 +121,5 @@ fn rsyslog_restarted_mid_stream_over_tcp_loses_nothing() {
     c.wait();
     let want = expected(20_000);
     wait_until(PATIENCE, || missing_and_duplicates_of(&lines(&rsyslog), &want).0.is_empty());
-    let (missing, duplicates) = missing_and_duplicates_of(&lines(&rsyslog), &want);
-    assert!(
-        missing.is_empty(),
-        "{} missing, e.g. {:?}:\n{}",
-        missing.len(),
-        &missing[..missing.len().min(5)],
-        spout.stderr()
-    );
-    eprintln!("rsyslog restarted: {duplicates} duplicates");
+    assert_none_missing(&lines(&rsyslog), &want, "rsyslog restarted", &spout.stderr());
 }

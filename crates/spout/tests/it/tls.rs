@@ -1,7 +1,7 @@
 //! Routes over TLS (`gelf+tls://`, `json+tls://`), against Debian's nginx terminating TLS in
 //! front of a test receiver.
 
-use crate::delivery::{expected, missing_and_duplicates_of, steady_writer};
+use crate::delivery::{assert_none_missing, expected, missing_and_duplicates_of, steady_writer};
 use crate::support::receiver::TcpReceiver;
 use crate::support::tls::{ClientCerts, Nginx, Pki};
 use crate::support::{http_get, numbered, wait_until, Container, Spout, PATIENCE};
@@ -118,14 +118,6 @@ fn a_receiver_behind_tls_restarted_mid_stream_loses_nothing() {
     let want = expected(20_000);
     let all_in = || missing_and_duplicates_of(&receiver.inbox.lines_of(&c.id), &want).0.is_empty();
     wait_until(PATIENCE, all_in);
-    let (missing, duplicates) = missing_and_duplicates_of(&receiver.inbox.lines_of(&c.id), &want);
-    assert!(
-        missing.is_empty(),
-        "{} missing, e.g. {:?}:\n{}\nnginx:\n{}",
-        missing.len(),
-        &missing[..missing.len().min(5)],
-        spout.stderr(),
-        tls.log()
-    );
-    eprintln!("receiver behind TLS restarted: {duplicates} duplicates");
+    let log = format!("{}\nnginx:\n{}", spout.stderr(), tls.log());
+    assert_none_missing(&receiver.inbox.lines_of(&c.id), &want, "receiver behind TLS restarted", &log);
 }
