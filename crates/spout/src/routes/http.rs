@@ -29,6 +29,7 @@ use tracing::{info, warn};
 use super::codec::{Codec, Format, Framing};
 use super::context::{Fill, RouteContext};
 use super::otlp::{self, Records};
+use super::tls::TlsSettings;
 use super::uri::{BodyEncoding, HttpRoute, Payload};
 
 /// How long one address may take to accept a connection, TLS included.
@@ -50,9 +51,8 @@ enum Answer {
 }
 
 pub async fn run(ctx: &mut RouteContext, route: &HttpRoute) {
-    if route.tls.as_ref().is_some_and(|tls| tls.insecure_skip_verify) {
-        warn!(route = %ctx.name, peer = %route.addr,
-              "insecure_skip_verify=true: the server's certificate is not checked, so whoever is on the path can read and change what this route sends");
+    if let Some(tls) = &route.tls {
+        tls.warn_if_insecure(&ctx.name, &route.addr);
     }
     let mut codec = Codec::new(Format::Gelf, Framing::Newline);
     let mut records = Records::default();
@@ -290,10 +290,7 @@ fn gzip(body: &[u8]) -> Bytes {
 /// Connects (TLS too for `https`) and sets up HTTP/1.1 on the connection.
 async fn connect(route: &HttpRoute) -> Result<Conn, String> {
     let addr = &route.addr;
-    let tls = match &route.tls {
-        Some(settings) => Some((settings.connector()?, settings.server_name.clone())),
-        None => None,
-    };
+    let tls = route.tls.as_ref().map(TlsSettings::handshaker).transpose()?;
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((addr.host.as_str(), addr.port)))
         .await
         .map_err(|_| format!("{addr}: no answer within {}", humantime::format_duration(CONNECT_TIMEOUT)))?
@@ -301,13 +298,8 @@ async fn connect(route: &HttpRoute) -> Result<Conn, String> {
     let _ = stream.set_nodelay(true);
     match tls {
         None => handshake(TokioIo::new(stream)).await,
-        Some((connector, server_name)) => {
-            let stream = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(server_name, stream))
-                .await
-                .map_err(|_| {
-                    format!("{addr}: TLS handshake not done within {}", humantime::format_duration(CONNECT_TIMEOUT))
-                })?
-                .map_err(|e| format!("{addr}: TLS handshake failed: {e}"))?;
+        Some(tls) => {
+            let stream = tls.shake(stream, addr, CONNECT_TIMEOUT).await.map_err(|e| e.to_string())?;
             handshake(TokioIo::new(stream)).await
         }
     }

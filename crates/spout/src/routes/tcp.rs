@@ -43,6 +43,7 @@ use tracing::{info, warn};
 
 use super::codec::Codec;
 use super::context::{Fill, RouteContext};
+use super::tls::TlsSettings;
 use super::uri::{HostPort, TcpRoute};
 
 /// A batch is written once it holds this many bytes, or when the queue is empty.
@@ -303,9 +304,8 @@ impl Conn {
 }
 
 pub async fn run(ctx: &mut RouteContext, route: &TcpRoute) {
-    if route.tls.as_ref().is_some_and(|tls| tls.insecure_skip_verify) {
-        warn!(route = %ctx.name, peer = %route.addr,
-              "insecure_skip_verify=true: the server's certificate is not checked, so whoever is on the path can read and change what this route sends");
+    if let Some(tls) = &route.tls {
+        tls.warn_if_insecure(&ctx.name, &route.addr);
     }
     ctx.keep_accepted(REPLAY_WINDOW);
     let mut codec = Codec::new(route.format, route.framing);
@@ -441,27 +441,14 @@ fn give_up(ctx: &mut RouteContext, conn: Option<&Conn>) {
 
 /// Connects, and shakes hands over TLS if the route says so.
 async fn open(route: &TcpRoute) -> io::Result<Conn> {
-    // Made first: a certificate file gone bad since start is a failed attempt, and costs no
-    // connection.
-    let tls = match &route.tls {
-        Some(settings) => Some((settings.connector().map_err(io::Error::other)?, settings.server_name.clone())),
-        None => None,
-    };
+    let tls = route.tls.as_ref().map(TlsSettings::handshaker).transpose().map_err(io::Error::other)?;
     let (stream, peer) = reach(route).await?;
     let counters = Counters { probe: stream.as_fd().try_clone_to_owned()?, to_socket: Arc::new(AtomicU64::new(0)) };
     let counted = Counted { inner: stream, written: counters.to_socket.clone() };
-    let Some((connector, server_name)) = tls else {
-        return Ok(Conn::new(Box::new(counted), counters, peer, false));
-    };
-    let shaken = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(server_name, counted)).await;
-    match shaken {
-        Ok(Ok(stream)) => Ok(Conn::new(Box::new(stream), counters, peer, true)),
-        Ok(Err(e)) => Err(io::Error::new(e.kind(), format!("{peer}: TLS handshake failed: {e}"))),
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("{peer}: TLS handshake not done within {}", humantime::format_duration(CONNECT_TIMEOUT)),
-        )),
-    }
+    Ok(match tls {
+        None => Conn::new(Box::new(counted), counters, peer, false),
+        Some(tls) => Conn::new(Box::new(tls.shake(counted, &peer, CONNECT_TIMEOUT).await?), counters, peer, true),
+    })
 }
 
 /// What a connection's writes are compared with: the socket, and the bytes written to it.

@@ -7,15 +7,21 @@
 //! restart; a file gone bad since is a failed connection, retried).
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
+use tracing::warn;
 
 /// How a route's TLS is set up, as its options say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,8 +66,23 @@ impl TlsSettings {
         Ok(settings)
     }
 
+    /// The loud warning `insecure_skip_verify=true` earns when its route starts.
+    pub fn warn_if_insecure(&self, route: &str, peer: &dyn Display) {
+        if self.insecure_skip_verify {
+            warn!(route, peer = %peer,
+                  "insecure_skip_verify=true: the server's certificate is not checked, so whoever is on the path can read and change what this route sends");
+        }
+    }
+
+    /// What shakes hands for one connection, with the files as they are now: made before the
+    /// connection, so that a certificate file gone bad since start costs none. The error names
+    /// the option at fault.
+    pub fn handshaker(&self) -> Result<Handshaker, String> {
+        Ok(Handshaker { connector: self.connector()?, server_name: self.server_name.clone() })
+    }
+
     /// A connector with the files as they are now. The error names the option at fault.
-    pub fn connector(&self) -> Result<TlsConnector, String> {
+    fn connector(&self) -> Result<TlsConnector, String> {
         let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS: {e}"))?;
@@ -100,6 +121,30 @@ impl TlsSettings {
                 .into());
         }
         Ok(roots)
+    }
+}
+
+/// A TLS client for one connection.
+pub struct Handshaker {
+    connector: TlsConnector,
+    server_name: ServerName<'static>,
+}
+
+impl Handshaker {
+    /// TLS over `stream`, within `timeout`; the error names `peer` and what went wrong
+    /// (rustls's reason for a certificate it refused).
+    pub async fn shake<S>(self, stream: S, peer: &(dyn Display + Sync), timeout: Duration) -> io::Result<TlsStream<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        match tokio::time::timeout(timeout, self.connector.connect(self.server_name, stream)).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(e)) => Err(io::Error::new(e.kind(), format!("{peer}: TLS handshake failed: {e}"))),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{peer}: TLS handshake not done within {}", humantime::format_duration(timeout)),
+            )),
+        }
     }
 }
 
