@@ -64,6 +64,17 @@ impl FromStr for Format {
     }
 }
 
+impl Framing {
+    /// The byte after each message; none with octet counting.
+    fn delimiter(self) -> Option<u8> {
+        match self {
+            Framing::Nul => Some(0),
+            Framing::Newline => Some(b'\n'),
+            Framing::OctetCount => None,
+        }
+    }
+}
+
 impl FromStr for Framing {
     type Err = String;
 
@@ -97,19 +108,16 @@ impl Codec {
 
     /// Appends `msg` to `out`, framed.
     pub fn write(&mut self, out: &mut Vec<u8>, msg: &Message) {
-        let delimiter = match self.framing {
-            Framing::Nul => 0,
-            Framing::Newline => b'\n',
-            Framing::OctetCount => {
-                let mut counted = std::mem::take(&mut self.counted);
-                counted.clear();
-                self.encode(&mut counted, msg, &msg.line, msg.truncated);
-                out.extend_from_slice(counted.len().to_string().as_bytes());
-                out.push(b' ');
-                out.extend_from_slice(&counted);
-                self.counted = counted;
-                return;
-            }
+        let Some(delimiter) = self.framing.delimiter() else {
+            // Octet counting: the length first.
+            let mut counted = std::mem::take(&mut self.counted);
+            counted.clear();
+            self.encode(&mut counted, msg, &msg.line, msg.truncated);
+            out.extend_from_slice(counted.len().to_string().as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(&counted);
+            self.counted = counted;
+            return;
         };
         let start = out.len();
         self.encode(out, msg, &msg.line, msg.truncated);
@@ -134,10 +142,7 @@ impl Codec {
             out.truncate(start);
             return false;
         }
-        out.push(match self.framing {
-            Framing::Nul => 0,
-            _ => b'\n',
-        });
+        out.extend(self.framing.delimiter());
         true
     }
 
