@@ -5,6 +5,7 @@ pub mod codec;
 mod context;
 pub mod gelf_fields;
 pub mod http;
+mod options;
 pub mod otlp;
 pub mod status;
 pub mod stdout;

@@ -23,6 +23,8 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tracing::warn;
 
+use super::options::bool_option;
+
 /// How a route's TLS is set up, as its options say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsSettings {
@@ -56,11 +58,7 @@ impl TlsSettings {
                 None => format!("host '{host}' is not a name a certificate can carry; give server_name="),
             })?
             .to_owned();
-        let insecure_skip_verify = match options.remove("insecure_skip_verify").as_deref() {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => return Err(format!("option insecure_skip_verify: '{other}' is not true or false")),
-        };
+        let insecure_skip_verify = bool_option(options, "insecure_skip_verify", false)?;
         let settings = TlsSettings { ca, client, server_name, insecure_skip_verify };
         settings.connector()?;
         Ok(settings)
