@@ -1,6 +1,6 @@
 //! GELF UDP chunking (magic 1e 0f, 8-byte message id, sequence number, count) and reassembly.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 pub const CHUNK_MAGIC: [u8; 2] = [0x1e, 0x0f];
@@ -100,31 +100,62 @@ pub enum ReassembleError {
     BadSequence { seq: u8, count: u8 },
     #[error("chunk count changed within one message")]
     CountMismatch,
-    #[error("too many messages in reassembly at once")]
-    TooManyPending,
     #[error("message would exceed {0} bytes")]
     TooLarge(usize),
 }
 
+impl ReassembleError {
+    /// A short name for counting refusals by kind.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ReassembleError::ShortHeader => "short_chunk",
+            ReassembleError::BadCount(_) => "chunk_count",
+            ReassembleError::BadSequence { .. } => "chunk_sequence",
+            ReassembleError::CountMismatch => "chunk_count",
+            ReassembleError::TooLarge(_) => "too_large",
+        }
+    }
+}
+
 struct Partial {
     first_seen: Instant,
+    /// Tells this message from an earlier one with the same id, in `Reassembler::order`.
+    generation: u64,
     parts: Vec<Option<Vec<u8>>>,
     received: usize,
     bytes: usize,
 }
 
-/// Puts chunked GELF messages back together, within bounds: at most `max_pending` messages in
-/// flight, `max_message` bytes each, and each complete within `timeout` of its first chunk.
+/// Puts chunked GELF messages back together, within bounds: the chunks of incomplete messages
+/// hold at most `max_pending_bytes` (past it the oldest messages are given up, and counted),
+/// each message is at most `max_message` bytes, and complete within `timeout` of its first chunk.
 pub struct Reassembler {
     pending: HashMap<[u8; 8], Partial>,
-    max_pending: usize,
+    /// Pending messages, oldest first; entries of messages no longer pending are skipped (and
+    /// swept out once they outnumber the live ones).
+    order: VecDeque<([u8; 8], u64)>,
+    generation: u64,
+    pending_bytes: usize,
+    max_pending_bytes: usize,
     max_message: usize,
     timeout: Duration,
+    evicted: u64,
+    expired: u64,
 }
 
 impl Reassembler {
-    pub fn new(max_pending: usize, max_message: usize, timeout: Duration) -> Self {
-        Self { pending: HashMap::new(), max_pending, max_message, timeout }
+    pub fn new(max_pending_bytes: usize, max_message: usize, timeout: Duration) -> Self {
+        Self {
+            pending: HashMap::new(),
+            order: VecDeque::new(),
+            generation: 0,
+            pending_bytes: 0,
+            max_pending_bytes,
+            max_message,
+            timeout,
+            evicted: 0,
+            expired: 0,
+        }
     }
 
     /// Takes one datagram; returns a whole (possibly compressed) payload once one is complete.
@@ -147,42 +178,45 @@ impl Reassembler {
         if seq >= count {
             return Err(ReassembleError::BadSequence { seq, count });
         }
-        let stale = self.pending.get(&id).is_some_and(|p| now.saturating_duration_since(p.first_seen) >= self.timeout);
-        if stale {
-            // Its time ran out: this chunk starts the message afresh.
-            self.pending.remove(&id);
-        }
-        if !self.pending.contains_key(&id) {
-            self.expire(now);
-            if self.pending.len() >= self.max_pending {
-                return Err(ReassembleError::TooManyPending);
-            }
-        }
+        self.expire(now);
         let body = &datagram[CHUNK_HEADER_LEN..];
-        let partial = self.pending.entry(id).or_insert_with(|| Partial {
-            first_seen: now,
-            parts: vec![None; usize::from(count)],
-            received: 0,
-            bytes: 0,
-        });
-        if partial.parts.len() != usize::from(count) {
-            self.pending.remove(&id);
-            return Err(ReassembleError::CountMismatch);
-        }
-        let slot = &mut partial.parts[usize::from(seq)];
-        if slot.is_none() {
-            partial.bytes += body.len();
-            if partial.bytes > self.max_message {
-                self.pending.remove(&id);
+        if let Some(partial) = self.pending.get(&id) {
+            if partial.parts.len() != usize::from(count) {
+                self.forget(&id);
+                return Err(ReassembleError::CountMismatch);
+            }
+            if partial.parts[usize::from(seq)].is_some() {
+                // A duplicate: the first copy stands.
+                return Ok(None);
+            }
+            if partial.bytes + body.len() > self.max_message {
+                self.forget(&id);
                 return Err(ReassembleError::TooLarge(self.max_message));
             }
-            *slot = Some(body.to_vec());
-            partial.received += 1;
+        } else if body.len() > self.max_message {
+            return Err(ReassembleError::TooLarge(self.max_message));
+        } else {
+            self.generation += 1;
+            let partial = Partial {
+                first_seen: now,
+                generation: self.generation,
+                parts: vec![None; usize::from(count)],
+                received: 0,
+                bytes: 0,
+            };
+            self.pending.insert(id, partial);
+            self.order.push_back((id, self.generation));
         }
+        self.make_room(body.len(), &id);
+        let Some(partial) = self.pending.get_mut(&id) else { return Ok(None) };
+        partial.parts[usize::from(seq)] = Some(body.to_vec());
+        partial.received += 1;
+        partial.bytes += body.len();
+        self.pending_bytes += body.len();
         if partial.received < partial.parts.len() {
             return Ok(None);
         }
-        let Some(done) = self.pending.remove(&id) else { return Ok(None) };
+        let Some(done) = self.forget(&id) else { return Ok(None) };
         let mut whole = Vec::with_capacity(done.bytes);
         for part in done.parts.into_iter().flatten() {
             whole.extend_from_slice(&part);
@@ -190,16 +224,77 @@ impl Reassembler {
         Ok(Some(whole))
     }
 
-    /// Forgets messages whose chunks did not all arrive in time; returns how many.
-    pub fn expire(&mut self, now: Instant) -> usize {
-        let before = self.pending.len();
-        let timeout = self.timeout;
-        self.pending.retain(|_, p| now.saturating_duration_since(p.first_seen) < timeout);
-        before - self.pending.len()
+    /// Gives up the oldest incomplete messages other than `keep` until `more` bytes fit.
+    fn make_room(&mut self, more: usize, keep: &[u8; 8]) {
+        while self.pending_bytes + more > self.max_pending_bytes {
+            let Some(oldest) = self.oldest_other_than(keep) else { return };
+            self.forget(&oldest);
+            self.evicted += 1;
+        }
     }
 
+    fn oldest_other_than(&mut self, keep: &[u8; 8]) -> Option<[u8; 8]> {
+        let live = |pending: &HashMap<[u8; 8], Partial>, (id, generation): &([u8; 8], u64)| {
+            pending.get(id).is_some_and(|p| p.generation == *generation)
+        };
+        while let Some(front) = self.order.front() {
+            if live(&self.pending, front) {
+                break;
+            }
+            self.order.pop_front();
+        }
+        self.order.iter().find(|entry| &entry.0 != keep && live(&self.pending, entry)).map(|entry| entry.0)
+    }
+
+    /// Drops message `id`'s chunks, returning them.
+    fn forget(&mut self, id: &[u8; 8]) -> Option<Partial> {
+        let partial = self.pending.remove(id)?;
+        self.pending_bytes -= partial.bytes;
+        if self.order.len() > 2 * self.pending.len() + 64 {
+            let pending = &self.pending;
+            self.order.retain(|(id, generation)| pending.get(id).is_some_and(|p| p.generation == *generation));
+        }
+        Some(partial)
+    }
+
+    /// Forgets messages whose chunks did not all arrive in time; returns how many.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        let mut expired = 0;
+        while let Some(&(id, generation)) = self.order.front() {
+            match self.pending.get(&id) {
+                Some(p) if p.generation == generation => {
+                    if now.saturating_duration_since(p.first_seen) < self.timeout {
+                        break;
+                    }
+                    self.forget(&id);
+                    expired += 1;
+                }
+                _ => {}
+            }
+            self.order.pop_front();
+        }
+        self.expired += expired as u64;
+        expired
+    }
+
+    /// Incomplete messages held.
     pub fn pending(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Bytes held by incomplete messages' chunks.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
+    /// Incomplete messages given up so far to keep within the byte cap.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Incomplete messages given up so far because their time ran out.
+    pub fn expired(&self) -> u64 {
+        self.expired
     }
 }
 
@@ -250,7 +345,7 @@ mod tests {
         let mut grams: Vec<Vec<u8>> = c.split(&payload).expect("fits").map(<[u8]>::to_vec).collect();
         grams.reverse();
         grams.insert(1, grams[0].clone());
-        let mut r = Reassembler::new(8, 1 << 20, Duration::from_secs(5));
+        let mut r = Reassembler::new(1 << 20, 1 << 20, Duration::from_secs(5));
         let now = Instant::now();
         let mut out = None;
         for g in &grams {
@@ -264,7 +359,7 @@ mod tests {
 
     #[test]
     fn hostile_chunks_are_refused() {
-        let mut r = Reassembler::new(1, 64, Duration::from_secs(5));
+        let mut r = Reassembler::new(1 << 20, 64, Duration::from_secs(5));
         let now = Instant::now();
         let head = |seq: u8, count: u8, id: u8| vec![0x1e, 0x0f, id, 0, 0, 0, 0, 0, 0, 0, seq, count, b'x'];
         assert_eq!(r.push(&[0x1e, 0x0f, 1], now), Err(ReassembleError::ShortHeader));
@@ -272,20 +367,52 @@ mod tests {
         assert_eq!(r.push(&head(0, 200, 1), now), Err(ReassembleError::BadCount(200)));
         assert_eq!(r.push(&head(3, 3, 1), now), Err(ReassembleError::BadSequence { seq: 3, count: 3 }));
         assert_eq!(r.push(&head(0, 2, 1), now), Ok(None));
-        assert_eq!(r.push(&head(0, 2, 2), now), Err(ReassembleError::TooManyPending));
         assert_eq!(r.push(&head(1, 3, 1), now), Err(ReassembleError::CountMismatch));
+        assert_eq!(r.pending(), 0, "a message whose count changed is given up");
         assert_eq!(r.push(&[b'{'; 65], now), Err(ReassembleError::TooLarge(64)));
+        let mut big = head(0, 2, 3);
+        big.extend([b'x'; 64]);
+        assert_eq!(r.push(&big, now), Err(ReassembleError::TooLarge(64)));
+    }
+
+    #[test]
+    fn the_oldest_incomplete_messages_make_room_for_new_ones_within_the_byte_cap() {
+        // Room for three chunks of 100 bytes.
+        let mut r = Reassembler::new(300, 1 << 20, Duration::from_secs(5));
+        let now = Instant::now();
+        let chunk = |id: u8, seq: u8| [&[0x1e, 0x0f, id, 0, 0, 0, 0, 0, 0, 0, seq, 2][..], &[b'x'; 100]].concat();
+        for id in 1..=3 {
+            assert_eq!(r.push(&chunk(id, 0), now), Ok(None));
+        }
+        assert_eq!((r.pending(), r.pending_bytes(), r.evicted()), (3, 300, 0));
+        // A fourth message pushes out the first, the oldest.
+        assert_eq!(r.push(&chunk(4, 0), now), Ok(None));
+        assert_eq!((r.pending(), r.pending_bytes(), r.evicted()), (3, 300, 1));
+        assert_eq!(r.push(&chunk(1, 1), now), Ok(None), "message 1 was given up: its second chunk starts it over");
+        assert_eq!(r.evicted(), 2, "which pushed out message 2");
+        // Message 3 is whole with its second chunk, evicting 4 to make room for it first.
+        assert_eq!(r.push(&chunk(3, 1), now).expect("valid").map(|w| w.len()), Some(200));
+        assert!(r.pending_bytes() <= 300);
+        // Thousands of never-completed messages stay within the cap.
+        for n in 0..5000u32 {
+            let mut c = chunk(0, 0);
+            c[2..6].copy_from_slice(&n.to_be_bytes());
+            c[6] = 9;
+            assert_eq!(r.push(&c, now), Ok(None));
+            assert!(r.pending_bytes() <= 300);
+        }
+        assert!(r.order.len() <= 2 * r.pending() + 65, "the order of arrival stays bounded too: {}", r.order.len());
     }
 
     #[test]
     fn incomplete_messages_expire() {
-        let mut r = Reassembler::new(4, 1 << 20, Duration::from_secs(5));
+        let mut r = Reassembler::new(1 << 20, 1 << 20, Duration::from_secs(5));
         let t0 = Instant::now();
         let first = [0x1e, 0x0f, 9, 9, 9, 9, 9, 9, 9, 9, 0, 2, b'a'];
         assert_eq!(r.push(&first, t0), Ok(None));
         assert_eq!(r.expire(t0 + Duration::from_secs(1)), 0);
         assert_eq!(r.expire(t0 + Duration::from_secs(6)), 1);
-        assert_eq!(r.pending(), 0);
+        assert_eq!((r.pending(), r.pending_bytes(), r.expired()), (0, 0, 1));
         // A late chunk of a timed-out message does not complete it.
         let second = [0x1e, 0x0f, 9, 9, 9, 9, 9, 9, 9, 9, 1, 2, b'b'];
         assert_eq!(r.push(&first, t0), Ok(None));

@@ -87,7 +87,7 @@ mod tests {
             truncated: false,
         };
         let grams: Vec<Vec<u8>> = enc.encode(&msg).expect("fits").map(<[u8]>::to_vec).collect();
-        let mut r = Reassembler::new(4, 1 << 24, Duration::from_secs(5));
+        let mut r = Reassembler::new(1 << 24, 1 << 24, Duration::from_secs(5));
         let mut whole = None;
         for g in &grams {
             assert!(g.len() <= 1420);

@@ -129,7 +129,7 @@ impl UdpReceiver {
         let inbox = Inbox::default();
         let sink = inbox.clone();
         std::thread::spawn(move || {
-            let mut reassembler = gelf::Reassembler::new(1024, 64 << 20, Duration::from_secs(5));
+            let mut reassembler = gelf::Reassembler::new(64 << 20, 64 << 20, Duration::from_secs(5));
             let mut buf = vec![0u8; 65_536];
             while let Ok(n) = socket.recv(&mut buf) {
                 match reassembler.push(&buf[..n], Instant::now()) {
