@@ -75,6 +75,9 @@ pub struct Message {
     pub truncated: bool,
     /// Tells the container's checkpoint when a route has accepted this message.
     pub ack: Option<crate::checkpoint::Ack>,
+    /// The severity it came with (syslog's numbers, as GELF's `level`), for a message `spout
+    /// receive` relays; a container's line has none, and its stream tells (see [`Message::severity`]).
+    pub level: Option<u8>,
 }
 
 /// Messages travel from a reader to the routes in batches: one hand-off (and one wake-up of each
@@ -82,6 +85,15 @@ pub struct Message {
 pub type Messages = Arc<[Message]>;
 
 impl Message {
+    /// Its severity in syslog's numbers: as it came, else informational (6) for stdout and
+    /// error (3) for stderr.
+    pub fn severity(&self) -> u8 {
+        self.level.unwrap_or(match self.stream {
+            Stream::Stdout => 6,
+            Stream::Stderr => 3,
+        })
+    }
+
     /// Route number `route` has accepted this message: it no longer needs reading again.
     pub fn accept(&self, route: usize) {
         if let Some(ack) = &self.ack {
@@ -101,6 +113,7 @@ impl Message {
             line: line.into(),
             truncated: false,
             ack: None,
+            level: None,
         }
     }
 

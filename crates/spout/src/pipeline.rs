@@ -133,6 +133,7 @@ impl Pipeline {
                     line: line.text,
                     truncated: line.truncated,
                     ack: Some(ack),
+                    level: None,
                 }
             })
             .collect()

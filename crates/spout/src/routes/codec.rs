@@ -370,6 +370,7 @@ mod tests {
             line: "a \"b\"\nc".into(),
             truncated: true,
             ack: None,
+            level: None,
         };
         let mut out = Vec::new();
         Codec::new(Format::Json, Framing::Newline).write(&mut out, &msg);

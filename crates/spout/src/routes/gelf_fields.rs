@@ -22,10 +22,7 @@ impl GelfFields {
             host: &msg.container.host,
             short_message: &msg.line,
             timestamp_ns: msg.ts_ns,
-            level: match msg.stream {
-                crate::message::Stream::Stdout => 6,
-                crate::message::Stream::Stderr => 3,
-            },
+            level: msg.severity(),
             fields,
             extra: match msg.stream {
                 crate::message::Stream::Stdout => &[("_stream", "stdout")],
@@ -79,6 +76,7 @@ mod tests {
             line: "hi".into(),
             truncated: false,
             ack: None,
+            level: None,
         }
     }
 

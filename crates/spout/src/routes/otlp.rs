@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
 
-use crate::message::{Container, Message, Stream};
+use crate::message::{Container, Message};
 use crate::timestamp::now_ns;
 
 /// Bytes a request spends on a resource's and a scope's framing and on the scope (besides the
@@ -98,9 +98,16 @@ pub fn rejected(answer: &[u8]) -> Option<(u64, String)> {
 }
 
 fn log_record(msg: &Message, text: &str, truncated: bool) -> LogRecord {
-    let (severity_number, severity_text) = match msg.stream {
-        Stream::Stdout => (9, "INFO"),
-        Stream::Stderr => (17, "ERROR"),
+    // OpenTelemetry's number for each of syslog's severities (its data model's mapping).
+    let (severity_number, severity_text) = match msg.severity() {
+        0 => (24, "FATAL4"),
+        1 => (23, "FATAL3"),
+        2 => (21, "FATAL"),
+        3 => (17, "ERROR"),
+        4 => (13, "WARN"),
+        5 => (10, "INFO2"),
+        6 => (9, "INFO"),
+        _ => (5, "DEBUG"),
     };
     let mut attributes = vec![string("log.iostream", msg.stream.as_str())];
     if truncated {
@@ -179,6 +186,7 @@ fn string(key: &str, value: &str) -> KeyValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::Stream;
 
     fn message(container: &Arc<Container>, stream: Stream, line: &str) -> Message {
         Message { container: Arc::clone(container), stream, ts_ns: 1_796_616_306_123_456_789, ..Message::test(line) }

@@ -7,7 +7,7 @@ use std::fmt;
 use std::io::Write;
 use std::str::FromStr;
 
-use crate::message::{Message, Stream};
+use crate::message::Message;
 use crate::suggest;
 use crate::timestamp::Civil;
 
@@ -37,11 +37,7 @@ impl Syslog {
     /// Appends `msg` with `text` for its line; `truncated` is marked where the format has room
     /// (RFC 5424's structured data; RFC 3164 has none).
     pub fn write(&self, out: &mut Vec<u8>, msg: &Message, text: &str, truncated: bool) {
-        let severity = match msg.stream {
-            Stream::Stdout => 6, // informational
-            Stream::Stderr => 3, // error
-        };
-        let priority = u16::from(self.facility.0) * 8 + severity;
+        let priority = u16::from(self.facility.0) * 8 + u16::from(msg.severity().min(7));
         let c = &msg.container;
         let short_id = c.id.get(..12).unwrap_or(&c.id);
         let t = Civil::of(msg.ts_ns);
@@ -187,7 +183,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::message::Container;
+    use crate::message::{Container, Stream};
 
     fn message(stream: Stream, line: &str) -> Message {
         let container = Container {
