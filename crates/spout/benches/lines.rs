@@ -121,6 +121,7 @@ fn ship(frames: &[Vec<u8>], container: &Arc<Container>, cache: &mut GelfFields, 
             line: line.text,
             truncated: line.truncated,
             ack: None,
+            level: None,
         };
         out.clear();
         gelf::write_message(out, &cache.message(&msg));

@@ -36,6 +36,92 @@ pub enum Command {
     Health(HealthArgs),
     /// List a running spout's routes, or add or remove one while it runs.
     Routes(RoutesArgs),
+    /// Receive GELF (UDP, TCP, HTTP) and OTLP logs (HTTP): print each message as a JSON line,
+    /// write it to a file, or forward it to routes. With no input given, UDP and TCP on
+    /// 0.0.0.0:12201.
+    Receive(Box<ReceiveArgs>),
+}
+
+/// `spout receive`'s options.
+#[derive(Debug, Clone, Args)]
+pub struct ReceiveArgs {
+    /// GELF over UDP (plain, gzip or zlib; chunked or not) on ADDR: HOST:PORT, :PORT or PORT.
+    #[arg(long, value_name = "ADDR")]
+    pub udp: Option<String>,
+
+    /// GELF over TCP (each message ended by a NUL byte) on ADDR.
+    #[arg(long, value_name = "ADDR")]
+    pub tcp: Option<String>,
+
+    /// HTTP on ADDR: POST /gelf (a GELF message) and POST /v1/logs (OTLP logs, protobuf or JSON).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+
+    /// POST /gelf takes several messages, one a line.
+    #[arg(long)]
+    pub http_bulk: bool,
+
+    /// Let pages from ORIGIN (e.g. https://app.example.com, or * for any) post to the HTTP
+    /// input; repeatable. A request from any other origin is refused.
+    #[arg(long, value_name = "ORIGIN")]
+    pub cors_origin: Vec<String>,
+
+    /// Requests a second one HTTP client (by address) may make, with bursts of twice as many;
+    /// more are answered 429.
+    #[arg(long, value_name = "N", default_value = "100")]
+    pub http_rate: f64,
+
+    /// Largest message: a TCP frame, a reassembled UDP message.
+    #[arg(long, value_name = "BYTES", default_value = "2097152")]
+    pub max_message_bytes: usize,
+
+    /// Largest size a compressed message or body may decompress to.
+    #[arg(long, value_name = "BYTES", default_value = "8388608")]
+    pub max_decompressed_bytes: usize,
+
+    /// Most bytes the chunks of incomplete UDP messages may hold; past it the oldest are given up.
+    #[arg(long, value_name = "BYTES", default_value = "67108864")]
+    pub max_pending_bytes: usize,
+
+    /// Largest HTTP request body, as sent (compressed or not).
+    #[arg(long, value_name = "BYTES", default_value = "8388608")]
+    pub max_body_bytes: usize,
+
+    /// A TCP client that sends nothing for this long is closed.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: std::time::Duration,
+
+    /// Most TCP clients, and most HTTP clients, connected at once.
+    #[arg(long, value_name = "N", default_value = "1024")]
+    pub max_clients: usize,
+
+    /// A field _KEY=VALUE on every message; repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub field: Vec<String>,
+
+    /// Fields from a pattern: the named groups of REGEX, matched against the message's field
+    /// SOURCE (e.g. host, short_message, _container_name; name and image say _container_name
+    /// and _image_name), become fields _<group>; repeatable.
+    #[arg(long, value_name = "SOURCE=REGEX")]
+    pub extract: Vec<String>,
+
+    /// Write each message, as one JSON object a line, to FILE (appended), or - for stdout
+    /// [default: stdout, unless --forward is given].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<String>,
+
+    /// Forward each message to ROUTE, any route the agent takes (e.g. gelf+tls://graylog:12201,
+    /// syslog+tcp://host:514, otlp+http://collector:4318); repeatable.
+    #[arg(long, value_name = "ROUTE")]
+    pub forward: Vec<String>,
+
+    /// Address of GET /health and GET /metrics, or off.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8001")]
+    pub api: String,
+
+    /// spout's own log level or filter (error, warn, info, debug, trace) [default: RUST_LOG, else info].
+    #[arg(long)]
+    pub log_level: Option<String>,
 }
 
 /// Where the subcommands that ask a running spout find its API: its Unix socket, which needs no

@@ -118,6 +118,25 @@ pub struct CheckpointReport {
     pub error: Option<String>,
 }
 
+impl RouteReport {
+    /// A route's report; a route that keeps failing adds its problem to `problems`.
+    pub fn of(uri: &str, status: &RouteStatus, problems: &mut Vec<String>) -> RouteReport {
+        let link = status.snapshot();
+        let crashes_in_a_row = status.crashes_in_a_row();
+        if crashes_in_a_row >= FAILED_AFTER_CRASHES {
+            let why = link.last_error.as_deref().unwrap_or("unknown");
+            problems.push(format!("route {uri} failed {crashes_in_a_row} times in a row after restarts: {why}"));
+        }
+        RouteReport {
+            uri: uri.to_owned(),
+            state: link.link,
+            since: format_rfc3339_ns(link.since_ns),
+            last_error: link.last_error,
+            crashes_in_a_row,
+        }
+    }
+}
+
 impl HealthSources {
     /// The report, over `routes` (each route's URI and state).
     pub fn report(&self, routes: &[(Arc<str>, Arc<RouteStatus>)]) -> Report {
@@ -127,25 +146,7 @@ impl HealthSources {
             let why = docker.error.as_deref().unwrap_or("unknown");
             problems.push(format!("not connected to the Docker daemon at {}: {why}", self.docker_address));
         }
-        let routes = routes
-            .iter()
-            .map(|(uri, status)| {
-                let link = status.snapshot();
-                let crashes_in_a_row = status.crashes_in_a_row();
-                if crashes_in_a_row >= FAILED_AFTER_CRASHES {
-                    let why = link.last_error.as_deref().unwrap_or("unknown");
-                    problems
-                        .push(format!("route {uri} failed {crashes_in_a_row} times in a row after restarts: {why}"));
-                }
-                RouteReport {
-                    uri: uri.to_string(),
-                    state: link.link,
-                    since: format_rfc3339_ns(link.since_ns),
-                    last_error: link.last_error,
-                    crashes_in_a_row,
-                }
-            })
-            .collect();
+        let routes = routes.iter().map(|(uri, status)| RouteReport::of(uri, status, &mut problems)).collect();
         let saves = self.checkpoints.lock().clone();
         Report {
             status: if problems.is_empty() { "ok" } else { "unavailable" },

@@ -23,6 +23,7 @@ pub mod multiline;
 pub mod outlet;
 pub mod pipeline;
 pub mod position;
+pub mod receive;
 pub mod router;
 pub mod routes;
 pub mod settings;

@@ -39,6 +39,10 @@ fn main() -> ExitCode {
             status::health(&endpoint(&args.client)).map(|()| String::new()).map_err(Failure::Failed)
         }
         Invocation::Routes(args) => routes_command(&args),
+        Invocation::Receive(args) => match spout::receive::ReceiveConfig::from_args(&args) {
+            Ok(config) => return receive(config, args.log_level.as_deref()),
+            Err(problems) => return usage(&problems),
+        },
     };
     match outcome {
         Ok(out) => {
@@ -131,8 +135,8 @@ fn config(settings: &Settings) -> Result<Config, ExitCode> {
         .map_err(|errors| usage(&errors))
 }
 
-/// `spout run`: the agent, until SIGTERM or SIGINT.
-fn run(config: Config, log_level: Option<&str>) -> ExitCode {
+/// spout's own log, on stderr, at `log_level` (else RUST_LOG's, else info).
+fn init_logging(log_level: Option<&str>) {
     let filter = match log_level {
         Some(level) => EnvFilter::try_new(level),
         None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
@@ -144,7 +148,40 @@ fn run(config: Config, log_level: Option<&str>) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
 
+/// `spout receive`, until SIGTERM or SIGINT. Its inputs are independent of each other: they
+/// run on a thread per core.
+fn receive(config: spout::receive::ReceiveConfig, log_level: Option<&str>) -> ExitCode {
+    if let Some(level) = log_level {
+        if let Err(e) = EnvFilter::try_new(level) {
+            return usage(&[format!("--log-level: '{level}': {e}")]);
+        }
+    }
+    init_logging(log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("spout: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(signals(shutdown.clone()));
+        match spout::receive::run(config, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// `spout run`: the agent, until SIGTERM or SIGINT.
+fn run(config: Config, log_level: Option<&str>) -> ExitCode {
+    init_logging(log_level);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -11,7 +11,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches};
 
-use crate::cli::{Cli, Command, HealthArgs, RoutesArgs, RunArgs, StatusArgs};
+use crate::cli::{Cli, Command, HealthArgs, ReceiveArgs, RoutesArgs, RunArgs, StatusArgs};
 use crate::suggest::did_you_mean;
 
 /// What to do.
@@ -21,6 +21,7 @@ pub enum Invocation {
     Status(StatusArgs),
     Health(HealthArgs),
     Routes(RoutesArgs),
+    Receive(Box<ReceiveArgs>),
 }
 
 /// Why nothing can run.
@@ -93,6 +94,7 @@ pub fn parse(argv: Vec<OsString>, env: Env) -> Result<Invocation, Stop> {
         (Some(Command::Status(status)), _) => return client(Invocation::Status(status.clone())),
         (Some(Command::Health(health)), _) => return client(Invocation::Health(health.clone())),
         (Some(Command::Routes(routes)), _) => return client(Invocation::Routes(routes.clone())),
+        (Some(Command::Receive(receive)), _) => return client(Invocation::Receive(receive.clone())),
         (Some(Command::CheckConfig(_)), Some((_, sub))) => (sub.clone(), true),
         (Some(Command::Run(_)), Some((_, sub))) => (sub.clone(), false),
         _ => (matches.clone(), false),
@@ -428,7 +430,9 @@ mod tests {
         let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         match parse(argv(args), &lookup).map_err(|e| format!("{e:?}")).expect("parses") {
             Invocation::Run(s) | Invocation::CheckConfig(s) => s,
-            Invocation::Status(_) | Invocation::Health(_) | Invocation::Routes(_) => panic!("not the agent"),
+            Invocation::Status(_) | Invocation::Health(_) | Invocation::Routes(_) | Invocation::Receive(_) => {
+                panic!("not the agent")
+            }
         }
     }
 

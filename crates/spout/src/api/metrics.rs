@@ -54,7 +54,7 @@ pub fn render(registry: &Registry) -> String {
 
 /// A label value as the text format needs it (prometheus-client writes them as they are): a
 /// route's URI may hold `"` or `\\`.
-fn escape(value: &str) -> String {
+pub fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::containers::ContainerReport;
 use crate::health::Report;
-pub use metrics::{registry, MetricSources};
+pub use metrics::{escape as escape_label, registry, render, MetricSources};
 use state::error;
 pub use state::ApiState;
 

@@ -57,7 +57,9 @@ fn encode(c: &Container) -> gelf::Fields {
     ];
     // The standard names are fixed and valid, the others sanitised (crate::enrich::fields): a
     // failure here would be a bug caught by the tests.
-    for (name, value) in pairs.into_iter().chain(c.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))) {
+    // A message relayed by `spout receive` may come from no container: it has none of these.
+    let pairs = pairs.into_iter().filter(|(_, value)| !value.is_empty());
+    for (name, value) in pairs.chain(c.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))) {
         let _ = fields.push_str(name, value);
     }
     fields

@@ -309,7 +309,7 @@ const COMMON_OPTIONS: [&str; 9] = [
 fn parse(uri: &str) -> Result<RouteSpec, String> {
     let (scheme, rest) = uri.split_once("://").ok_or_else(|| {
         // `spout stauts` reads as a route: say which subcommand was meant.
-        let subcommands = ["run", "check-config", "status", "health", "routes"];
+        let subcommands = ["run", "check-config", "status", "health", "routes", "receive"];
         let meant = suggest::closest(uri, subcommands).map(|s| format!(" (did you mean the subcommand '{s}'?)"));
         format!("expected SCHEME://HOST:PORT, e.g. gelf+tcp://graylog:12201{}", meant.unwrap_or_default())
     })?;

@@ -1,0 +1,254 @@
+//! OTLP logs (`POST /v1/logs`, protobuf or JSON) as GELF messages: one a log record, its body
+//! the `short_message`, its time the `timestamp`, its severity the `level`, and the resource's
+//! and the record's attributes its fields (the record's win).
+
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use prost::Message as _;
+use serde_json::{Map, Value};
+
+use super::event::{seconds, Event, Invalid};
+use crate::enrich::fields::field_name;
+
+/// What a request held.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub events: Vec<Event>,
+    /// Why each refused record was refused.
+    pub refused: Vec<Invalid>,
+}
+
+/// Decodes a request; `peer` names the host of records whose resource has no `host.name`.
+pub fn decode(body: &[u8], json: bool, peer: &str, now_s: f64) -> Result<Decoded, Invalid> {
+    let request = if json || body.first() == Some(&b'{') {
+        let mut value: Value = serde_json::from_slice(body).map_err(|e| Invalid::Json(e.to_string()))?;
+        times_as_strings(&mut value);
+        serde_json::from_value::<ExportLogsServiceRequest>(value).map_err(|e| Invalid::Otlp(e.to_string()))?
+    } else {
+        ExportLogsServiceRequest::decode(body).map_err(|e| Invalid::Otlp(e.to_string()))?
+    };
+    let mut decoded = Decoded::default();
+    for resource_logs in request.resource_logs {
+        let resource = resource_logs.resource.map(|r| r.attributes).unwrap_or_default();
+        let host = resource
+            .iter()
+            .find(|kv| kv.key == "host.name")
+            .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+            .map_or_else(|| peer.to_owned(), text);
+        for scope_logs in resource_logs.scope_logs {
+            let scope = scope_logs.scope.map(|s| s.name).unwrap_or_default();
+            for record in scope_logs.log_records {
+                match event(&record, &resource, &host, &scope, now_s) {
+                    Ok(event) => decoded.events.push(event),
+                    Err(why) => decoded.refused.push(why),
+                }
+            }
+        }
+    }
+    Ok(decoded)
+}
+
+/// OTLP/JSON allows 64-bit times as numbers or as strings; the generated types take strings
+/// only.
+fn times_as_strings(request: &mut Value) {
+    let records = request
+        .get_mut("resourceLogs")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get_mut("scopeLogs")?.as_array_mut())
+        .flatten()
+        .filter_map(|s| s.get_mut("logRecords")?.as_array_mut())
+        .flatten();
+    for record in records {
+        for key in ["timeUnixNano", "observedTimeUnixNano"] {
+            if let Some(time) = record.get_mut(key).filter(|t| t.is_number()) {
+                *time = Value::String(time.to_string());
+            }
+        }
+    }
+}
+
+fn event(record: &LogRecord, resource: &[KeyValue], host: &str, scope: &str, now_s: f64) -> Result<Event, Invalid> {
+    let mut fields = Map::new();
+    for kv in resource.iter().chain(&record.attributes) {
+        if let (Some(name), Some(value)) = (field_name(&kv.key), kv.value.as_ref().and_then(|v| v.value.as_ref())) {
+            fields.insert(name, json(value));
+        }
+    }
+    let body = record.body.as_ref().and_then(|b| b.value.as_ref()).map(text).unwrap_or_default();
+    let short_message = if body.is_empty() { record.event_name.clone() } else { body };
+    fields.insert("version".into(), "1.1".into());
+    fields.insert("host".into(), host.into());
+    fields.insert("short_message".into(), short_message.into());
+    let ns = [record.time_unix_nano, record.observed_time_unix_nano].into_iter().find(|&t| t > 0);
+    fields.insert("timestamp".into(), ns.map_or_else(|| seconds(now_s), |ns| seconds(ns as f64 / 1e9)));
+    if let Some(level) = level(record.severity_number) {
+        fields.insert("level".into(), level.into());
+    }
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let extra = [
+        ("_severity_text", record.severity_text.clone()),
+        ("_trace_id", hex(&record.trace_id)),
+        ("_span_id", hex(&record.span_id)),
+        ("_otel_scope", scope.to_owned()),
+    ];
+    for (name, value) in extra {
+        if !value.is_empty() {
+            fields.insert(name.into(), value.into());
+        }
+    }
+    Event::check(fields, now_s)
+}
+
+/// syslog's severity for OpenTelemetry's number (1–4 trace … 21–24 fatal); none for unset.
+fn level(severity: i32) -> Option<u8> {
+    Some(match severity {
+        1..=8 => 7,
+        9..=12 => 6,
+        13..=16 => 4,
+        17..=20 => 3,
+        21..=24 => 2,
+        _ => return None,
+    })
+}
+
+/// A value as GELF holds one: a string or a number; anything else as its text.
+fn json(value: &AnyValue) -> Value {
+    match value {
+        AnyValue::IntValue(n) => (*n).into(),
+        AnyValue::DoubleValue(d) => {
+            serde_json::Number::from_f64(*d).map_or_else(|| d.to_string().into(), Value::Number)
+        }
+        other => text(other).into(),
+    }
+}
+
+fn text(value: &AnyValue) -> String {
+    match value {
+        AnyValue::StringValue(s) => s.clone(),
+        AnyValue::BoolValue(b) => b.to_string(),
+        AnyValue::IntValue(n) => n.to_string(),
+        AnyValue::DoubleValue(d) => d.to_string(),
+        AnyValue::BytesValue(b) => String::from_utf8_lossy(b).into_owned(),
+        AnyValue::ArrayValue(a) => {
+            let items: Vec<Value> = a.values.iter().filter_map(|v| v.value.as_ref()).map(json).collect();
+            Value::Array(items).to_string()
+        }
+        AnyValue::KvlistValue(kv) => {
+            let map: Map<String, Value> = kv
+                .values
+                .iter()
+                .filter_map(|kv| Some((kv.key.clone(), json(kv.value.as_ref()?.value.as_ref()?))))
+                .collect();
+            Value::Object(map).to_string()
+        }
+    }
+}
+
+/// The answer to an export: its content type and body, in the request's encoding, with the
+/// records refused as a partial success.
+pub fn response(refused: &[Invalid], json: bool) -> (&'static str, Vec<u8>) {
+    let partial_success = refused.first().map(|why| ExportLogsPartialSuccess {
+        rejected_log_records: refused.len() as i64,
+        error_message: why.to_string(),
+    });
+    let response = ExportLogsServiceResponse { partial_success };
+    if json {
+        // `{}` for a full success, as the specification writes it, not a null partial success.
+        let body = if response.partial_success.is_some() {
+            serde_json::to_vec(&response).unwrap_or_default()
+        } else {
+            b"{}".to_vec()
+        };
+        ("application/json", body)
+    } else {
+        ("application/x-protobuf", response.encode_to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::common::v1::AnyValue as Any;
+    use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    use super::*;
+
+    fn kv(key: &str, value: AnyValue) -> KeyValue {
+        KeyValue { key: key.into(), value: Some(Any { value: Some(value) }) }
+    }
+
+    #[test]
+    fn a_protobuf_export_becomes_one_message_a_record() {
+        let record = |body: &str, severity: i32| LogRecord {
+            time_unix_nano: 1_800_000_000_250_000_000,
+            severity_number: severity,
+            severity_text: "WARN".into(),
+            body: Some(Any { value: Some(AnyValue::StringValue(body.into())) }),
+            attributes: vec![
+                kv("user.id", AnyValue::IntValue(7)),
+                kv("service.name", AnyValue::StringValue("r".into())),
+            ],
+            trace_id: vec![0xab; 16],
+            ..Default::default()
+        };
+        let request = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![
+                        kv("host.name", AnyValue::StringValue("web-1".into())),
+                        kv("service.name", AnyValue::StringValue("shop".into())),
+                    ],
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![record("clicked", 13), record("", 0)],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let decoded = decode(&request.encode_to_vec(), false, "10.0.0.9", 1.0).expect("decoded");
+        assert_eq!(decoded.refused.len(), 1, "the record with no body and no event name");
+        assert_eq!(decoded.refused[0].reason(), "short_message");
+        let e = decoded.events[0].fields();
+        assert_eq!(e["host"], "web-1");
+        assert_eq!(e["short_message"], "clicked");
+        assert_eq!(e["timestamp"], 1_800_000_000.25);
+        assert_eq!(e["level"], 4);
+        assert_eq!(e["_user.id"], 7);
+        assert_eq!(e["_service.name"], "r", "the record's attribute wins over the resource's");
+        assert_eq!(e["_severity_text"], "WARN");
+        assert_eq!(e["_trace_id"], "ab".repeat(16));
+        let (_, body) = response(&decoded.refused, false);
+        let answer = ExportLogsServiceResponse::decode(body.as_slice()).expect("response");
+        assert_eq!(answer.partial_success.map(|p| p.rejected_log_records), Some(1));
+    }
+
+    #[test]
+    fn otlp_json_with_times_as_numbers_or_strings_and_no_host_name() {
+        let body = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"front"}}]},
+            "scopeLogs":[{"scope":{"name":"web"},"logRecords":[
+              {"timeUnixNano":1800000000500000000,"severityNumber":17,"body":{"stringValue":"boom"},
+               "attributes":[{"key":"n","value":{"intValue":"3"}},{"key":"ok","value":{"boolValue":true}}]},
+              {"observedTimeUnixNano":"1800000001000000000","body":{"kvlistValue":{"values":[{"key":"a","value":{"intValue":1}}]}}}
+            ]}]}]}"#;
+        let decoded = decode(body.as_bytes(), true, "192.0.2.1", 1.0).expect("decoded");
+        assert!(decoded.refused.is_empty(), "{:?}", decoded.refused);
+        let (a, b) = (decoded.events[0].fields(), decoded.events[1].fields());
+        assert_eq!((&a["host"], &a["short_message"], &a["level"]), (&"192.0.2.1".into(), &"boom".into(), &3.into()));
+        assert_eq!(a["timestamp"], 1_800_000_000.5);
+        assert_eq!(
+            (&a["_n"], &a["_ok"], &a["_service.name"], &a["_otel_scope"]),
+            (&3.into(), &"true".into(), &"front".into(), &"web".into())
+        );
+        assert_eq!((&b["short_message"], &b["timestamp"]), (&r#"{"a":1}"#.into(), &1_800_000_001.0.into()));
+        assert!(matches!(decode(b"{\"resourceLogs\":3}", true, "p", 1.0), Err(Invalid::Otlp(_))));
+        assert!(matches!(decode(b"\x0a\xff\xff", false, "p", 1.0), Err(Invalid::Otlp(_))));
+    }
+}
