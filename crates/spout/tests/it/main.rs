@@ -12,6 +12,7 @@ mod delivery;
 mod files;
 mod http;
 mod image;
+mod receive;
 mod reliability;
 mod routing;
 mod syslog;

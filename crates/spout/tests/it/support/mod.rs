@@ -1,6 +1,7 @@
 //! Shared support for the integration tests: the real Docker daemon, a test image built FROM
 //! scratch with Debian's busybox-static, GELF receivers, and spout itself as a child process.
 
+pub mod collector;
 pub mod net;
 pub mod proxy;
 pub mod receiver;
@@ -274,12 +275,7 @@ impl Spout {
 
     /// Peak resident memory so far, in KiB (VmHWM).
     pub fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc/PID/status")
+        peak_rss_kib(self.child.id())
     }
 
     pub fn sigterm(&self) {
@@ -299,6 +295,16 @@ impl Drop for Spout {
     }
 }
 
+/// Peak resident memory of process `pid` so far, in KiB (VmHWM).
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
 /// A bare HTTP/1.1 GET on localhost.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     http(port, "GET", path, &[], "").map(|(status, _, body)| (status, body))
@@ -310,8 +316,9 @@ pub fn http(
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
-    body: &str,
+    body: impl AsRef<[u8]>,
 ) -> Option<(u16, String, String)> {
+    let body = body.as_ref();
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
@@ -322,8 +329,7 @@ pub fn http(
         request.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).ok()?;
+    stream.write_all(&[request.as_bytes(), body].concat()).ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let status = response.split(' ').nth(1)?.parse().ok()?;

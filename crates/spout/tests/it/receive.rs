@@ -1,0 +1,275 @@
+//! `spout receive`, the collector end, fed by real producers: Docker's own gelf log driver,
+//! spout's agent, the OpenTelemetry SDK, a browser; and by hostile senders.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::collector::Collector;
+use crate::support::receiver::TcpReceiver;
+use crate::support::{http, numbered, wait_until, Container, Spout, PATIENCE};
+
+/// What a container of these tests writes: numbered lines, then one of 13,893 bytes, long
+/// enough to be cut into chunks over UDP (Docker's gelf driver sends 1420-byte datagrams), even
+/// gzipped.
+const SCRIPT: &str = "for i in $(seq 1 50); do echo line$i; done; seq -s, 1 3000";
+
+fn expected_lines() -> Vec<String> {
+    let mut lines = numbered("line", 1..=50);
+    lines.push((1..=3000).map(|n| n.to_string()).collect::<Vec<_>>().join(","));
+    lines
+}
+
+#[test]
+fn dockers_gelf_driver_over_udp_gzip_zlib_and_none_and_over_tcp_arrives_whole_and_once() {
+    require_docker!();
+    let collector = Collector::start(&[]);
+    let udp = format!("gelf-address=udp://127.0.0.1:{}", collector.gelf);
+    let tcp = format!("gelf-address=tcp://127.0.0.1:{}", collector.gelf);
+    let mut containers = Vec::new();
+    for compression in ["gzip", "zlib", "none"] {
+        let kind = format!("gelf-compression-type={compression}");
+        let options = ["--log-driver", "gelf", "--log-opt", &udp, "--log-opt", &kind];
+        containers.push((compression, Container::run(&options, SCRIPT)));
+    }
+    containers.push(("tcp", Container::run(&["--log-driver", "gelf", "--log-opt", &tcp], SCRIPT)));
+    for (how, c) in &containers {
+        c.wait();
+        let mut lines = collector.lines_of(&c.id, 51);
+        if *how != "tcp" {
+            // Datagrams carry no order; their content is what counts.
+            lines.sort_by_key(|l| l.strip_prefix("line").and_then(|n| n.parse::<u32>().ok()).unwrap_or(u32::MAX));
+        }
+        assert_eq!(lines, expected_lines(), "{how}: every line once, whole\n{}", collector.stderr());
+        let first = &collector.of(&c.id)[0];
+        assert_eq!(first["_container_name"], c.name.as_str(), "{how}: {first}");
+        assert_eq!(first["version"], "1.1");
+        assert!(first["_image_name"].as_str().is_some_and(|i| i.starts_with("spout-test-busybox")), "{first}");
+        assert!(first["timestamp"].is_f64() && first["level"] == 6 && first["host"].is_string(), "{first}");
+    }
+    // Settled: nothing more came, and nothing was refused.
+    std::thread::sleep(Duration::from_millis(500));
+    for (how, c) in &containers {
+        assert_eq!(collector.of(&c.id).len(), 51, "{how}: nothing twice");
+    }
+    assert_eq!(collector.metric("spout_receive_messages_total{input=\"udp\"}"), 153);
+    assert_eq!(collector.metric("spout_receive_messages_total{input=\"tcp\"}"), 51);
+    assert!(!collector.stderr().contains("refused a message"), "{}", collector.stderr());
+}
+
+#[test]
+fn spouts_agent_to_receive_over_udp_tcp_and_http_keeps_every_field() {
+    require_docker!();
+    let collector = Collector::start(&[]);
+    // What the agent sends, as it sends it, for comparison.
+    let reference = TcpReceiver::start();
+    let _agent = Spout::start_healthy(&[
+        &format!("gelf://127.0.0.1:{}", collector.gelf),
+        &format!("gelf+tcp://127.0.0.1:{}", collector.gelf),
+        &format!("gelf+http://127.0.0.1:{}", collector.http),
+        &reference.route(),
+        "--field",
+        "team=core",
+    ]);
+    let c = Container::run(&["--label", "app=shop"], &format!("{SCRIPT}; echo oops >&2"));
+    c.wait();
+    let mut expected = expected_lines();
+    expected.push("oops".into());
+    let sent = reference.inbox.settle_lines(&c.id, 52);
+    assert_eq!(sent, expected);
+    let received = collector.wait_for(3 * 52, |m| m["_container_id"] == c.id.as_str());
+    assert_eq!(received.len(), 3 * 52, "each line once over each of UDP, TCP and HTTP");
+    for input in ["udp", "tcp", "http"] {
+        assert_eq!(collector.metric(&format!("spout_receive_messages_total{{input=\"{input}\"}}")), 52, "{input}");
+    }
+    // Each arrived exactly as the agent sent it, every field and its value kept.
+    for original in reference.inbox.of(&c.id) {
+        let mut original = original.clone();
+        original.as_object_mut().expect("object").remove("_arrival");
+        let copies = received.iter().filter(|m| **m == original).count();
+        assert_eq!(copies, 3, "{original}\namong\n{received:?}");
+    }
+    let oops = received.iter().find(|m| m["short_message"] == "oops").expect("the stderr line");
+    assert_eq!((&oops["level"], &oops["_stream"], &oops["_team"]), (&Value::from(3), &"stderr".into(), &"core".into()));
+}
+
+#[test]
+fn forwarded_messages_wait_for_a_destination_that_is_down_and_keep_their_fields_and_level() {
+    require_docker!();
+    let mut destination = TcpReceiver::start();
+    destination.stop();
+    let forward = format!("{}?backoff=100ms&backoff_max=500ms", destination.route());
+    let collector = Collector::start(&["--forward", &forward, "--field", "relay=eu-1"]);
+    let message = |n: usize| {
+        format!(r#"{{"host":"web-1","short_message":"event{n}","level":4,"_container_id":"relayed","_user":"ann","full_message":"details {n}"}}"#)
+    };
+    let mut tcp = TcpStream::connect(("127.0.0.1", collector.gelf)).expect("connect");
+    for n in 1..=100 {
+        tcp.write_all(format!("{}\0", message(n)).as_bytes()).expect("write");
+    }
+    drop(tcp);
+    for n in 101..=110 {
+        let answer = http(collector.http, "POST", "/gelf", &[], message(n)).map(|a| a.0);
+        assert_eq!(answer, Some(202));
+    }
+    // Written to --out meanwhile; the destination gets them once it is back.
+    assert_eq!(collector.lines_of("relayed", 110).len(), 110);
+    destination.resume();
+    let mut lines = destination.inbox.settle_lines("relayed", 110);
+    // TCP's and HTTP's messages meet in one queue, in whichever order they came.
+    lines.sort_by_key(|l| l.strip_prefix("event").and_then(|n| n.parse::<u32>().ok()));
+    assert_eq!(lines, numbered("event", 1..=110));
+    let relayed = destination.inbox.of("relayed");
+    let first = relayed.iter().find(|m| m["short_message"] == "event1").expect("event1");
+    assert_eq!((&first["host"], &first["level"], &first["_user"]), (&"web-1".into(), &4.into(), &"ann".into()));
+    assert_eq!((&first["_full_message"], &first["_relay"]), (&"details 1".into(), &"eu-1".into()));
+    assert_eq!(collector.metric(&format!("spout_messages_sent_total{{route=\"{forward}\"}}")), 110);
+}
+
+#[test]
+fn bad_options_are_all_named_and_exit_64() {
+    let out = Command::new(env!("CARGO_BIN_EXE_spout"))
+        .args(["receive", "--udp", "nope", "--cors-origin", "app.example.com", "--forward", "gelf+tcp://x"])
+        .args(["--extract", "short_message=no-group"])
+        .output()
+        .expect("run spout receive");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    for named in ["--udp: 'nope'", "--cors-origin is for the HTTP input", "--cors-origin: 'app.example.com'", "--forward: bad route", "--extract: regex 'no-group' has no named group"] {
+        assert!(stderr.contains(named), "{named} not in:\n{stderr}");
+    }
+}
+
+#[test]
+fn the_udp_input_counts_what_its_full_queue_drops_and_tcp_slows_its_sender_instead() {
+    // A destination that never reads: the forward route's queue fills, then the intake's, then
+    // UDP drops (counted) while a TCP sender is held back and loses nothing.
+    let stuck = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let forward = format!("gelf+tcp://127.0.0.1:{}?queue=10", stuck.local_addr().expect("addr").port());
+    let collector = Collector::start(&["--forward", &forward]);
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let payload = format!(r#"{{"host":"h","short_message":"{}"}}"#, "u".repeat(1000));
+    for _ in 0..20_000 {
+        let _ = udp.send_to(payload.as_bytes(), ("127.0.0.1", collector.gelf));
+    }
+    let dropped = || collector.metric("spout_receive_dropped_total{reason=\"full\"}") > 0;
+    assert!(wait_until(PATIENCE, dropped), "{}", collector.stderr());
+    // A TCP client is slowed down, never dropped: its writes stop being taken.
+    let mut tcp = TcpStream::connect(("127.0.0.1", collector.gelf)).expect("connect");
+    tcp.set_write_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    let frame = format!("{payload}\0");
+    let mut written = 0usize;
+    while tcp.write_all(frame.as_bytes()).is_ok() {
+        written += 1;
+        assert!(written < 1_000_000, "a TCP sender is never held back");
+    }
+    drop(stuck);
+}
+
+/// The GELF payload of a message `text`, gzipped.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+/// Datagrams of `payload` in GELF chunks of `size` payload bytes, message id `id`.
+fn chunks(payload: &[u8], size: usize, id: u64) -> Vec<Vec<u8>> {
+    let count = payload.len().div_ceil(size);
+    payload
+        .chunks(size)
+        .enumerate()
+        .map(|(seq, part)| [&[0x1e, 0x0f][..], &id.to_be_bytes(), &[seq as u8, count as u8], part].concat())
+        .collect()
+}
+
+#[test]
+fn hostile_input_is_counted_and_survived_within_its_caps_and_a_valid_message_still_arrives() {
+    require_docker!();
+    let mut collector = Collector::start(&["--max-pending-bytes", "8388608"]);
+    let to = ("127.0.0.1", collector.gelf);
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let send = |datagram: &[u8]| {
+        udp.send_to(datagram, to).expect("send");
+        // The kernel's buffer is big, not endless.
+        std::thread::sleep(Duration::from_micros(50));
+    };
+    // Shuffled and duplicated chunks: one message, once.
+    let whole = gzip(br#"{"host":"h","short_message":"shuffled","_container_id":"hostile"}"#);
+    let mut grams = chunks(&whole, 16, 1);
+    grams.reverse();
+    grams.insert(1, grams[0].clone());
+    grams.push(grams[2].clone());
+    grams.iter().for_each(|g| send(g));
+    // A chunk count over 128, a sequence number out of range, truncated gzip, invalid JSON.
+    send(&[&[0x1e, 0x0f][..], &2u64.to_be_bytes(), &[0, 129], b"x"].concat());
+    send(&[&[0x1e, 0x0f][..], &3u64.to_be_bytes(), &[5, 5], b"x"].concat());
+    send(&whole[..whole.len() / 2]);
+    send(b"{\"host\":\"h\",");
+    // 200 MiB of zeros, gzipped (about 200 KB), over UDP in chunks and over HTTP.
+    let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..200 {
+        bomb.write_all(&zeros).expect("gzip");
+    }
+    let bomb = bomb.finish().expect("gzip");
+    chunks(&bomb, 8000, 4).iter().for_each(|g| send(g));
+    let answer = http(collector.http, "POST", "/gelf", &[("Content-Encoding", "gzip")], &bomb).map(|a| a.0);
+    assert_eq!(answer, Some(400), "a bomb is refused");
+    // 2,000 chunked messages never completed: 16 MB of first chunks, over the 8 MiB cap.
+    for id in 0..2000u64 {
+        send(&chunks(&[b'x'; 16_000], 8000, 1000 + id)[0]);
+    }
+    // An endless TCP frame (64 MiB, no NUL), then a valid one on the same connection.
+    let mut endless = TcpStream::connect(to).expect("connect");
+    let mib = vec![b'e'; 1 << 20];
+    for _ in 0..64 {
+        endless.write_all(&mib).expect("write");
+    }
+    endless.write_all(b"\0{\"host\":\"h\",\"short_message\":\"after the endless frame\",\"_container_id\":\"hostile\"}\0").expect("write");
+    // A slow-loris client: its headers a byte at a time. The input closes it.
+    let mut loris = TcpStream::connect(("127.0.0.1", collector.http)).expect("connect");
+    loris.write_all(b"POST /gelf HTTP/1.1\r\nHost: x\r\n").expect("write");
+    loris.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+    let closed = wait_until(PATIENCE, || {
+        let _ = loris.write_all(b"X");
+        let mut answer = [0u8; 512];
+        match loris.read(&mut answer) {
+            Ok(0) => true,
+            Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            // Some answer (a 408, say); the close follows.
+            Ok(_) => false,
+        }
+    });
+    assert!(closed, "the slow client is closed");
+
+    let valid = r#"{"host":"h","short_message":"still here","_container_id":"hostile"}"#;
+    udp.send_to(valid.as_bytes(), to).expect("send");
+    let lines = collector.lines_of("hostile", 3);
+    assert_eq!(lines.len(), 3, "{lines:?}\n{}", collector.stderr());
+    for line in ["shuffled", "after the endless frame", "still here"] {
+        assert_eq!(lines.iter().filter(|l| *l == line).count(), 1, "{line} once in {lines:?}");
+    }
+    assert!(collector.is_running());
+    for (reason, input) in [
+        ("chunk_count", "udp"),
+        ("chunk_sequence", "udp"),
+        ("decompress", "udp"),
+        ("json", "udp"),
+        ("too_large", "udp"),
+        ("too_large", "http"),
+        ("too_large", "tcp"),
+    ] {
+        let series = format!("spout_receive_invalid_total{{input=\"{input}\",reason=\"{reason}\"}}");
+        assert!(collector.metric(&series) >= 1, "{series} counted:\n{}", collector.stderr());
+    }
+    assert!(collector.metric("spout_receive_chunked_evicted_total") >= 500, "the oldest incomplete messages gave way");
+    assert!(collector.metric("spout_receive_pending_chunk_bytes") <= 8 << 20);
+    // Within its caps: 8 MiB of chunks, a 2 MiB frame, an 8 MiB decompression, and buffers; the
+    // bomb alone would be 200 MiB, the endless frame 64.
+    let peak = collector.peak_rss_kib();
+    assert!(peak < 100 * 1024, "peak RSS {peak} KiB");
+}
