@@ -4,6 +4,7 @@
 use std::process::Command;
 
 use crate::support::receiver::TcpReceiver;
+use crate::support::terminal::Terminal;
 use crate::support::{docker, wait_until, Container, PATIENCE};
 
 const IMAGE: &str = "spout-test-image:latest";
@@ -171,58 +172,11 @@ fn the_ecs_files_pass_botocore_and_cfn_lint_and_agree_with_the_readme() {
     eprintln!("{report}");
 }
 
-/// The `sh` blocks of the README's quick start, in order.
-fn quick_start() -> Vec<String> {
-    let readme = include_str!("../../../../README.md");
-    let section = readme.split("\n## Quick start\n").nth(1).expect("the README has a quick start");
-    let section = section.split("\n## ").next().unwrap_or(section);
-    section.split("```sh\n").skip(1).map(|b| b.split("```").next().unwrap_or("").trim().to_owned()).collect()
-}
-
-/// A command of the README's, run as a person runs it in a terminal of its own (`script` gives it
-/// one, so that a pipeline's output comes line by line), stopped when dropped.
-struct Terminal {
-    child: std::process::Child,
-    output: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Terminal {
-    fn run(command: &str) -> Terminal {
-        use std::os::unix::process::CommandExt;
-        let dir = tempfile::tempdir().expect("dir");
-        let output = dir.path().join("typescript");
-        let child = Command::new("script")
-            .args(["-qfc", command])
-            .arg(&output)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("run script (util-linux)");
-        Terminal { child, output, _dir: dir }
-    }
-
-    fn shows(&self, text: &str) -> bool {
-        std::fs::read_to_string(&self.output).is_ok_and(|o| o.contains(text))
-    }
-}
-
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        // script ends the command it runs with it.
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).output();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn the_readmes_quick_start_as_printed_ships_to_this_host_and_adds_a_route_with_no_token() {
     require_docker!();
     build_image();
-    let blocks = quick_start();
+    let blocks = crate::support::readme_blocks("## Quick start", "sh");
     let [start, receiver, ship] = &blocks[..3] else { panic!("the quick start has three blocks: {blocks:?}") };
     // Made this test's own: its name, free ports, a state directory of its own, the test images;
     // and, as the issue asks, a token given as an argument.

@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use crate::support::collector::Collector;
 use crate::support::receiver::TcpReceiver;
-use crate::support::{http, numbered, wait_until, Container, Spout, PATIENCE};
+use crate::support::terminal::Terminal;
+use crate::support::{free_port, http, numbered, wait_until, Container, Spout, PATIENCE};
 
 /// What a container of these tests writes: numbered lines, then one of 13,893 bytes, long
 /// enough to be cut into chunks over UDP (Docker's gelf driver sends 1420-byte datagrams), even
@@ -104,7 +105,9 @@ fn forwarded_messages_wait_for_a_destination_that_is_down_and_keep_their_fields_
     let forward = format!("{}?backoff=100ms&backoff_max=500ms", destination.route());
     let collector = Collector::start(&["--forward", &forward, "--field", "relay=eu-1"]);
     let message = |n: usize| {
-        format!(r#"{{"host":"web-1","short_message":"event{n}","level":4,"_container_id":"relayed","_user":"ann","full_message":"details {n}"}}"#)
+        format!(
+            r#"{{"host":"web-1","short_message":"event{n}","level":4,"_container_id":"relayed","_user":"ann","full_message":"details {n}"}}"#
+        )
     };
     let mut tcp = TcpStream::connect(("127.0.0.1", collector.gelf)).expect("connect");
     for n in 1..=100 {
@@ -138,7 +141,13 @@ fn bad_options_are_all_named_and_exit_64() {
         .expect("run spout receive");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(64), "{stderr}");
-    for named in ["--udp: 'nope'", "--cors-origin is for the HTTP input", "--cors-origin: 'app.example.com'", "--forward: bad route", "--extract: regex 'no-group' has no named group"] {
+    for named in [
+        "--udp: 'nope'",
+        "--cors-origin is for the HTTP input",
+        "--cors-origin: 'app.example.com'",
+        "--forward: bad route",
+        "--extract: regex 'no-group' has no named group",
+    ] {
         assert!(stderr.contains(named), "{named} not in:\n{stderr}");
     }
 }
@@ -229,7 +238,9 @@ fn hostile_input_is_counted_and_survived_within_its_caps_and_a_valid_message_sti
     for _ in 0..64 {
         endless.write_all(&mib).expect("write");
     }
-    endless.write_all(b"\0{\"host\":\"h\",\"short_message\":\"after the endless frame\",\"_container_id\":\"hostile\"}\0").expect("write");
+    endless
+        .write_all(b"\0{\"host\":\"h\",\"short_message\":\"after the endless frame\",\"_container_id\":\"hostile\"}\0")
+        .expect("write");
     // A slow-loris client: its headers a byte at a time. The input closes it.
     let mut loris = TcpStream::connect(("127.0.0.1", collector.http)).expect("connect");
     loris.write_all(b"POST /gelf HTTP/1.1\r\nHost: x\r\n").expect("write");
@@ -272,4 +283,224 @@ fn hostile_input_is_counted_and_survived_within_its_caps_and_a_valid_message_sti
     // bomb alone would be 200 MiB, the endless frame 64.
     let peak = collector.peak_rss_kib();
     assert!(peak < 100 * 1024, "peak RSS {peak} KiB");
+}
+
+/// Whether `python3` can import `module`; if not, the test fails (or is skipped) saying so.
+fn python_has(module: &str, package: &str) -> bool {
+    let found = Command::new("python3").args(["-c", &format!("import {module}")]).status().is_ok_and(|s| s.success());
+    if !found {
+        crate::support::missing(&format!("python3 cannot import {module} (PyPI: {package})"));
+    }
+    found
+}
+
+#[test]
+fn the_opentelemetry_sdk_exports_logs_over_otlp_http_plain_and_gzipped() {
+    if !python_has("opentelemetry.exporter.otlp.proto.http", "opentelemetry-sdk opentelemetry-exporter-otlp-proto-http")
+    {
+        return;
+    }
+    let collector = Collector::start(&[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/support/otel_sdk.py");
+    let endpoint = format!("http://127.0.0.1:{}/v1/logs", collector.http);
+    for compression in ["none", "gzip"] {
+        let out = Command::new("python3")
+            .args([script, &endpoint, "20"])
+            .env("OTEL_EXPORTER_OTLP_COMPRESSION", compression)
+            .env("OTEL_RESOURCE_ATTRIBUTES", format!("run={compression}"))
+            .output()
+            .expect("run otel_sdk.py");
+        assert!(
+            out.status.success(),
+            "{compression}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            collector.stderr()
+        );
+    }
+    for run in ["none", "gzip"] {
+        let got = collector.wait_for(22, |m| m["_run"] == run);
+        let mut expected: Vec<String> = (1..=20).map(|i| format!("order {i} placed")).collect();
+        expected.extend(["stock low".to_owned(), "payment failed".to_owned()]);
+        let lines: Vec<&str> = got.iter().filter_map(|m| m["short_message"].as_str()).collect();
+        assert_eq!(lines, expected, "{run}: every record once, in order");
+        let order = &got[6];
+        assert_eq!((&order["host"], &order["level"], &order["_order.id"]), (&"sdk-host".into(), &6.into(), &7.into()));
+        assert_eq!((&order["_customer"], &order["_service.name"]), (&"ann".into(), &"checkout".into()));
+        assert_eq!((&got[20]["level"], &got[21]["level"]), (&4.into(), &3.into()), "warning and error");
+        assert!(got.iter().all(|m| m["timestamp"].as_f64().is_some_and(|t| t > 1.7e9)), "the records' own times");
+    }
+    assert_eq!(collector.metric("spout_receive_messages_total{input=\"otlp\"}"), 44);
+}
+
+/// The README's two-terminal try-out.
+const TRY_IT: &str = "### Try it in two terminals";
+
+/// The README's front-end snippet: the `js` block of its try-out.
+fn readme_front_end_snippet() -> String {
+    let blocks = crate::support::readme_blocks(TRY_IT, "js");
+    blocks.into_iter().next().expect("the README shows a front end's fetch() in a js block")
+}
+
+/// The README snippet's receiver and page origin, replaced by the test's.
+const README_RECEIVER: &str = "http://localhost:12280";
+
+/// A page that runs the README's snippet, then posts an OTLP/JSON record and a plain-text GELF
+/// message (which a browser sends without asking first), and writes what became of each.
+fn front_end_page(receiver: &str) -> String {
+    let snippet = readme_front_end_snippet().replace(README_RECEIVER, receiver);
+    format!(
+        r#"<!doctype html><html><body><pre id="log"></pre><script>
+const say = (t) => {{ document.getElementById("log").textContent += t + "\n"; }};
+const realFetch = window.fetch;
+const fetches = [];
+window.fetch = (...args) => {{ const p = realFetch(...args); fetches.push(p); return p; }};
+{snippet}
+const now = String(Date.now() * 1000000);
+fetch("{receiver}/v1/logs", {{
+  method: "POST",
+  headers: {{ "Content-Type": "application/json" }},
+  body: JSON.stringify({{ resourceLogs: [{{ resource: {{ attributes: [{{ key: "service.name", value: {{ stringValue: "front" }} }}] }},
+    scopeLogs: [{{ logRecords: [{{ timeUnixNano: now, severityNumber: 17, body: {{ stringValue: "render failed" }} }}] }}] }}] }}),
+}});
+fetch("{receiver}/gelf", {{ method: "POST", mode: "no-cors", body: JSON.stringify({{ host: "page", short_message: "sent without asking from " + location.hostname }}) }});
+Promise.allSettled(fetches).then((results) => {{
+  say("answers: " + results.map((r) => (r.status === "fulfilled" ? String(r.value.status) : "refused")).join(" "));
+}});
+</script></body></html>"#
+    )
+}
+
+/// Loads `url` in headless Chromium until its page is done; returns the page's text.
+fn chromium(url: &str) -> String {
+    let profile = tempfile::tempdir().expect("profile dir");
+    let out = Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--virtual-time-budget=15000"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--dump-dom", url])
+        .output()
+        .expect("run chromium (Debian's chromium)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_browser_posts_gelf_and_otlp_from_an_allowed_origin_and_is_refused_from_any_other() {
+    if Command::new("chromium").arg("--version").output().is_err() {
+        crate::support::missing("chromium (Debian's package) is not installed");
+        return;
+    }
+    let pages = free_port();
+    let allowed = format!("http://127.0.0.1:{pages}");
+    let collector = Collector::start(&["--cors-origin", &allowed]);
+    let site = Site::serve(pages, &front_end_page(&format!("http://127.0.0.1:{}", collector.http)));
+
+    // From another origin (the same server by another name) the browser asks, is refused, and
+    // sends nothing; what it sends without asking is refused by the input.
+    let refused = chromium(&format!("http://localhost:{pages}/index.html"));
+    assert!(refused.contains("answers: refused refused"), "{refused}");
+    // From the allowed origin, the events arrive.
+    let page = chromium(&format!("{allowed}/index.html"));
+    assert!(page.contains("answers: 202 200"), "{page}\n{}", collector.stderr());
+    drop(site);
+
+    let clicked = collector.wait_for(1, |m| m["short_message"] == "checkout clicked");
+    assert_eq!(clicked.len(), 1, "the allowed page's event, once: {:?}", collector.messages());
+    assert_eq!((&clicked[0]["host"], &clicked[0]["_user"]), (&"127.0.0.1".into(), &"ann".into()));
+    let failed = collector.wait_for(1, |m| m["short_message"] == "render failed");
+    assert_eq!((failed.len(), &failed[0]["level"], &failed[0]["_service.name"]), (1, &3.into(), &"front".into()));
+    let sent = |from: &str| {
+        collector.messages().iter().any(|m| m["short_message"] == format!("sent without asking from {from}"))
+    };
+    assert!(sent("127.0.0.1"), "from the allowed origin, a request the browser sends without asking arrives");
+    assert!(!sent("localhost"), "from any other, it is refused");
+    let origin = collector.metric("spout_receive_invalid_total{input=\"http\",reason=\"origin\"}");
+    assert!(origin >= 2, "the other origin's requests are counted: {origin}");
+}
+
+/// Serves `page` as /index.html on `port` with Python's HTTP server, until dropped.
+struct Site {
+    server: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn serve(port: u16, page: &str) -> Site {
+        let dir = tempfile::tempdir().expect("site dir");
+        std::fs::write(dir.path().join("index.html"), page).expect("page");
+        let server = Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server");
+        let serving = wait_until(PATIENCE, || crate::support::http_get(port, "/index.html").is_some());
+        assert!(serving, "the page server answers");
+        Site { server, _dir: dir }
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+#[test]
+fn the_readmes_two_terminal_try_out_as_printed_shows_a_containers_line_and_a_front_ends_event() {
+    require_docker!();
+    let has_chromium = Command::new("chromium").arg("--version").output().is_ok();
+    if !has_chromium {
+        crate::support::missing("chromium (Debian's package) is not installed");
+        return;
+    }
+    let blocks = crate::support::readme_blocks(TRY_IT, "sh");
+    let [build_and_receive, agent, write, receive_http] = &blocks[..] else {
+        panic!("the try-out has four sh blocks: {blocks:?}")
+    };
+    // Made this test's own: the debug build, free ports, a state directory of its own, the test
+    // image; root already, so no sudo. The receivers' APIs are off: two may run at once.
+    let spout = env!("CARGO_BIN_EXE_spout");
+    let (gelf, web, pages, api) = (free_port(), free_port(), free_port(), free_port());
+    let state = tempfile::tempdir().expect("state dir");
+    let own = |command: &str| {
+        command
+            .replace("sudo target/release/spout", spout)
+            .replace("target/release/spout", spout)
+            .replace("12201", &gelf.to_string())
+            .replace("12280", &web.to_string())
+            .replace("http://localhost:3000", &format!("http://127.0.0.1:{pages}"))
+            .replace(" busybox ", &format!(" {} ", crate::support::IMAGE))
+    };
+    let (_, receive) = build_and_receive.split_once("&& ").expect("build, then receive");
+    // Its inputs' default port, 12201, made the test's own too.
+    let receiver = Terminal::run(&format!("{} --udp :{gelf} --tcp :{gelf} --api off", own(receive)));
+    let agent = own(agent) + &format!(" --state-dir {} --http 127.0.0.1:{api}", state.path().display());
+    let _agent = Terminal::run(&agent);
+    let healthy = || crate::support::http_get(api, "/health").is_some_and(|(code, _)| code == 200);
+    assert!(wait_until(PATIENCE, healthy), "the agent answers: {agent}");
+    let run = |command: &str| {
+        let out = Command::new("sh").args(["-c", &own(command)]).output().expect("sh");
+        assert!(out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(write);
+    let shipped = || receiver.shows("\"short_message\":\"hello from a container\"");
+    assert!(wait_until(PATIENCE, shipped), "never printed:\n{}\nthe agent:\n{}", receiver.output(), _agent.output());
+    assert!(receiver.shows("\"_command\":\"echo hello from a container\""));
+    drop(receiver);
+
+    // The receiver again, with the HTTP input; a container's line and a page's event.
+    let receiver = Terminal::run(&format!("{} --api off", own(receive_http)));
+    let page = front_end_page(&format!("http://127.0.0.1:{web}"));
+    let _site = Site::serve(pages, &page);
+    let listening = || crate::support::http(web, "OPTIONS", "/gelf", &[], "").is_some();
+    assert!(wait_until(PATIENCE, listening), "the HTTP input answers");
+    run(write);
+    let answers = chromium(&format!("http://127.0.0.1:{pages}/index.html"));
+    assert!(answers.contains("answers: 202"), "{answers}");
+    let both = || {
+        receiver.shows("\"short_message\":\"hello from a container\"")
+            && receiver.shows("\"_user\":\"ann\",\"host\":\"127.0.0.1\",\"short_message\":\"checkout clicked\"")
+    };
+    assert!(wait_until(PATIENCE, both), "the front end's event beside the container's line");
 }

@@ -73,9 +73,7 @@ impl Collector {
     /// when it is not there.
     pub fn metric(&self, series: &str) -> u64 {
         let (_, text) = http_get(self.api, "/metrics").expect("/metrics");
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
-            .map_or(0, |v| v as u64)
+        text.lines().find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok()).map_or(0, |v| v as u64)
     }
 
     pub fn stderr(&self) -> String {

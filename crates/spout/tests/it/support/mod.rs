@@ -6,6 +6,7 @@ pub mod net;
 pub mod proxy;
 pub mod receiver;
 pub mod rsyslog;
+pub mod terminal;
 pub mod tls;
 
 use std::io::{Read, Write};
@@ -335,6 +336,20 @@ pub fn http(
     let status = response.split(' ').nth(1)?.parse().ok()?;
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     Some((status, head.to_owned(), body.to_owned()))
+}
+
+/// The code blocks in language `lang` (`sh`, `js`) of the README's section headed `heading`
+/// (`## Quick start`), up to the next heading, in order.
+pub fn readme_blocks(heading: &str, lang: &str) -> Vec<String> {
+    let readme = include_str!("../../../../../README.md");
+    let section = readme.split(&format!("\n{heading}\n")).nth(1).unwrap_or_else(|| panic!("the README has {heading}"));
+    let end = ["\n## ", "\n### "].iter().filter_map(|h| section.find(h)).min().unwrap_or(section.len());
+    let section = &section[..end];
+    section
+        .split(&format!("```{lang}\n"))
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap_or("").trim().to_owned())
+        .collect()
 }
 
 /// `prefix1`, `prefix2`, … for the numbers in `range`: the lines a numbered writer writes.
