@@ -277,3 +277,79 @@ fn without_the_containers_directory_the_image_reads_through_the_api_saying_so_on
     let status = String::from_utf8_lossy(&status.stdout).into_owned();
     assert!(status.lines().any(|l| l.starts_with(&a.name) && l.contains(" api ")), "{status}");
 }
+
+/// `docker-compose` on deploy/compose's try-out as project `project`; `down -v` when dropped.
+struct Compose {
+    project: String,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Compose {
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/compose/docker-compose.yml");
+        Command::new("docker-compose")
+            .args(["--no-ansi", "-p", &self.project, "-f", file])
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("run docker-compose (Debian's docker-compose)")
+    }
+
+    /// What is left of the project: containers, volumes, networks.
+    fn left(&self) -> String {
+        let label = format!("label=com.docker.compose.project={}", self.project);
+        ["ps -aq", "volume ls -q", "network ls -q"]
+            .iter()
+            .map(|what| {
+                let mut args: Vec<&str> = what.split(' ').collect();
+                args.extend(["--filter", &label]);
+                docker(&args)
+            })
+            .filter(|found| !found.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Compose {
+    fn drop(&mut self) {
+        let _ = self.run(&["down", "-v", "--remove-orphans", "-t", "1"]);
+    }
+}
+
+#[test]
+fn the_compose_try_out_comes_up_from_the_local_images_shows_the_demos_lines_and_goes_down_leaving_nothing() {
+    require_docker!();
+    if Command::new("docker-compose").arg("version").output().is_err() {
+        crate::support::missing("docker-compose (Debian's package) is not installed");
+        return;
+    }
+    build_image();
+    // docker-compose names projects with letters and digits only.
+    let project = crate::support::unique_name().replace('-', "");
+    let port = crate::support::free_port();
+    let env = vec![
+        ("SPOUT_IMAGE", IMAGE.to_owned()),
+        ("DEMO_IMAGE", crate::support::IMAGE.to_owned()),
+        ("RECEIVE_HTTP", format!("127.0.0.1:{port}")),
+    ];
+    let compose = Compose { project, env };
+    let up = compose.run(&["up", "-d", "--no-build"]);
+    assert!(up.status.success(), "up: {}", String::from_utf8_lossy(&up.stderr));
+    let printed = || String::from_utf8_lossy(&compose.run(&["logs", "--no-color", "receive"]).stdout).into_owned();
+    let shipped = || printed().contains("\"short_message\":\"demo line 3\"");
+    assert!(wait_until(PATIENCE, shipped), "the receiver never printed the demo's lines:\n{}", printed());
+    // And a front end's event, from the origin it lets in.
+    let event = r#"{"host":"browser","short_message":"front end event"}"#;
+    let answer = crate::support::http(port, "POST", "/gelf", &[("Origin", "http://localhost:3000")], event);
+    assert_eq!(answer.map(|a| a.0), Some(202));
+    assert!(wait_until(PATIENCE, || printed().contains("\"short_message\":\"front end event\"")), "{}", printed());
+    // The receiver's own output is not shipped back to it.
+    let demo_lines = printed().lines().filter(|l| l.contains("demo line")).count();
+    let nested = printed().lines().filter(|l| l.contains("\\\"short_message\\\"")).count();
+    assert!(demo_lines > 0 && nested == 0, "{}", printed());
+
+    let down = compose.run(&["down", "-v", "-t", "1"]);
+    assert!(down.status.success(), "down: {}", String::from_utf8_lossy(&down.stderr));
+    assert_eq!(compose.left(), "", "nothing left behind");
+}
