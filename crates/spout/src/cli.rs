@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand};
     about = "A per-host log router for Docker: every container's lines, with metadata, to GELF or JSON.",
     after_help = "With no route, every message is written to stdout as one JSON object per line.\n\
                   Routes: gelf://HOST:PORT (UDP), gelf+udp://HOST:PORT, gelf+tcp://HOST:PORT, stdout://\n\
-                  `spout [OPTIONS] [ROUTE]...` is `spout run [OPTIONS] [ROUTE]...`.",
+                  `spout [OPTIONS] [ROUTE]...` is `spout run [OPTIONS] [ROUTE]...`.\n\
+                  `spout receive` is the other end: a GELF and OTLP input (see `spout receive --help`).",
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {

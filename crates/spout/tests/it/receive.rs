@@ -282,6 +282,7 @@ fn hostile_input_is_counted_and_survived_within_its_caps_and_a_valid_message_sti
     // Within its caps: 8 MiB of chunks, a 2 MiB frame, an 8 MiB decompression, and buffers; the
     // bomb alone would be 200 MiB, the endless frame 64.
     let peak = collector.peak_rss_kib();
+    eprintln!("spout receive after the hostile input: peak RSS {peak} KiB");
     assert!(peak < 100 * 1024, "peak RSS {peak} KiB");
 }
 
