@@ -92,7 +92,7 @@ impl ExactSizeIterator for Datagrams<'_> {}
 /// Why a datagram was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReassembleError {
-    #[error("chunk header is cut short")]
+    #[error("chunk is cut short: a header and no payload, or less")]
     ShortHeader,
     #[error("chunk count {0} is outside 1..=128")]
     BadCount(u8),
@@ -123,12 +123,25 @@ struct Partial {
     generation: u64,
     parts: Vec<Option<Vec<u8>>>,
     received: usize,
+    /// Payload bytes received.
     bytes: usize,
+    /// Memory held, as counted against the cap: the payload and what keeping it costs.
+    held: usize,
 }
 
-/// Puts chunked GELF messages back together, within bounds: the chunks of incomplete messages
-/// hold at most `max_pending_bytes` (past it the oldest messages are given up, and counted),
-/// each message is at most `max_message` bytes, and complete within `timeout` of its first chunk.
+/// What keeping an incomplete message costs beyond its chunks' payload: its entry, and a slot
+/// for each of its chunks (so that a flood of tiny chunks counts too).
+fn message_cost(count: usize) -> usize {
+    128 + count * std::mem::size_of::<Option<Vec<u8>>>()
+}
+
+/// What keeping one chunk costs beyond its payload.
+const CHUNK_COST: usize = 32;
+
+/// Puts chunked GELF messages back together, within bounds: incomplete messages hold at most
+/// `max_pending_bytes` (their chunks and what keeping them costs; past it the oldest are given
+/// up, and counted), each message is at most `max_message` bytes, and complete within `timeout`
+/// of its first chunk.
 pub struct Reassembler {
     pending: HashMap<[u8; 8], Partial>,
     /// Pending messages, oldest first; entries of messages no longer pending are skipped (and
@@ -166,7 +179,7 @@ impl Reassembler {
             }
             return Ok(Some(datagram.to_vec()));
         }
-        if datagram.len() < CHUNK_HEADER_LEN {
+        if datagram.len() <= CHUNK_HEADER_LEN {
             return Err(ReassembleError::ShortHeader);
         }
         let mut id = [0u8; 8];
@@ -197,22 +210,27 @@ impl Reassembler {
             return Err(ReassembleError::TooLarge(self.max_message));
         } else {
             self.generation += 1;
+            let cost = message_cost(usize::from(count));
             let partial = Partial {
                 first_seen: now,
                 generation: self.generation,
                 parts: vec![None; usize::from(count)],
                 received: 0,
                 bytes: 0,
+                held: cost,
             };
             self.pending.insert(id, partial);
             self.order.push_back((id, self.generation));
+            self.pending_bytes += cost;
         }
-        self.make_room(body.len(), &id);
+        let cost = body.len() + CHUNK_COST;
+        self.make_room(cost, &id);
         let Some(partial) = self.pending.get_mut(&id) else { return Ok(None) };
         partial.parts[usize::from(seq)] = Some(body.to_vec());
         partial.received += 1;
         partial.bytes += body.len();
-        self.pending_bytes += body.len();
+        partial.held += cost;
+        self.pending_bytes += cost;
         if partial.received < partial.parts.len() {
             return Ok(None);
         }
@@ -249,7 +267,7 @@ impl Reassembler {
     /// Drops message `id`'s chunks, returning them.
     fn forget(&mut self, id: &[u8; 8]) -> Option<Partial> {
         let partial = self.pending.remove(id)?;
-        self.pending_bytes -= partial.bytes;
+        self.pending_bytes -= partial.held;
         if self.order.len() > 2 * self.pending.len() + 64 {
             let pending = &self.pending;
             self.order.retain(|(id, generation)| pending.get(id).is_some_and(|p| p.generation == *generation));
@@ -261,17 +279,16 @@ impl Reassembler {
     pub fn expire(&mut self, now: Instant) -> usize {
         let mut expired = 0;
         while let Some(&(id, generation)) = self.order.front() {
-            match self.pending.get(&id) {
-                Some(p) if p.generation == generation => {
-                    if now.saturating_duration_since(p.first_seen) < self.timeout {
-                        break;
-                    }
-                    self.forget(&id);
-                    expired += 1;
-                }
-                _ => {}
+            let live = self.pending.get(&id).filter(|p| p.generation == generation);
+            if live.is_some_and(|p| now.saturating_duration_since(p.first_seen) < self.timeout) {
+                break;
             }
+            // Off the order first: forgetting may sweep it, and must not take another entry.
             self.order.pop_front();
+            if live.is_some() {
+                self.forget(&id);
+                expired += 1;
+            }
         }
         self.expired += expired as u64;
         expired
@@ -377,31 +394,66 @@ mod tests {
 
     #[test]
     fn the_oldest_incomplete_messages_make_room_for_new_ones_within_the_byte_cap() {
-        // Room for three chunks of 100 bytes.
-        let mut r = Reassembler::new(300, 1 << 20, Duration::from_secs(5));
+        // Room for three messages of a chunk of 100 bytes (and what keeping each costs).
+        let one = message_cost(2) + 100 + CHUNK_COST;
+        let mut r = Reassembler::new(3 * one, 1 << 20, Duration::from_secs(5));
         let now = Instant::now();
         let chunk = |id: u8, seq: u8| [&[0x1e, 0x0f, id, 0, 0, 0, 0, 0, 0, 0, seq, 2][..], &[b'x'; 100]].concat();
         for id in 1..=3 {
             assert_eq!(r.push(&chunk(id, 0), now), Ok(None));
         }
-        assert_eq!((r.pending(), r.pending_bytes(), r.evicted()), (3, 300, 0));
+        assert_eq!((r.pending(), r.pending_bytes(), r.evicted()), (3, 3 * one, 0));
         // A fourth message pushes out the first, the oldest.
         assert_eq!(r.push(&chunk(4, 0), now), Ok(None));
-        assert_eq!((r.pending(), r.pending_bytes(), r.evicted()), (3, 300, 1));
+        assert_eq!((r.pending(), r.pending_bytes(), r.evicted()), (3, 3 * one, 1));
         assert_eq!(r.push(&chunk(1, 1), now), Ok(None), "message 1 was given up: its second chunk starts it over");
         assert_eq!(r.evicted(), 2, "which pushed out message 2");
         // Message 3 is whole with its second chunk, evicting 4 to make room for it first.
         assert_eq!(r.push(&chunk(3, 1), now).expect("valid").map(|w| w.len()), Some(200));
-        assert!(r.pending_bytes() <= 300);
+        assert!(r.pending_bytes() <= 3 * one);
         // Thousands of never-completed messages stay within the cap.
         for n in 0..5000u32 {
             let mut c = chunk(0, 0);
             c[2..6].copy_from_slice(&n.to_be_bytes());
             c[6] = 9;
             assert_eq!(r.push(&c, now), Ok(None));
-            assert!(r.pending_bytes() <= 300);
+            assert!(r.pending_bytes() <= 3 * one);
         }
         assert!(r.order.len() <= 2 * r.pending() + 65, "the order of arrival stays bounded too: {}", r.order.len());
+    }
+
+    #[test]
+    fn tiny_chunks_of_many_chunk_messages_are_counted_at_what_keeping_them_costs() {
+        let mut r = Reassembler::new(1 << 20, 1 << 20, Duration::from_secs(5));
+        let now = Instant::now();
+        assert_eq!(r.push(&[0x1e, 0x0f, 1, 0, 0, 0, 0, 0, 0, 0, 0, 128], now), Err(ReassembleError::ShortHeader));
+        for n in 0..100_000u32 {
+            let mut c = vec![0x1e, 0x0f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 128, b'x'];
+            c[2..6].copy_from_slice(&n.to_be_bytes());
+            assert_eq!(r.push(&c, now), Ok(None));
+        }
+        assert!(r.pending_bytes() <= 1 << 20);
+        assert!(r.pending() < 400, "each holds a slot for 128 chunks: {} kept", r.pending());
+    }
+
+    #[test]
+    fn messages_completed_between_others_leave_the_rest_to_expire_and_be_counted() {
+        let mut r = Reassembler::new(1 << 20, 1 << 20, Duration::from_secs(5));
+        let t0 = Instant::now();
+        let chunk = |id: u32, seq: u8| {
+            let mut c = vec![0x1e, 0x0f, 0, 0, 0, 0, 0, 0, 0, 0, seq, 2, b'x'];
+            c[2..6].copy_from_slice(&id.to_be_bytes());
+            c
+        };
+        // Two left incomplete, then enough completed to make the order of arrival sweep itself.
+        assert_eq!(r.push(&chunk(1, 0), t0), Ok(None));
+        assert_eq!(r.push(&chunk(2, 0), t0), Ok(None));
+        for id in 10..200 {
+            assert_eq!(r.push(&chunk(id, 0), t0), Ok(None));
+            assert!(r.push(&chunk(id, 1), t0).expect("valid").is_some());
+        }
+        assert_eq!(r.expire(t0 + Duration::from_secs(6)), 2, "both incomplete ones expire");
+        assert_eq!((r.pending(), r.pending_bytes()), (0, 0));
     }
 
     #[test]

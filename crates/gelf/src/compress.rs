@@ -78,14 +78,18 @@ pub enum DecompressError {
     TooLarge(usize),
 }
 
-/// Decompresses a GELF payload, telling the format by its first bytes (gzip 1f 8b, zlib 78 xx,
-/// anything else plain), and refuses to produce more than `max_len` bytes.
+/// Whether `cmf flg` start a zlib stream (RFC 1950): deflate with a window of at most 32 KiB,
+/// and a valid check. JSON never starts so: its first byte is `{` or white space.
+fn is_zlib(cmf: u8, flg: u8) -> bool {
+    cmf & 0x0f == 8 && cmf >> 4 <= 7 && (u16::from(cmf) << 8 | u16::from(flg)) % 31 == 0
+}
+
+/// Decompresses a GELF payload, telling the format by its first bytes (gzip 1f 8b, zlib with any
+/// valid header, anything else plain), and refuses to produce more than `max_len` bytes.
 pub fn decompress(payload: &[u8], max_len: usize) -> Result<Vec<u8>, DecompressError> {
     let (mut state, name) = match payload {
         [0x1f, 0x8b, ..] => (Decompress::new_gzip(15), "gzip"),
-        [0x78, second, ..] if (u16::from(0x78u8) << 8 | u16::from(*second)) % 31 == 0 => {
-            (Decompress::new(true), "zlib")
-        }
+        [cmf, flg, ..] if is_zlib(*cmf, *flg) => (Decompress::new(true), "zlib"),
         _ if payload.len() > max_len => return Err(DecompressError::TooLarge(max_len)),
         _ => return Ok(payload.to_vec()),
     };
@@ -182,6 +186,27 @@ mod tests {
         assert!(decompress(&out[..out.len() / 2], 1 << 20).is_err());
         assert!(decompress(&[0x1f, 0x8b, 0, 0, 0, 0], 1 << 20).is_err());
         assert!(decompress(&[0x78, 0x9c, 0xff, 0xff], 1 << 20).is_err());
+    }
+
+    #[test]
+    fn zlib_is_recognised_at_every_level_not_only_by_78_9c() {
+        use std::io::Write;
+        let mut headers = Vec::new();
+        for level in [0, 1, 6, 9] {
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(level));
+            z.write_all(SAMPLE).expect("write");
+            let out = z.finish().expect("zlib");
+            headers.push([out[0], out[1]]);
+            assert_eq!(decompress(&out, 1 << 20).as_deref(), Ok(SAMPLE), "level {level}");
+        }
+        assert_eq!(headers, [[0x78, 0x01], [0x78, 0x01], [0x78, 0x9c], [0x78, 0xda]]);
+        // A smaller window (here 512 bytes, CINFO 1) has its own first byte.
+        let mut small = flate2::Compress::new_with_window_bits(flate2::Compression::default(), true, 9);
+        let mut out = Vec::with_capacity(SAMPLE.len() * 2 + 64);
+        small.compress_vec(SAMPLE, &mut out, flate2::FlushCompress::Finish).expect("zlib");
+        assert_eq!(out[0], 0x18);
+        assert_eq!(decompress(&out, 1 << 20).as_deref(), Ok(SAMPLE));
+        assert!(!is_zlib(b'{', b'"') && !is_zlib(b' ', b'{'));
     }
 
     #[test]

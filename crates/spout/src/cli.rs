@@ -72,7 +72,7 @@ pub struct ReceiveArgs {
     #[arg(long, value_name = "N", default_value = "100")]
     pub http_rate: f64,
 
-    /// Largest message: a TCP frame, a reassembled UDP message.
+    /// Largest message: a TCP frame, a reassembled UDP message, a message once decompressed.
     #[arg(long, value_name = "BYTES", default_value = "2097152")]
     pub max_message_bytes: usize,
 
@@ -95,6 +95,11 @@ pub struct ReceiveArgs {
     /// Most TCP clients, and most HTTP clients, connected at once.
     #[arg(long, value_name = "N", default_value = "1024")]
     pub max_clients: usize,
+
+    /// Most TCP clients, and most HTTP clients, from one address (an IPv6 /64) at once; more are
+    /// closed at once.
+    #[arg(long, value_name = "N", default_value = "256")]
+    pub max_clients_per_address: usize,
 
     /// A field _KEY=VALUE on every message; repeatable.
     #[arg(long, value_name = "KEY=VALUE")]

@@ -7,7 +7,11 @@ use serde_json::{Map, Value};
 /// `timestamp` a number (the time of arrival where none was given), `level` a number where
 /// given, every other field's name matching `^[\w\.\-]*$` and its value a string or a number.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Event(Map<String, Value>);
+pub struct Event {
+    fields: Map<String, Value>,
+    /// About the memory it holds (see [`Event::weight`]).
+    weight: usize,
+}
 
 /// Why a message was refused; its [`Invalid::reason`] labels the count.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -139,21 +143,30 @@ impl Event {
             }
         }
         map.retain(|_, v| !v.is_null());
-        Ok(Event(map))
+        let weight = MESSAGE_COST + map.iter().map(|(name, value)| field_weight(name, value)).sum::<usize>();
+        Ok(Event { fields: map, weight })
     }
 
     pub fn fields(&self) -> &Map<String, Value> {
-        &self.0
+        &self.fields
+    }
+
+    /// About the memory the message holds: its text and what keeping each field costs. Queues
+    /// and requests are bounded by it.
+    pub fn weight(&self) -> usize {
+        self.weight
     }
 
     /// Sets field `name` (an additional field's, with its `_`) to `value`.
     pub fn set(&mut self, name: &str, value: &str) {
-        self.0.insert(name.to_owned(), Value::String(value.to_owned()));
+        let value = Value::String(value.to_owned());
+        self.weight += field_weight(name, &value);
+        self.fields.insert(name.to_owned(), value);
     }
 
     /// A field as text: a string as it is, a number as written.
     pub fn text(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
-        match self.0.get(name)? {
+        match self.fields.get(name)? {
             Value::String(s) => Some(s.as_str().into()),
             Value::Number(n) => Some(n.to_string().into()),
             _ => None,
@@ -163,8 +176,16 @@ impl Event {
     /// The message as one line of JSON (no newline).
     pub fn write_json(&self, out: &mut Vec<u8>) {
         // Serializing a map of strings and numbers into a Vec cannot fail.
-        let _ = serde_json::to_writer(out, &self.0);
+        let _ = serde_json::to_writer(out, &self.fields);
     }
+}
+
+/// What keeping a message costs beyond its fields.
+const MESSAGE_COST: usize = 128;
+
+/// What keeping a field costs: its name and value, and the map's entry.
+fn field_weight(name: &str, value: &Value) -> usize {
+    64 + name.len() + value.as_str().map_or(16, str::len)
 }
 
 /// A time in seconds as a JSON number (microseconds kept).
@@ -187,6 +208,7 @@ mod tests {
         let e = parse(json).expect("valid");
         let expected: Value = serde_json::from_str(json).expect("json");
         assert_eq!(Value::Object(e.fields().clone()), expected);
+        assert!(e.weight() > json.len(), "its weight counts what keeping it costs: {}", e.weight());
     }
 
     #[test]

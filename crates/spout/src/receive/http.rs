@@ -4,7 +4,10 @@
 //! nothing of a refused request is kept. Browsers are let in from the `--cors-origin`s only.
 //!
 //! Each client is bounded: its headers within 10 s, its body within `max_body` bytes and 30 s,
-//! its requests within a rate; the input holds at most `max_clients` connections.
+//! decompressed within `max_decompressed`, the messages decoded from it within `max_weight`, its
+//! requests within a rate; the input holds at most so many connections, and so many from one
+//! address ([`super::clients`]). A request waits for room in the queue at most
+//! [`HTTP_WAIT`], then is answered 503, keeping nothing.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -19,13 +22,12 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::clients::{self, Client};
 use super::event::{Event, Invalid};
-use super::intake::{now_s, Intake};
+use super::intake::{now_s, Intake, NotQueued, HTTP_WAIT};
 use super::otlp;
 use super::stats::Input;
 
@@ -42,15 +44,18 @@ pub struct HttpInput {
     /// Origins whose pages may post (`*`: any).
     pub cors: Vec<String>,
     pub max_body: usize,
-    pub max_clients: usize,
+    /// Most a body may decompress to (a single message: `intake.max_message`).
+    pub max_decompressed: usize,
+    /// Most memory the messages of one request may hold, as their weights count it.
+    pub max_weight: usize,
+    pub clients: Arc<clients::Places>,
     pub limiter: Limiter,
 }
 
 /// Serves clients until `stop`.
 pub async fn run(listener: TcpListener, input: Arc<HttpInput>, stop: CancellationToken) {
-    let clients = Arc::new(Semaphore::new(input.max_clients));
     let tasks = TaskTracker::new();
-    while let Some(Client { stream, peer, place }) = clients::next(&listener, &clients, &stop).await {
+    while let Some(Client { stream, peer, place }) = input.clients.next(&listener, &stop).await {
         let (input, stop) = (Arc::clone(&input), stop.clone());
         tasks.spawn(async move {
             let stats = Arc::clone(&input.intake.stats);
@@ -140,8 +145,11 @@ impl HttpInput {
             Ok(Err(e)) => return json_error(StatusCode::BAD_REQUEST, &format!("cannot read the body: {e}")),
             Err(_) => return json_error(StatusCode::REQUEST_TIMEOUT, "the body did not arrive in time"),
         };
-        // gzip and zlib are told by their first bytes, whatever the header says.
-        let body = match gelf::decompress(&body, self.intake.max_decompressed) {
+        // gzip and zlib are told by their first bytes, whatever the header says. One message
+        // is at most a message's size; several, a body's.
+        let one = input == Input::Http && !self.bulk;
+        let max = if one { self.intake.max_message } else { self.max_decompressed };
+        let body = match gelf::decompress(&body, max) {
             Ok(body) => body,
             Err(e) => {
                 let why = Invalid::from(e);
@@ -162,15 +170,26 @@ impl HttpInput {
         } else {
             vec![body]
         };
-        let mut events = Vec::with_capacity(parts.len());
+        let (mut events, mut weight) = (Vec::with_capacity(parts.len()), 0);
         for (n, part) in parts.iter().enumerate() {
-            match Event::parse(part, now) {
-                Ok(event) => events.push(event),
+            let at = if self.bulk { format!("message {}: ", n + 1) } else { String::new() };
+            let event = if part.len() > self.intake.max_message {
+                Err(Invalid::TooLarge(self.intake.max_message))
+            } else {
+                Event::parse(part, now)
+            };
+            match event {
+                Ok(event) => {
+                    weight += event.weight();
+                    events.push(event);
+                }
                 Err(why) => {
                     self.intake.refused(Input::Http, &why, &peer);
-                    let at = if self.bulk { format!("message {}: ", n + 1) } else { String::new() };
                     return json_error(StatusCode::BAD_REQUEST, &format!("{at}{why}; nothing was kept"));
                 }
+            }
+            if weight > self.max_weight {
+                return self.too_heavy(Input::Http, peer);
             }
         }
         if events.is_empty() {
@@ -178,19 +197,29 @@ impl HttpInput {
             self.intake.refused(Input::Http, &why, &peer);
             return json_error(StatusCode::BAD_REQUEST, "no message in the body");
         }
-        for event in events {
-            if self.intake.deliver(Input::Http, event).await.is_err() {
-                return json_error(StatusCode::SERVICE_UNAVAILABLE, "stopping");
+        match self.intake.deliver(Input::Http, events, Some(HTTP_WAIT)).await {
+            Ok(()) => {
+                let mut answer = Response::new(Full::new(Bytes::new()));
+                *answer.status_mut() = StatusCode::ACCEPTED;
+                answer
             }
+            Err(why) => unavailable(why),
         }
-        let mut answer = Response::new(Full::new(Bytes::new()));
-        *answer.status_mut() = StatusCode::ACCEPTED;
-        answer
+    }
+
+    /// A request whose messages would hold more than `max_weight`: refused whole.
+    fn too_heavy(&self, input: Input, peer: SocketAddr) -> Answer {
+        let why = Invalid::TooLarge(self.max_weight);
+        self.intake.refused(input, &why, &peer);
+        let text =
+            format!("the messages of this request would hold more than {} bytes; nothing was kept", self.max_weight);
+        json_error(StatusCode::PAYLOAD_TOO_LARGE, &text)
     }
 
     async fn post_otlp(&self, body: &[u8], json: bool, peer: SocketAddr) -> Answer {
-        let decoded = match otlp::decode(body, json, &peer.ip().to_string(), now_s()) {
+        let decoded = match otlp::decode(body, json, &peer.ip().to_string(), now_s(), self.max_weight) {
             Ok(decoded) => decoded,
+            Err(Invalid::TooLarge(_)) => return self.too_heavy(Input::Otlp, peer),
             Err(why) => {
                 self.intake.refused(Input::Otlp, &why, &peer);
                 return json_error(StatusCode::BAD_REQUEST, &why.to_string());
@@ -202,9 +231,9 @@ impl HttpInput {
         if decoded.events.is_empty() && !decoded.refused.is_empty() {
             return json_error(StatusCode::BAD_REQUEST, &format!("no log record was valid: {}", decoded.refused[0]));
         }
-        for event in decoded.events {
-            if self.intake.deliver(Input::Otlp, event).await.is_err() {
-                return json_error(StatusCode::SERVICE_UNAVAILABLE, "stopping");
+        if !decoded.events.is_empty() {
+            if let Err(why) = self.intake.deliver(Input::Otlp, decoded.events, Some(HTTP_WAIT)).await {
+                return unavailable(why);
             }
         }
         let (content_type, body) = otlp::response(&decoded.refused, json);
@@ -212,6 +241,13 @@ impl HttpInput {
         answer.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         answer
     }
+}
+
+/// 503: stopping, or no room in time; the client may send again later, nothing was kept.
+fn unavailable(why: NotQueued) -> Answer {
+    let mut answer = json_error(StatusCode::SERVICE_UNAVAILABLE, &format!("{why}; nothing was kept"));
+    answer.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    answer
 }
 
 /// The answer to a browser's preflight from an allowed origin.
@@ -275,6 +311,7 @@ impl Limiter {
 
     /// Whether `client` may make a request at `now` (taking one if so).
     pub fn allow(&self, client: IpAddr, now: Instant) -> bool {
+        let client = clients::network(client);
         let mut clients = self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let burst = self.burst();
         if clients.len() >= MAX_CLIENTS && !clients.contains_key(&client) {
@@ -311,6 +348,15 @@ mod tests {
         assert!(limiter.allow(b, t0), "another client has its own allowance");
         let later = t0 + Duration::from_millis(500);
         assert_eq!((0..100).filter(|_| limiter.allow(a, later)).count(), 5, "then the rate");
+    }
+
+    #[test]
+    fn the_addresses_of_one_ipv6_network_share_an_allowance() {
+        let limiter = Limiter::new(1.0);
+        let t0 = Instant::now();
+        let allowed =
+            (0..10u16).filter(|n| limiter.allow(IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, *n]), t0)).count();
+        assert_eq!(allowed, 2, "one /64, one burst");
     }
 
     #[test]

@@ -1,37 +1,59 @@
 //! Where every input hands what it received: payloads decompressed within a cap and checked
-//! (a refusal is counted and logged, never fatal), then queued for the outputs in a bounded
-//! queue. TCP and HTTP wait for room, so a fast sender is slowed down; UDP cannot wait, and
-//! counts what it drops.
+//! (a refusal is counted and logged, never fatal), then queued for the outputs. The queue is
+//! bounded twice, in messages and in the memory they hold. TCP and HTTP wait for room, so a fast
+//! sender is slowed down (an HTTP request at most `HTTP_WAIT`, then it is answered 503); UDP
+//! cannot wait, and counts what it drops.
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::event::{Event, Invalid};
 use super::stats::{Input, Stats};
 
-/// The outputs are gone: the receiver is stopping.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("spout receive is stopping")]
-pub struct Stopping;
+/// Most memory the queued messages may hold, as their [`Event::weight`]s count it.
+pub const QUEUE_BYTES: usize = 64 << 20;
+/// Most messages queued (a request's several count as one).
+pub const QUEUE_ITEMS: usize = 4096;
+/// How long an HTTP request waits for room before it is answered 503, keeping nothing.
+pub const HTTP_WAIT: Duration = Duration::from_secs(10);
+
+/// Why messages were not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotQueued {
+    #[error("spout receive is stopping")]
+    Stopping,
+    #[error("no room for them in time: the outputs are behind")]
+    Busy,
+}
+
+/// Messages on their way to the outputs, with the room they take; given back when dropped.
+pub struct Queued {
+    pub events: Vec<Event>,
+    _room: OwnedSemaphorePermit,
+}
 
 #[derive(Debug, Clone)]
 pub struct Intake {
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<Queued>,
+    /// In KiB of weight.
+    room: Arc<Semaphore>,
     pub stats: Arc<Stats>,
-    /// Most bytes a payload may decompress to.
-    pub max_decompressed: usize,
+    /// Most bytes a message may decompress to.
+    pub max_message: usize,
 }
 
 impl Intake {
-    pub fn new(tx: mpsc::Sender<Event>, stats: Arc<Stats>, max_decompressed: usize) -> Intake {
-        Intake { tx, stats, max_decompressed }
+    pub fn new(stats: Arc<Stats>, max_message: usize) -> (Intake, mpsc::Receiver<Queued>) {
+        let (tx, rx) = mpsc::channel(QUEUE_ITEMS);
+        (Intake { tx, room: Arc::new(Semaphore::new(QUEUE_BYTES >> 10)), stats, max_message }, rx)
     }
 
     /// A GELF payload (plain, gzip or zlib, told by its first bytes) as a checked message.
     pub fn decode(&self, payload: &[u8]) -> Result<Event, Invalid> {
-        let json = gelf::decompress(payload, self.max_decompressed)?;
+        let json = gelf::decompress(payload, self.max_message)?;
         Event::parse(&json, now_s())
     }
 
@@ -40,21 +62,43 @@ impl Intake {
         self.stats.invalid(input, why, from);
     }
 
-    /// Queues `event`, waiting for room.
-    pub async fn deliver(&self, input: Input, event: Event) -> Result<(), Stopping> {
-        self.tx.send(event).await.map_err(|_| Stopping)?;
-        self.stats.received(input);
+    /// Queues `events` all together, waiting for room (at most `wait`, if given).
+    pub async fn deliver(&self, input: Input, events: Vec<Event>, wait: Option<Duration>) -> Result<(), NotQueued> {
+        let kib = kib(&events);
+        let acquire = Arc::clone(&self.room).acquire_many_owned(kib);
+        let room = match wait {
+            None => acquire.await,
+            Some(wait) => tokio::time::timeout(wait, acquire).await.map_err(|_| NotQueued::Busy)?,
+        };
+        let room = room.map_err(|_| NotQueued::Stopping)?;
+        let n = events.len() as u64;
+        let permit = match wait {
+            None => self.tx.reserve().await,
+            Some(wait) => tokio::time::timeout(wait, self.tx.reserve()).await.map_err(|_| NotQueued::Busy)?,
+        };
+        permit.map_err(|_| NotQueued::Stopping)?.send(Queued { events, _room: room });
+        self.stats.received(input, n);
         Ok(())
     }
 
     /// Queues `event` if there is room; counts it dropped otherwise.
     pub fn offer(&self, input: Input, event: Event) {
-        match self.tx.try_send(event) {
-            Ok(()) => self.stats.received(input),
+        let events = vec![event];
+        let Ok(room) = Arc::clone(&self.room).try_acquire_many_owned(kib(&events)) else {
+            return self.stats.dropped("full", 1);
+        };
+        match self.tx.try_send(Queued { events, _room: room }) {
+            Ok(()) => self.stats.received(input, 1),
             Err(mpsc::error::TrySendError::Full(_)) => self.stats.dropped("full", 1),
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
+}
+
+/// The room `events` take, in KiB (at least one each), never more than the whole queue's.
+fn kib(events: &[Event]) -> u32 {
+    let kib: usize = events.iter().map(|e| e.weight().div_ceil(1024)).sum();
+    u32::try_from(kib.min(QUEUE_BYTES >> 10)).unwrap_or(u32::MAX)
 }
 
 /// Now, in seconds since the epoch.

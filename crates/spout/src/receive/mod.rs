@@ -29,7 +29,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -43,8 +42,6 @@ use stats::{Forwarded, Input, Metrics, Stats};
 
 /// The port GELF inputs listen on by convention.
 pub const GELF_PORT: u16 = 12201;
-/// Messages between the inputs and the outputs.
-const QUEUE: usize = 4096;
 /// How long the forward routes may take to deliver what they hold at shutdown.
 const GRACE: Duration = Duration::from_secs(10);
 
@@ -63,6 +60,7 @@ pub struct ReceiveConfig {
     pub max_body: usize,
     pub idle: Duration,
     pub max_clients: usize,
+    pub max_clients_per_address: usize,
     enrich: Enrich,
     pub out: Option<Out>,
     pub forward: Vec<RouteSpec>,
@@ -114,6 +112,13 @@ impl ReceiveConfig {
         at_least("max-pending-bytes", args.max_pending_bytes, 65_536);
         at_least("max-body-bytes", args.max_body_bytes, 1024);
         at_least("max-clients", args.max_clients, 1);
+        at_least("max-clients-per-address", args.max_clients_per_address, 1);
+        if args.max_pending_bytes < args.max_message_bytes {
+            problems.push(format!(
+                "--max-pending-bytes: {} is below --max-message-bytes ({}): a whole message must fit",
+                args.max_pending_bytes, args.max_message_bytes
+            ));
+        }
         if !(args.http_rate > 0.0 && args.http_rate.is_finite()) {
             problems.push(format!("--http-rate: {} is not a positive number of requests a second", args.http_rate));
         }
@@ -160,6 +165,7 @@ impl ReceiveConfig {
             max_body: args.max_body_bytes,
             idle: args.idle_timeout,
             max_clients: args.max_clients,
+            max_clients_per_address: args.max_clients_per_address,
             enrich,
             out,
             forward,
@@ -218,8 +224,11 @@ pub async fn run(config: ReceiveConfig, shutdown: CancellationToken) -> Result<(
     };
 
     let stats = Arc::new(Stats::default());
-    let (tx, rx) = mpsc::channel(QUEUE);
-    let intake = Intake::new(tx, Arc::clone(&stats), config.max_decompressed);
+    let (intake, rx) = Intake::new(Arc::clone(&stats), config.max_message);
+    let places = || {
+        let refused = Arc::clone(&stats.clients_refused);
+        Arc::new(clients::Places::new(config.max_clients, config.max_clients_per_address, refused))
+    };
     let forwards = Forwards::start(&config.forward);
     let stop = CancellationToken::new();
     let mut inputs = tokio::task::JoinSet::new();
@@ -230,9 +239,8 @@ pub async fn run(config: ReceiveConfig, shutdown: CancellationToken) -> Result<(
     }
     if let Some(listener) = tcp {
         listening.push(("tcp", listener.local_addr().ok()));
-        let limits =
-            tcp::Limits { max_message: config.max_message, idle: config.idle, max_clients: config.max_clients };
-        inputs.spawn(tcp::run(listener, intake.clone(), limits, stop.clone()));
+        let limits = tcp::Limits { max_message: config.max_message, idle: config.idle };
+        inputs.spawn(tcp::run(listener, intake.clone(), limits, places(), stop.clone()));
     }
     if let Some(listener) = http {
         listening.push(("http", listener.local_addr().ok()));
@@ -241,7 +249,11 @@ pub async fn run(config: ReceiveConfig, shutdown: CancellationToken) -> Result<(
             bulk: config.bulk,
             cors: config.cors.clone(),
             max_body: config.max_body,
-            max_clients: config.max_clients,
+            max_decompressed: config.max_decompressed,
+            // What a body may decompress to, with room for what keeping its messages costs;
+            // never so much that one request could not fit the queue.
+            max_weight: (2 * config.max_decompressed).min(intake::QUEUE_BYTES / 2),
+            clients: places(),
             limiter: http::Limiter::new(config.rate),
         };
         inputs.spawn(http::run(listener, Arc::new(input), stop.clone()));
@@ -269,20 +281,29 @@ pub async fn run(config: ReceiveConfig, shutdown: CancellationToken) -> Result<(
             }
         });
     }
-    {
+    let deadline = {
         let outputs = output::run(rx, config.enrich, config.out, &forwards, Arc::clone(&stats));
         tokio::pin!(outputs);
         tokio::select! {
-            () = &mut outputs => {}
-            () = shutdown.cancelled() => {
-                info!("stopping: inputs closed, delivering what is queued");
-                stop.cancel();
-                while inputs.join_next().await.is_some() {}
+        () = &mut outputs => tokio::time::Instant::now() + GRACE,
+        () = shutdown.cancelled() => {
+            info!(grace = ?GRACE, "stopping: inputs closed, delivering what is queued");
+            let deadline = tokio::time::Instant::now() + GRACE;
+            stop.cancel();
+            // The outputs go on taking from the queue while the inputs hand in their last.
+            let inputs_done = async { while inputs.join_next().await.is_some() {} };
+            let (_, drained) = tokio::join!(inputs_done, tokio::time::timeout_at(deadline, &mut outputs));
+            // A forward route that cannot deliver holds the queue up: past the grace period it
+            // gives up what it holds, and the rest of the queue is counted as it goes.
+            if drained.is_err() {
+                forwards.abort();
                 outputs.await;
             }
+            deadline
         }
-    }
-    forwards.finish(GRACE).await;
+        }
+    };
+    forwards.finish(deadline).await;
     let received: Vec<String> =
         Input::ALL.iter().map(|i| format!("{}={}", i.as_str(), stats.received_count(*i))).collect();
     info!(received = %received.join(" "), written = stats.written.get(), "stopped");

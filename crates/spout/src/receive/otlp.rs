@@ -22,8 +22,10 @@ pub struct Decoded {
     pub refused: Vec<Invalid>,
 }
 
-/// Decodes a request; `peer` names the host of records whose resource has no `host.name`.
-pub fn decode(body: &[u8], json: bool, peer: &str, now_s: f64) -> Result<Decoded, Invalid> {
+/// Decodes a request; `peer` names the host of records whose resource has no `host.name`. The
+/// messages made hold at most `max_weight` (each record gets a copy of its resource's
+/// attributes), or the request is refused whole.
+pub fn decode(body: &[u8], json: bool, peer: &str, now_s: f64, max_weight: usize) -> Result<Decoded, Invalid> {
     let request = if json || body.first() == Some(&b'{') {
         let mut value: Value = serde_json::from_slice(body).map_err(|e| Invalid::Json(e.to_string()))?;
         times_as_strings(&mut value);
@@ -31,7 +33,7 @@ pub fn decode(body: &[u8], json: bool, peer: &str, now_s: f64) -> Result<Decoded
     } else {
         ExportLogsServiceRequest::decode(body).map_err(|e| Invalid::Otlp(e.to_string()))?
     };
-    let mut decoded = Decoded::default();
+    let (mut decoded, mut weight) = (Decoded::default(), 0);
     for resource_logs in request.resource_logs {
         let resource = resource_logs.resource.map(|r| r.attributes).unwrap_or_default();
         let host = resource
@@ -43,8 +45,14 @@ pub fn decode(body: &[u8], json: bool, peer: &str, now_s: f64) -> Result<Decoded
             let scope = scope_logs.scope.map(|s| s.name).unwrap_or_default();
             for record in scope_logs.log_records {
                 match event(&record, &resource, &host, &scope, now_s) {
-                    Ok(event) => decoded.events.push(event),
+                    Ok(event) => {
+                        weight += event.weight();
+                        decoded.events.push(event);
+                    }
                     Err(why) => decoded.refused.push(why),
+                }
+                if weight > max_weight {
+                    return Err(Invalid::TooLarge(max_weight));
                 }
             }
         }
@@ -213,7 +221,7 @@ mod tests {
                 ..Default::default()
             }],
         };
-        let decoded = decode(&request.encode_to_vec(), false, "10.0.0.9", 1.0).expect("decoded");
+        let decoded = decode(&request.encode_to_vec(), false, "10.0.0.9", 1.0, 1 << 20).expect("decoded");
         assert_eq!(decoded.refused.len(), 1, "the record with no body and no event name");
         assert_eq!(decoded.refused[0].reason(), "short_message");
         let e = decoded.events[0].fields();
@@ -238,7 +246,7 @@ mod tests {
                "attributes":[{"key":"n","value":{"intValue":"3"}},{"key":"ok","value":{"boolValue":true}}]},
               {"observedTimeUnixNano":"1800000001000000000","body":{"kvlistValue":{"values":[{"key":"a","value":{"intValue":1}}]}}}
             ]}]}]}"#;
-        let decoded = decode(body.as_bytes(), true, "192.0.2.1", 1.0).expect("decoded");
+        let decoded = decode(body.as_bytes(), true, "192.0.2.1", 1.0, 1 << 20).expect("decoded");
         assert!(decoded.refused.is_empty(), "{:?}", decoded.refused);
         let (a, b) = (decoded.events[0].fields(), decoded.events[1].fields());
         assert_eq!((&a["host"], &a["short_message"], &a["level"]), (&"192.0.2.1".into(), &"boom".into(), &3.into()));
@@ -248,7 +256,24 @@ mod tests {
             (&3.into(), &"true".into(), &"front".into(), &"web".into())
         );
         assert_eq!((&b["short_message"], &b["timestamp"]), (&r#"{"a":1}"#.into(), &1_800_000_001.0.into()));
-        assert!(matches!(decode(b"{\"resourceLogs\":3}", true, "p", 1.0), Err(Invalid::Otlp(_))));
-        assert!(matches!(decode(b"\x0a\xff\xff", false, "p", 1.0), Err(Invalid::Otlp(_))));
+        assert!(matches!(decode(b"{\"resourceLogs\":3}", true, "p", 1.0, 1 << 20), Err(Invalid::Otlp(_))));
+        assert!(matches!(decode(b"\x0a\xff\xff", false, "p", 1.0, 1 << 20), Err(Invalid::Otlp(_))));
+    }
+
+    #[test]
+    fn a_request_whose_records_would_each_copy_a_big_resource_is_refused_whole() {
+        let big = kv("big", AnyValue::StringValue("r".repeat(100_000)));
+        let record =
+            LogRecord { body: Some(Any { value: Some(AnyValue::StringValue("x".into())) }), ..Default::default() };
+        let request = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource { attributes: vec![big], ..Default::default() }),
+                scope_logs: vec![ScopeLogs { log_records: vec![record; 1000], ..Default::default() }],
+                ..Default::default()
+            }],
+        };
+        let body = request.encode_to_vec();
+        assert!(body.len() < 200_000, "a small request: {} bytes", body.len());
+        assert_eq!(decode(&body, false, "p", 1.0, 8 << 20).map(|d| d.events.len()), Err(Invalid::TooLarge(8 << 20)));
     }
 }

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -12,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use super::enrich::Enrich;
-use super::event::Event;
 use super::forward;
+use super::intake::Queued;
 use super::stats::{Forwarded, Stats};
 use crate::router::Router;
 use crate::routes::uri::RouteSpec;
@@ -49,10 +48,14 @@ impl Forwards {
         Forwards { router: Router::new(queues), tasks, abort, shown }
     }
 
-    /// Lets the routes deliver what they hold within `grace`, then makes them give it up.
-    pub async fn finish(self, grace: Duration) {
+    /// Makes the routes give up what they hold, counting it undelivered.
+    pub fn abort(&self) {
+        self.abort.cancel();
+    }
+
+    /// Lets the routes deliver what they hold until `deadline`, then makes them give it up.
+    pub async fn finish(self, deadline: tokio::time::Instant) {
         self.router.close();
-        let deadline = tokio::time::Instant::now() + grace;
         for (uri, mut task) in self.tasks {
             if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
                 self.abort.cancel();
@@ -70,7 +73,7 @@ impl Forwards {
 
 /// Takes messages until every input is gone: enriches them, then writes and forwards them.
 pub async fn run(
-    mut rx: mpsc::Receiver<Event>,
+    mut rx: mpsc::Receiver<Queued>,
     enrich: Enrich,
     out: Option<Out>,
     forwards: &Forwards,
@@ -94,29 +97,40 @@ pub async fn run(
     let forwarding = !forwards.tasks.is_empty();
     let (mut text, mut batch) = (Vec::new(), Vec::new());
     while let Some(first) = rx.recv().await {
-        let mut events = vec![first];
-        while events.len() < batch_max {
+        // The room they take in the queue is given back once they are written and forwarded.
+        let mut taken = vec![first];
+        let mut count = taken[0].events.len();
+        while count < batch_max {
             match rx.try_recv() {
-                Ok(event) => events.push(event),
+                Ok(more) => {
+                    count += more.events.len();
+                    taken.push(more);
+                }
                 Err(_) => break,
             }
         }
         text.clear();
-        for mut event in events {
-            enrich.apply(&mut event);
-            if writer.is_some() {
-                event.write_json(&mut text);
-                text.push(b'\n');
-            }
-            if forwarding {
-                batch.push(forward::message(&event));
+        let written = if writer.is_some() { count as u64 } else { 0 };
+        for queued in &mut taken {
+            for event in &mut queued.events {
+                enrich.apply(event);
+                if writer.is_some() {
+                    event.write_json(&mut text);
+                    text.push(b'\n');
+                }
+                if forwarding {
+                    batch.push(forward::message(event, |c| forwards.router.rejected_by(c)));
+                }
             }
         }
         if let Some(w) = writer.as_mut() {
-            let written = text.iter().filter(|&&b| b == b'\n').count() as u64;
-            match w.write_all(&text).await {
+            // A file's writes are done in the background: its errors come with the flush.
+            let outcome = match w.write_all(&text).await {
+                Ok(()) => w.flush().await,
+                Err(e) => Err(e),
+            };
+            match outcome {
                 Ok(()) => {
-                    let _ = w.flush().await;
                     stats.written.add(written);
                 }
                 Err(e) => {
@@ -125,9 +139,15 @@ pub async fn run(
                 }
             }
         }
+        // The router cuts a batch to fit each route's queue.
+        let n = batch.len() as u64;
         if forwarding && forwards.router.send(std::mem::take(&mut batch)).await.is_err() {
-            stats.dropped("forward_closed", 1);
+            // Every route has given up (the grace period is over): these never reached one.
+            stats.dropped("undelivered", n);
         }
+        drop(taken);
+        // A burst of big messages leaves no big buffer behind.
+        text.shrink_to(1 << 20);
     }
     if let Some(w) = writer.as_mut() {
         let _ = w.flush().await;

@@ -59,13 +59,15 @@ pub struct Stats {
     pub written: Counter,
     /// TCP and HTTP clients connected now.
     pub clients: AtomicUsize,
+    /// Clients closed at once: their address had all its places.
+    pub clients_refused: Arc<Counter>,
     last_warned: Mutex<Option<Instant>>,
     unwarned: Counter,
 }
 
 impl Stats {
-    pub fn received(&self, input: Input) {
-        self.received[input as usize].add(1);
+    pub fn received(&self, input: Input, n: u64) {
+        self.received[input as usize].add(n);
     }
 
     pub fn received_count(&self, input: Input) -> u64 {
@@ -82,6 +84,7 @@ impl Stats {
             return;
         }
         *last = Some(now);
+        drop(last);
         let also = self.unwarned.take();
         warn!(input = input.as_str(), from = %from, error = %why, also_refused_unlogged = also, "refused a message");
     }
@@ -112,20 +115,33 @@ pub struct Forwarded {
 
 impl Collector for Metrics {
     fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
-        let per_route = [
-            ("spout_messages_sent", "Messages sent to the forward route's destination.", 0),
-            ("spout_messages_dropped", "Messages the forward route gave up (its queue full with when_full=drop, a failed UDP send, refused by the destination, or still queued when the grace period ended).", 1),
-        ];
-        for (name, help, which) in per_route {
-            let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for route in &self.routes {
-                let s = &route.stats;
-                let n = match which {
-                    0 => s.sent.get(),
-                    _ => s.dropped_full.get() + s.dropped_failed.get() + s.dropped_refused.get() + s.undelivered.get(),
-                };
-                let uri = crate::api::escape_label(&route.uri);
-                ConstCounter::new(n).encode(family.encode_family(&[("route", uri.as_str())])?)?;
+        let mut family = e.encode_descriptor(
+            "spout_receive_forwarded",
+            "Messages sent to a --forward route's destination.",
+            None,
+            MetricType::Counter,
+        )?;
+        for route in &self.routes {
+            let uri = crate::api::escape_label(&route.uri);
+            ConstCounter::new(route.stats.sent.get()).encode(family.encode_family(&[("route", uri.as_str())])?)?;
+        }
+        let mut family = e.encode_descriptor(
+            "spout_receive_forward_dropped",
+            "Messages a --forward route gave up, by reason: its queue full (when_full=drop), a failed UDP send, refused by the destination, or still held when the grace period ended.",
+            None,
+            MetricType::Counter,
+        )?;
+        for route in &self.routes {
+            let (uri, s) = (crate::api::escape_label(&route.uri), &route.stats);
+            let reasons = [
+                ("queue_full", &s.dropped_full),
+                ("send_failed", &s.dropped_failed),
+                ("refused", &s.dropped_refused),
+                ("undelivered", &s.undelivered),
+            ];
+            for (reason, n) in reasons {
+                ConstCounter::new(n.get())
+                    .encode(family.encode_family(&[("route", uri.as_str()), ("reason", reason)])?)?;
             }
         }
         self.stats.encode(e)
@@ -146,7 +162,7 @@ impl Stats {
         }
         let mut family = e.encode_descriptor(
             "spout_receive_invalid",
-            "Messages refused, by input and reason.",
+            "Messages refused, by input and reason; and whole HTTP requests (too_large: over a cap; origin: from an origin not let in, preflights included).",
             None,
             MetricType::Counter,
         )?;
@@ -155,7 +171,7 @@ impl Stats {
         }
         let mut family = e.encode_descriptor(
             "spout_receive_dropped",
-            "Valid messages given up, by reason (full: the UDP input's queue was full).",
+            "Valid messages given up, by reason (full: no room in the queue for a UDP message; out_failed: --out could not be written; undelivered: every forward route had given up at shutdown).",
             None,
             MetricType::Counter,
         )?;
@@ -179,6 +195,11 @@ impl Stats {
                 &self.chunks_expired,
             ),
             ("spout_receive_written", "Messages written to --out.", &self.written),
+            (
+                "spout_receive_clients_refused",
+                "TCP and HTTP clients closed at once: their address had --max-clients-per-address.",
+                &self.clients_refused,
+            ),
         ];
         for (name, help, counter) in counters {
             let metric = ConstCounter::new(counter.get());

@@ -1,7 +1,6 @@
 //! The GELF TCP input: each message a frame ended by a NUL byte (a newline after it tolerated),
 //! not compressed. A frame longer than `max_message` is skipped to its NUL and counted; a
-//! client silent for `idle` is closed; at most `max_clients` at once, further ones wait in the
-//! kernel's backlog.
+//! client silent for `idle` is closed; how many at once is [`super::clients`]'s to say.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -10,35 +9,30 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use super::clients::{self, Client};
+use super::clients::{Client, Places};
 use super::event::{Event, Invalid};
-use super::intake::Intake;
+use super::intake::{Intake, NotQueued};
 use super::stats::Input;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_message: usize,
     pub idle: Duration,
-    pub max_clients: usize,
 }
 
-/// Accepts clients until `stop`; each is read by a task of its own.
-pub async fn run(listener: TcpListener, intake: Intake, limits: Limits, stop: CancellationToken) {
-    let clients = Arc::new(Semaphore::new(limits.max_clients));
+/// Accepts clients until `stop`; each is read by a task of its own. At `stop`, what a client
+/// sent before is still taken, then it is closed.
+pub async fn run(listener: TcpListener, intake: Intake, limits: Limits, places: Arc<Places>, stop: CancellationToken) {
     let tasks = TaskTracker::new();
-    while let Some(Client { stream, peer, place }) = clients::next(&listener, &clients, &stop).await {
+    while let Some(Client { stream, peer, place }) = places.next(&listener, &stop).await {
         let (intake, stop) = (intake.clone(), stop.clone());
         tasks.spawn(async move {
             intake.stats.clients.fetch_add(1, Ordering::Relaxed);
-            tokio::select! {
-                () = read_client(stream, peer, &intake, limits) => {}
-                () = stop.cancelled() => {}
-            }
+            read_client(stream, peer, &intake, limits, &stop).await;
             intake.stats.clients.fetch_sub(1, Ordering::Relaxed);
             drop(place);
         });
@@ -47,11 +41,21 @@ pub async fn run(listener: TcpListener, intake: Intake, limits: Limits, stop: Ca
     tasks.wait().await;
 }
 
-async fn read_client(mut stream: TcpStream, peer: SocketAddr, intake: &Intake, limits: Limits) {
+async fn read_client(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    intake: &Intake,
+    limits: Limits,
+    stop: &CancellationToken,
+) {
     let mut frames = Frames::new(limits.max_message);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = match tokio::time::timeout(limits.idle, stream.read(&mut buf)).await {
+        let read = tokio::select! {
+            read = tokio::time::timeout(limits.idle, stream.read(&mut buf)) => read,
+            () = stop.cancelled() => break,
+        };
+        let n = match read {
             Ok(Ok(0)) | Ok(Err(_)) => break,
             Ok(Ok(n)) => n,
             Err(_) => {
@@ -71,13 +75,14 @@ async fn read_client(mut stream: TcpStream, peer: SocketAddr, intake: &Intake, l
     }
 }
 
-async fn deliver(frame: Frame, peer: SocketAddr, intake: &Intake) -> Result<(), super::intake::Stopping> {
+async fn deliver(frame: Frame, peer: SocketAddr, intake: &Intake) -> Result<(), NotQueued> {
     let event = match frame {
         Frame::Whole(bytes) => Event::parse(&bytes, super::intake::now_s()),
         Frame::TooLong(max) => Err(Invalid::TooLarge(max)),
     };
     match event {
-        Ok(event) => intake.deliver(Input::Tcp, event).await,
+        // Waits as long as it takes: the client is slowed down, as TCP does.
+        Ok(event) => intake.deliver(Input::Tcp, vec![event], None).await,
         Err(why) => {
             intake.refused(Input::Tcp, &why, &peer);
             Ok(())

@@ -79,7 +79,10 @@ fn spouts_agent_to_receive_over_udp_tcp_and_http_keeps_every_field() {
     c.wait();
     let mut expected = expected_lines();
     expected.push("oops".into());
-    let sent = reference.inbox.settle_lines(&c.id, 52);
+    let mut sent = reference.inbox.settle_lines(&c.id, 52);
+    // stdout and stderr are two streams: no order holds between them.
+    sent.sort();
+    expected.sort();
     assert_eq!(sent, expected);
     let received = collector.wait_for(3 * 52, |m| m["_container_id"] == c.id.as_str());
     assert_eq!(received.len(), 3 * 52, "each line once over each of UDP, TCP and HTTP");
@@ -103,7 +106,10 @@ fn forwarded_messages_wait_for_a_destination_that_is_down_and_keep_their_fields_
     let mut destination = TcpReceiver::start();
     destination.stop();
     let forward = format!("{}?backoff=100ms&backoff_max=500ms", destination.route());
-    let collector = Collector::start(&["--forward", &forward, "--field", "relay=eu-1"]);
+    // A second destination wants only what went to stderr: errors and worse, by their level.
+    let errors = TcpReceiver::start();
+    let errors_only = format!("{}?filter.sources=stderr", errors.route());
+    let collector = Collector::start(&["--forward", &forward, "--forward", &errors_only, "--field", "relay=eu-1"]);
     let message = |n: usize| {
         format!(
             r#"{{"host":"web-1","short_message":"event{n}","level":4,"_container_id":"relayed","_user":"ann","full_message":"details {n}"}}"#
@@ -129,7 +135,41 @@ fn forwarded_messages_wait_for_a_destination_that_is_down_and_keep_their_fields_
     let first = relayed.iter().find(|m| m["short_message"] == "event1").expect("event1");
     assert_eq!((&first["host"], &first["level"], &first["_user"]), (&"web-1".into(), &4.into(), &"ann".into()));
     assert_eq!((&first["_full_message"], &first["_relay"]), (&"details 1".into(), &"eu-1".into()));
-    assert_eq!(collector.metric(&format!("spout_messages_sent_total{{route=\"{forward}\"}}")), 110);
+    assert_eq!(collector.metric(&format!("spout_receive_forwarded_total{{route=\"{forward}\"}}")), 110);
+    let error = r#"{"host":"web-1","short_message":"payment failed","level":3,"_container_id":"relayed"}"#;
+    assert_eq!(http(collector.http, "POST", "/gelf", &[], error).map(|a| a.0), Some(202));
+    assert_eq!(errors.inbox.settle_lines("relayed", 1), ["payment failed"], "the route's filter decides");
+}
+
+#[test]
+fn one_address_gets_its_share_of_the_clients_and_no_more() {
+    let collector = Collector::start(&["--max-clients-per-address", "2"]);
+    let connect = || {
+        let c = TcpStream::connect(("127.0.0.1", collector.gelf)).expect("connect");
+        c.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+        c
+    };
+    let (mut first, mut second, mut third) = (connect(), connect(), connect());
+    let mut byte = [0u8; 1];
+    // Open: nothing to read, and no end either.
+    let mut still_open = |c: &mut TcpStream| {
+        c.read(&mut byte)
+            .is_err_and(|e| matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
+    };
+    assert!(!still_open(&mut third), "the third is closed at once");
+    for open in [&mut first, &mut second] {
+        assert!(still_open(open), "the first two stay open");
+    }
+    assert_eq!(collector.metric("spout_receive_clients_refused_total"), 1);
+    // A place freed is a place to take.
+    drop(first);
+    let taken = wait_until(PATIENCE, || {
+        let mut again = connect();
+        still_open(&mut again)
+            && again.write_all(b"{\"host\":\"h\",\"short_message\":\"in\",\"_container_id\":\"share\"}\0").is_ok()
+    });
+    assert!(taken);
+    assert_eq!(collector.lines_of("share", 1)[0], "in");
 }
 
 #[test]
@@ -175,7 +215,16 @@ fn the_udp_input_counts_what_its_full_queue_drops_and_tcp_slows_its_sender_inste
         written += 1;
         assert!(written < 1_000_000, "a TCP sender is never held back");
     }
-    drop(stuck);
+    drop(tcp);
+    // The destination reads at last: everything the TCP client wrote whole arrives.
+    let drain = std::thread::spawn(move || {
+        let (mut conn, _) = stuck.accept().expect("the route's connection");
+        let _ = std::io::copy(&mut conn, &mut std::io::sink());
+    });
+    let tcp_received = || collector.metric("spout_receive_messages_total{input=\"tcp\"}");
+    assert!(wait_until(PATIENCE, || tcp_received() == written as u64), "{} of {written}", tcp_received());
+    drop(collector);
+    let _ = drain.join();
 }
 
 /// The GELF payload of a message `text`, gzipped.
@@ -197,7 +246,6 @@ fn chunks(payload: &[u8], size: usize, id: u64) -> Vec<Vec<u8>> {
 
 #[test]
 fn hostile_input_is_counted_and_survived_within_its_caps_and_a_valid_message_still_arrives() {
-    require_docker!();
     let mut collector = Collector::start(&["--max-pending-bytes", "8388608"]);
     let to = ("127.0.0.1", collector.gelf);
     let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -226,6 +274,9 @@ fn hostile_input_is_counted_and_survived_within_its_caps_and_a_valid_message_sti
     }
     let bomb = bomb.finish().expect("gzip");
     chunks(&bomb, 8000, 4).iter().for_each(|g| send(g));
+    // A valid message of 3 MiB, gzipped into one datagram: over --max-message-bytes once inflated.
+    let big = format!(r#"{{"host":"h","short_message":"{}"}}"#, "b".repeat(3 << 20));
+    send(&gzip(big.as_bytes()));
     let answer = http(collector.http, "POST", "/gelf", &[("Content-Encoding", "gzip")], &bomb).map(|a| a.0);
     assert_eq!(answer, Some(400), "a bomb is refused");
     // 2,000 chunked messages never completed: 16 MB of first chunks, over the 8 MiB cap.
@@ -504,4 +555,40 @@ fn the_readmes_two_terminal_try_out_as_printed_shows_a_containers_line_and_a_fro
             && receiver.shows("\"_user\":\"ann\",\"host\":\"127.0.0.1\",\"short_message\":\"checkout clicked\"")
     };
     assert!(wait_until(PATIENCE, both), "the front end's event beside the container's line");
+}
+
+#[test]
+fn the_http_input_answers_only_once_a_request_is_checked_in_bulk_gzipped_or_deflated_and_keeps_nothing_of_a_bad_one() {
+    let collector = Collector::start(&["--http-bulk", "--http-rate", "20", "--idle-timeout", "1s"]);
+    let line = |n: usize| format!(r#"{{"host":"h","short_message":"bulk{n}","_container_id":"http"}}"#);
+    let body = |range: std::ops::RangeInclusive<usize>| range.map(line).collect::<Vec<_>>().join("\n") + "\n";
+    let post = |headers: &[(&str, &str)], body: &[u8]| http(collector.http, "POST", "/gelf", headers, body);
+    assert_eq!(post(&[], body(1..=3).as_bytes()).map(|a| a.0), Some(202));
+    assert_eq!(post(&[("Content-Encoding", "gzip")], &gzip(body(4..=6).as_bytes())).map(|a| a.0), Some(202));
+    let mut deflated = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    deflated.write_all(body(7..=9).as_bytes()).expect("deflate");
+    let deflated = deflated.finish().expect("deflate");
+    assert_eq!(post(&[("Content-Encoding", "deflate")], &deflated).map(|a| a.0), Some(202));
+    // One bad line refuses the whole request, saying which; nothing of it is kept.
+    let bad = format!("{}\n{{\"host\":\"h\"}}\n{}\n", line(100), line(101));
+    let (status, _, answer) = post(&[], bad.as_bytes()).expect("answer");
+    assert_eq!(status, 400);
+    let answer: Value = serde_json::from_str(&answer).expect("a JSON error");
+    assert!(
+        answer["error"].as_str().is_some_and(|e| e.contains("message 2") && e.contains("short_message")),
+        "{answer}"
+    );
+    assert_eq!(post(&[("Content-Encoding", "br")], b"x").map(|a| a.0), Some(415));
+    assert_eq!(collector.lines_of("http", 9), numbered("bulk", 1..=9));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(collector.of("http").len(), 9, "nothing of the refused request");
+
+    // A client over its rate is answered 429 and counted.
+    let answers: Vec<u16> = (0..60).filter_map(|_| post(&[], line(0).as_bytes()).map(|a| a.0)).collect();
+    assert!(answers.contains(&429), "{answers:?}");
+    assert!(collector.metric("spout_receive_rate_limited_total") > 0);
+    // An idle TCP client is closed after --idle-timeout.
+    let mut idle = TcpStream::connect(("127.0.0.1", collector.gelf)).expect("connect");
+    idle.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    assert_eq!(idle.read(&mut [0u8; 1]).ok(), Some(0), "closed by the input");
 }
