@@ -159,30 +159,30 @@ fn receive(config: spout::receive::ReceiveConfig, log_level: Option<&str>) -> Ex
         }
     }
     init_logging(log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("spout: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        tokio::spawn(signals(shutdown.clone()));
-        match spout::receive::run(config, shutdown).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start");
-                ExitCode::FAILURE
-            }
-        }
+    until_signalled(tokio::runtime::Builder::new_multi_thread().enable_all().build(), |shutdown| {
+        spout::receive::run(config, shutdown)
     })
 }
 
 /// `spout run`: the agent, until SIGTERM or SIGINT.
 fn run(config: Config, log_level: Option<&str>) -> ExitCode {
     init_logging(log_level);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    until_signalled(tokio::runtime::Builder::new_current_thread().enable_all().build(), |shutdown| {
+        spout::run(config, shutdown)
+    })
+}
+
+/// Runs `serve` on `runtime` until it returns, SIGTERM or SIGINT cancelling the token it is
+/// given; exits 0 when it ends well.
+fn until_signalled<F, E>(
+    runtime: std::io::Result<tokio::runtime::Runtime>,
+    serve: impl FnOnce(CancellationToken) -> F,
+) -> ExitCode
+where
+    F: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("spout: cannot start the runtime: {e}");
@@ -192,7 +192,7 @@ fn run(config: Config, log_level: Option<&str>) -> ExitCode {
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(signals(shutdown.clone()));
-        match spout::run(config, shutdown).await {
+        match serve(shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = %e, "cannot start");

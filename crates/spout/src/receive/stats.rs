@@ -115,69 +115,73 @@ pub struct Forwarded {
 
 impl Collector for Metrics {
     fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
-        let mut family = e.encode_descriptor(
+        let routes = || self.routes.iter().map(|r| (crate::api::escape_label(&r.uri), &r.stats));
+        family(
+            &mut e,
             "spout_receive_forwarded",
             "Messages sent to a --forward route's destination.",
-            None,
-            MetricType::Counter,
+            routes().map(|(uri, s)| (vec![("route", uri)], s.sent.get())),
         )?;
-        for route in &self.routes {
-            let uri = crate::api::escape_label(&route.uri);
-            ConstCounter::new(route.stats.sent.get()).encode(family.encode_family(&[("route", uri.as_str())])?)?;
-        }
-        let mut family = e.encode_descriptor(
+        family(
+            &mut e,
             "spout_receive_forward_dropped",
             "Messages a --forward route gave up, by reason: its queue full (when_full=drop), a failed UDP send, refused by the destination, or still held when the grace period ended.",
-            None,
-            MetricType::Counter,
+            routes().flat_map(|(uri, s)| {
+                [
+                    ("queue_full", &s.dropped_full),
+                    ("send_failed", &s.dropped_failed),
+                    ("refused", &s.dropped_refused),
+                    ("undelivered", &s.undelivered),
+                ]
+                .map(|(reason, n)| (vec![("route", uri.clone()), ("reason", reason.to_owned())], n.get()))
+            }),
         )?;
-        for route in &self.routes {
-            let (uri, s) = (crate::api::escape_label(&route.uri), &route.stats);
-            let reasons = [
-                ("queue_full", &s.dropped_full),
-                ("send_failed", &s.dropped_failed),
-                ("refused", &s.dropped_refused),
-                ("undelivered", &s.undelivered),
-            ];
-            for (reason, n) in reasons {
-                ConstCounter::new(n.get())
-                    .encode(family.encode_family(&[("route", uri.as_str()), ("reason", reason)])?)?;
-            }
-        }
         self.stats.encode(e)
     }
 }
 
+/// A counter family: each series' labels and value.
+fn family(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl Iterator<Item = (Vec<(&'static str, String)>, u64)>,
+) -> fmt::Result {
+    let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in series {
+        ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
 impl Stats {
     fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
-        let mut family = e.encode_descriptor(
+        family(
+            &mut e,
             "spout_receive_messages",
             "Valid messages received, by input (otlp: log records).",
-            None,
-            MetricType::Counter,
+            Input::ALL.into_iter().map(|i| (vec![("input", i.as_str().to_owned())], self.received_count(i))),
         )?;
-        for input in Input::ALL {
-            ConstCounter::new(self.received_count(input))
-                .encode(family.encode_family(&[("input", input.as_str())])?)?;
-        }
-        let mut family = e.encode_descriptor(
+        let invalid: Vec<_> = lock(&self.invalid)
+            .iter()
+            .map(|((input, reason), n)| {
+                (vec![("input", input.as_str().to_owned()), ("reason", (*reason).to_owned())], *n)
+            })
+            .collect();
+        family(
+            &mut e,
             "spout_receive_invalid",
             "Messages refused, by input and reason; and whole HTTP requests (too_large: over a cap; origin: from an origin not let in, preflights included).",
-            None,
-            MetricType::Counter,
+            invalid.into_iter(),
         )?;
-        for ((input, reason), n) in lock(&self.invalid).iter() {
-            ConstCounter::new(*n).encode(family.encode_family(&[("input", input.as_str()), ("reason", reason)])?)?;
-        }
-        let mut family = e.encode_descriptor(
+        let dropped: Vec<_> =
+            lock(&self.dropped).iter().map(|(reason, n)| (vec![("reason", (*reason).to_owned())], *n)).collect();
+        family(
+            &mut e,
             "spout_receive_dropped",
             "Valid messages given up, by reason (full: no room in the queue for a UDP message; out_failed: --out could not be written; undelivered: every forward route had given up at shutdown).",
-            None,
-            MetricType::Counter,
+            dropped.into_iter(),
         )?;
-        for (reason, n) in lock(&self.dropped).iter() {
-            ConstCounter::new(*n).encode(family.encode_family(&[("reason", *reason)])?)?;
-        }
         let counters = [
             (
                 "spout_receive_rate_limited",

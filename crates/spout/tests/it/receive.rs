@@ -142,6 +142,31 @@ fn forwarded_messages_wait_for_a_destination_that_is_down_and_keep_their_fields_
 }
 
 #[test]
+fn stopping_with_a_forward_destination_down_ends_after_the_grace_period_counting_what_was_not_sent() {
+    let down = crate::support::free_port();
+    // A queue of one: the first message is held by the route, the second waits for room.
+    let forward = format!("gelf+tcp://127.0.0.1:{down}?backoff=100ms&queue=1");
+    let mut collector = Collector::start(&["--forward", &forward]);
+    for n in 1..=3 {
+        let message = format!(r#"{{"host":"h","short_message":"held{n}","_container_id":"held"}}"#);
+        assert_eq!(http(collector.http, "POST", "/gelf", &[], message).map(|a| a.0), Some(202));
+    }
+    assert_eq!(collector.lines_of("held", 2), ["held1", "held2"], "written to --out meanwhile");
+    assert_eq!(
+        collector.stop(),
+        Some(0),
+        "it ends, with the route's grace period, and says so:\n{}",
+        collector.stderr()
+    );
+    let stderr = collector.stderr();
+    assert!(
+        stderr.contains("shutdown grace period over, messages not delivered") && stderr.contains("messages=1"),
+        "{stderr}"
+    );
+    assert_eq!(collector.lines_of("held", 3).len(), 3, "what was queued is still written");
+}
+
+#[test]
 fn one_address_gets_its_share_of_the_clients_and_no_more() {
     let collector = Collector::start(&["--max-clients-per-address", "2"]);
     let connect = || {

@@ -87,6 +87,14 @@ impl Collector {
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().ok().flatten().is_none()
     }
+
+    /// SIGTERM, then waits (at most `PATIENCE`) for it to exit; returns its exit code, if it did.
+    pub fn stop(&mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        let exited = wait_until(PATIENCE, || !self.is_running());
+        exited.then(|| self.child.wait().ok()?.code()).flatten()
+    }
 }
 
 impl Drop for Collector {
