@@ -138,6 +138,10 @@ fn message_cost(count: usize) -> usize {
 /// What keeping one chunk costs beyond its payload.
 const CHUNK_COST: usize = 32;
 
+/// What keeping a message of the most chunks costs beyond its payload: a byte cap on pending
+/// messages must leave this much room beside the largest message.
+pub const MAX_MESSAGE_OVERHEAD: usize = 128 + MAX_CHUNKS * (std::mem::size_of::<Option<Vec<u8>>>() + CHUNK_COST);
+
 /// Puts chunked GELF messages back together, within bounds: incomplete messages hold at most
 /// `max_pending_bytes` (their chunks and what keeping them costs; past it the oldest are given
 /// up, and counted), each message is at most `max_message` bytes, and complete within `timeout`
@@ -225,6 +229,11 @@ impl Reassembler {
         }
         let cost = body.len() + CHUNK_COST;
         self.make_room(cost, &id);
+        if self.pending_bytes + cost > self.max_pending_bytes {
+            // Alone, and still too big for the cap.
+            self.forget(&id);
+            return Err(ReassembleError::TooLarge(self.max_pending_bytes));
+        }
         let Some(partial) = self.pending.get_mut(&id) else { return Ok(None) };
         partial.parts[usize::from(seq)] = Some(body.to_vec());
         partial.received += 1;
@@ -423,6 +432,15 @@ mod tests {
     }
 
     #[test]
+    fn a_message_too_big_for_the_pending_cap_even_alone_is_refused() {
+        let mut r = Reassembler::new(message_cost(2) + 100, 1 << 20, Duration::from_secs(5));
+        let now = Instant::now();
+        let chunk = [&[0x1e, 0x0f, 7, 0, 0, 0, 0, 0, 0, 0, 0, 2][..], &[b'x'; 100]].concat();
+        assert_eq!(r.push(&chunk, now), Err(ReassembleError::TooLarge(message_cost(2) + 100)));
+        assert_eq!((r.pending(), r.pending_bytes()), (0, 0));
+    }
+
+    #[test]
     fn tiny_chunks_of_many_chunk_messages_are_counted_at_what_keeping_them_costs() {
         let mut r = Reassembler::new(1 << 20, 1 << 20, Duration::from_secs(5));
         let now = Instant::now();
@@ -448,10 +466,13 @@ mod tests {
         // Two left incomplete, then enough completed to make the order of arrival sweep itself.
         assert_eq!(r.push(&chunk(1, 0), t0), Ok(None));
         assert_eq!(r.push(&chunk(2, 0), t0), Ok(None));
-        for id in 10..200 {
+        for id in 10..75 {
             assert_eq!(r.push(&chunk(id, 0), t0), Ok(None));
             assert!(r.push(&chunk(id, 1), t0).expect("valid").is_some());
         }
+        // Once one of the two is forgotten, the order (67 entries) outnumbers 2 × 1 + 64: forgetting
+        // at expiry sweeps it, which once took the other's entry too.
+        assert_eq!((r.order.len(), r.pending()), (67, 2));
         assert_eq!(r.expire(t0 + Duration::from_secs(6)), 2, "both incomplete ones expire");
         assert_eq!((r.pending(), r.pending_bytes()), (0, 0));
     }

@@ -12,7 +12,9 @@ mod json;
 mod udp;
 
 pub use chunk::Datagrams;
-pub use chunk::{Chunker, ReassembleError, Reassembler, CHUNK_HEADER_LEN, CHUNK_MAGIC, MAX_CHUNKS};
+pub use chunk::{
+    Chunker, ReassembleError, Reassembler, CHUNK_HEADER_LEN, CHUNK_MAGIC, MAX_CHUNKS, MAX_MESSAGE_OVERHEAD,
+};
 pub use compress::{decompress, Compression, Compressor, DecompressError};
 pub use deflate::Deflater;
 pub use encode::{write_message, Encoder, FieldError, Fields, Message};

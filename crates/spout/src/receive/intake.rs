@@ -62,23 +62,39 @@ impl Intake {
         self.stats.invalid(input, why, from);
     }
 
-    /// Queues `events` all together, waiting for room (at most `wait`, if given).
+    /// Queues `events` all together, waiting for room: as long as it takes (TCP), or until
+    /// `wait` has passed (HTTP).
     pub async fn deliver(&self, input: Input, events: Vec<Event>, wait: Option<Duration>) -> Result<(), NotQueued> {
         let kib = kib(&events);
-        let acquire = Arc::clone(&self.room).acquire_many_owned(kib);
-        let room = match wait {
-            None => acquire.await,
-            Some(wait) => tokio::time::timeout(wait, acquire).await.map_err(|_| NotQueued::Busy)?,
-        };
-        let room = room.map_err(|_| NotQueued::Stopping)?;
         let n = events.len() as u64;
-        let permit = match wait {
-            None => self.tx.reserve().await,
-            Some(wait) => tokio::time::timeout(wait, self.tx.reserve()).await.map_err(|_| NotQueued::Busy)?,
+        let (room, permit) = match wait {
+            None => {
+                let room = Arc::clone(&self.room).acquire_many_owned(kib).await.map_err(|_| NotQueued::Stopping)?;
+                (room, self.tx.reserve().await)
+            }
+            Some(wait) => {
+                let deadline = tokio::time::Instant::now() + wait;
+                let room =
+                    tokio::time::timeout_at(deadline, self.room_within(kib)).await.map_err(|_| NotQueued::Busy)??;
+                let permit = tokio::time::timeout_at(deadline, self.tx.reserve()).await.map_err(|_| NotQueued::Busy)?;
+                (room, permit)
+            }
         };
         permit.map_err(|_| NotQueued::Stopping)?.send(Queued { events, _room: room });
         self.stats.received(input, n);
         Ok(())
+    }
+
+    /// `kib` of room, taken as soon as that much is free, without queueing for it: a big
+    /// request waiting at the head of the semaphore's line would hold every other input up.
+    async fn room_within(&self, kib: u32) -> Result<OwnedSemaphorePermit, NotQueued> {
+        loop {
+            match Arc::clone(&self.room).try_acquire_many_owned(kib) {
+                Ok(room) => return Ok(room),
+                Err(tokio::sync::TryAcquireError::Closed) => return Err(NotQueued::Stopping),
+                Err(tokio::sync::TryAcquireError::NoPermits) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
     }
 
     /// Queues `event` if there is room; counts it dropped otherwise.
@@ -95,9 +111,9 @@ impl Intake {
     }
 }
 
-/// The room `events` take, in KiB (at least one each), never more than the whole queue's.
+/// The room `events` take, in KiB (at least one), never more than the whole queue's.
 fn kib(events: &[Event]) -> u32 {
-    let kib: usize = events.iter().map(|e| e.weight().div_ceil(1024)).sum();
+    let kib = events.iter().map(Event::weight).sum::<usize>().div_ceil(1024).max(1);
     u32::try_from(kib.min(QUEUE_BYTES >> 10)).unwrap_or(u32::MAX)
 }
 

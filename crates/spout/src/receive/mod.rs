@@ -113,10 +113,12 @@ impl ReceiveConfig {
         at_least("max-body-bytes", args.max_body_bytes, 1024);
         at_least("max-clients", args.max_clients, 1);
         at_least("max-clients-per-address", args.max_clients_per_address, 1);
-        if args.max_pending_bytes < args.max_message_bytes {
+        // A whole message must fit, with what keeping its chunks costs.
+        let whole = args.max_message_bytes.saturating_add(gelf::MAX_MESSAGE_OVERHEAD);
+        if args.max_pending_bytes < whole {
             problems.push(format!(
-                "--max-pending-bytes: {} is below --max-message-bytes ({}): a whole message must fit",
-                args.max_pending_bytes, args.max_message_bytes
+                "--max-pending-bytes: {} is below --max-message-bytes and what keeping its chunks costs ({whole}): a whole message must fit",
+                args.max_pending_bytes
             ));
         }
         if !(args.http_rate > 0.0 && args.http_rate.is_finite()) {
@@ -250,9 +252,9 @@ pub async fn run(config: ReceiveConfig, shutdown: CancellationToken) -> Result<(
             cors: config.cors.clone(),
             max_body: config.max_body,
             max_decompressed: config.max_decompressed,
-            // What a body may decompress to, with room for what keeping its messages costs;
-            // never so much that one request could not fit the queue.
-            max_weight: (2 * config.max_decompressed).min(intake::QUEUE_BYTES / 2),
+            // What a body (or one message) may decompress to, with room for what keeping its
+            // messages costs; a quarter of the queue at most, so that one request leaves room.
+            max_weight: (2 * config.max_decompressed.max(config.max_message)).min(intake::QUEUE_BYTES / 4),
             clients: places(),
             limiter: http::Limiter::new(config.rate),
         };
@@ -290,14 +292,17 @@ pub async fn run(config: ReceiveConfig, shutdown: CancellationToken) -> Result<(
             info!(grace = ?GRACE, "stopping: inputs closed, delivering what is queued");
             let deadline = tokio::time::Instant::now() + GRACE;
             stop.cancel();
-            // The outputs go on taking from the queue while the inputs hand in their last.
-            let inputs_done = async { while inputs.join_next().await.is_some() {} };
-            let (_, drained) = tokio::join!(inputs_done, tokio::time::timeout_at(deadline, &mut outputs));
+            // The outputs go on taking from the queue while the inputs hand in their last (a
+            // TCP client's frames already read may wait for room).
+            let drained = tokio::time::timeout_at(deadline, async {
+                tokio::join!(async { while inputs.join_next().await.is_some() {} }, &mut outputs)
+            })
+            .await;
             // A forward route that cannot deliver holds the queue up: past the grace period it
             // gives up what it holds, and the rest of the queue is counted as it goes.
             if drained.is_err() {
                 forwards.abort();
-                outputs.await;
+                tokio::join!(async { while inputs.join_next().await.is_some() {} }, &mut outputs);
             }
             deadline
         }

@@ -26,7 +26,15 @@ pub struct Decoded {
 /// messages made hold at most `max_weight` (each record gets a copy of its resource's
 /// attributes), or the request is refused whole.
 pub fn decode(body: &[u8], json: bool, peer: &str, now_s: f64, max_weight: usize) -> Result<Decoded, Invalid> {
-    let request = if json || body.first() == Some(&b'{') {
+    let json = json || body.first() == Some(&b'{');
+    // Decoding costs far more than the body for small parts (an empty record is 2 bytes on the
+    // wire and a whole `LogRecord` in memory): weighed first, a request that would take too much is
+    // refused before it takes anything.
+    let decoding = if json { json_weight(body) } else { protobuf_weight(body)? };
+    if decoding > max_weight {
+        return Err(Invalid::TooLarge(max_weight));
+    }
+    let request = if json {
         let mut value: Value = serde_json::from_slice(body).map_err(|e| Invalid::Json(e.to_string()))?;
         times_as_strings(&mut value);
         serde_json::from_value::<ExportLogsServiceRequest>(value).map_err(|e| Invalid::Otlp(e.to_string()))?
@@ -58,6 +66,129 @@ pub fn decode(body: &[u8], json: bool, peer: &str, now_s: f64, max_weight: usize
         }
     }
     Ok(decoded)
+}
+
+/// What decoding a protobuf request takes, about: its bytes, and for each of its messages (a
+/// resource, a record, an attribute, a value…) what the decoded one costs.
+fn protobuf_weight(body: &[u8]) -> Result<usize, Invalid> {
+    let mut total = body.len();
+    wire::weigh(body, wire::Kind::Request, 0, &mut total).map_err(|e| Invalid::Otlp(e.to_owned()))?;
+    Ok(total)
+}
+
+/// What decoding a JSON request takes, about: its bytes twice (the JSON value, then the
+/// request), and for each object or array what the decoded one costs.
+fn json_weight(body: &[u8]) -> usize {
+    let parts = body.iter().filter(|&&b| b == b'{' || b == b'[').count();
+    2 * body.len() + parts * wire::PART_COST
+}
+
+/// OTLP's protobuf, walked without decoding it: which fields of which message are messages.
+mod wire {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::logs::v1::LogRecord;
+
+    /// What a decoded part costs beyond its own bytes, about, for JSON's objects and arrays.
+    pub const PART_COST: usize = 128;
+
+    /// Messages nest no deeper than this (prost's own limit is 100).
+    const MAX_DEPTH: usize = 64;
+
+    #[derive(Debug, Clone, Copy)]
+    pub enum Kind {
+        Request,
+        ResourceLogs,
+        Resource,
+        ScopeLogs,
+        Scope,
+        Record,
+        KeyValue,
+        AnyValue,
+        Array,
+        KvList,
+    }
+
+    impl Kind {
+        /// The message that field `field` of this one holds, if it is one.
+        fn child(self, field: u64) -> Option<Kind> {
+            Some(match (self, field) {
+                (Kind::Request, 1) => Kind::ResourceLogs,
+                (Kind::ResourceLogs, 1) => Kind::Resource,
+                (Kind::ResourceLogs, 2) => Kind::ScopeLogs,
+                (Kind::Resource, 1) | (Kind::Scope, 3) | (Kind::Record, 6) | (Kind::KvList, 1) => Kind::KeyValue,
+                (Kind::ScopeLogs, 1) => Kind::Scope,
+                (Kind::ScopeLogs, 2) => Kind::Record,
+                (Kind::Record, 5) | (Kind::KeyValue, 2) | (Kind::Array, 1) => Kind::AnyValue,
+                (Kind::AnyValue, 5) => Kind::Array,
+                (Kind::AnyValue, 6) => Kind::KvList,
+                _ => return None,
+            })
+        }
+
+        fn cost(self) -> usize {
+            let size = match self {
+                Kind::Record => std::mem::size_of::<LogRecord>(),
+                Kind::KeyValue => std::mem::size_of::<KeyValue>(),
+                Kind::AnyValue => std::mem::size_of::<AnyValue>(),
+                _ => PART_COST,
+            };
+            size + 32
+        }
+    }
+
+    fn varint(buf: &mut &[u8]) -> Result<u64, &'static str> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = buf.split_first().ok_or("cut short")?;
+            *buf = rest;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err("a varint longer than 10 bytes")
+    }
+
+    fn take<'a>(buf: &mut &'a [u8], n: u64) -> Result<&'a [u8], &'static str> {
+        let n = usize::try_from(n).map_err(|_| "a length beyond memory")?;
+        if n > buf.len() {
+            return Err("cut short");
+        }
+        let (taken, rest) = buf.split_at(n);
+        *buf = rest;
+        Ok(taken)
+    }
+
+    /// Adds to `total` what decoding `buf`, a `kind`, costs.
+    pub fn weigh(mut buf: &[u8], kind: Kind, depth: usize, total: &mut usize) -> Result<(), &'static str> {
+        if depth > MAX_DEPTH {
+            return Err("messages nested too deep");
+        }
+        while !buf.is_empty() {
+            let key = varint(&mut buf)?;
+            match key & 7 {
+                0 => {
+                    varint(&mut buf)?;
+                }
+                1 => {
+                    take(&mut buf, 8)?;
+                }
+                5 => {
+                    take(&mut buf, 4)?;
+                }
+                2 => {
+                    let len = varint(&mut buf)?;
+                    let part = take(&mut buf, len)?;
+                    if let Some(child) = kind.child(key >> 3) {
+                        *total = total.saturating_add(child.cost());
+                        weigh(part, child, depth + 1, total)?;
+                    }
+                }
+                _ => return Err("a group or an unknown wire type"),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// OTLP/JSON allows 64-bit times as numbers or as strings; the generated types take strings
@@ -275,5 +406,49 @@ mod tests {
         let body = request.encode_to_vec();
         assert!(body.len() < 200_000, "a small request: {} bytes", body.len());
         assert_eq!(decode(&body, false, "p", 1.0, 8 << 20).map(|d| d.events.len()), Err(Invalid::TooLarge(8 << 20)));
+    }
+
+    #[test]
+    fn a_request_that_would_take_far_more_decoded_than_its_bytes_is_refused_before_decoding() {
+        // 100,000 empty records: 2 bytes each on the wire, a whole `LogRecord` each decoded.
+        let request = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs { log_records: vec![LogRecord::default(); 100_000], ..Default::default() }],
+                ..Default::default()
+            }],
+        };
+        let body = request.encode_to_vec();
+        assert!(body.len() < 300_000);
+        let weight = protobuf_weight(&body).expect("well formed");
+        assert!(weight > 100_000 * std::mem::size_of::<LogRecord>(), "{weight}");
+        assert_eq!(decode(&body, false, "p", 1.0, 8 << 20).map(|d| d.events.len()), Err(Invalid::TooLarge(8 << 20)));
+        let json = format!(
+            "{{\"resourceLogs\":[{{\"scopeLogs\":[{{\"logRecords\":[{}]}}]}}]}}",
+            vec!["{}"; 100_000].join(",")
+        );
+        assert_eq!(
+            decode(json.as_bytes(), true, "p", 1.0, 8 << 20).map(|d| d.events.len()),
+            Err(Invalid::TooLarge(8 << 20))
+        );
+        // Cut short, or nested past any sense: refused, never a crash.
+        assert!(matches!(protobuf_weight(&body[..body.len() - 1]), Err(Invalid::Otlp(_))));
+        let field = |key: u8, inner: Vec<u8>| {
+            let mut out = vec![key];
+            let mut len = inner.len();
+            while len >= 0x80 {
+                out.push((len as u8 & 0x7f) | 0x80);
+                len >>= 7;
+            }
+            out.push(len as u8);
+            out.extend(inner);
+            out
+        };
+        let mut deep = Vec::new();
+        for _ in 0..200 {
+            // AnyValue.array_value (5) holding ArrayValue.values (1) holding the next.
+            deep = field(0x2a, field(0x0a, deep));
+        }
+        let mut weight = 0;
+        assert!(wire::weigh(&deep, wire::Kind::AnyValue, 0, &mut weight).is_err());
     }
 }

@@ -152,6 +152,11 @@ fn stopping_with_a_forward_destination_down_ends_after_the_grace_period_counting
         assert_eq!(http(collector.http, "POST", "/gelf", &[], message).map(|a| a.0), Some(202));
     }
     assert_eq!(collector.lines_of("held", 2), ["held1", "held2"], "written to --out meanwhile");
+    // And a TCP client held back, its frames read and waiting for room.
+    let mut tcp = TcpStream::connect(("127.0.0.1", collector.gelf)).expect("connect");
+    tcp.set_write_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    let frame = format!("{{\"host\":\"h\",\"short_message\":\"{}\"}}\0", "t".repeat(1000));
+    while tcp.write_all(frame.as_bytes()).is_ok() {}
     assert_eq!(
         collector.stop(),
         Some(0),
