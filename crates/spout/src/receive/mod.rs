@@ -287,25 +287,25 @@ pub async fn run(config: ReceiveConfig, shutdown: CancellationToken) -> Result<(
         let outputs = output::run(rx, config.enrich, config.out, &forwards, Arc::clone(&stats));
         tokio::pin!(outputs);
         tokio::select! {
-        () = &mut outputs => tokio::time::Instant::now() + GRACE,
-        () = shutdown.cancelled() => {
-            info!(grace = ?GRACE, "stopping: inputs closed, delivering what is queued");
-            let deadline = tokio::time::Instant::now() + GRACE;
-            stop.cancel();
-            // The outputs go on taking from the queue while the inputs hand in their last (a
-            // TCP client's frames already read may wait for room).
-            let drained = tokio::time::timeout_at(deadline, async {
-                tokio::join!(async { while inputs.join_next().await.is_some() {} }, &mut outputs)
-            })
-            .await;
-            // A forward route that cannot deliver holds the queue up: past the grace period it
-            // gives up what it holds, and the rest of the queue is counted as it goes.
-            if drained.is_err() {
-                forwards.abort();
-                tokio::join!(async { while inputs.join_next().await.is_some() {} }, &mut outputs);
+            () = &mut outputs => tokio::time::Instant::now() + GRACE,
+            () = shutdown.cancelled() => {
+                info!(grace = ?GRACE, "stopping: inputs closed, delivering what is queued");
+                let deadline = tokio::time::Instant::now() + GRACE;
+                stop.cancel();
+                // The outputs go on taking from the queue while the inputs hand in their last (a
+                // TCP client's frames already read may wait for room).
+                let drained = tokio::time::timeout_at(deadline, async {
+                    tokio::join!(async { while inputs.join_next().await.is_some() {} }, &mut outputs)
+                })
+                .await;
+                // A forward route that cannot deliver holds the queue up: past the grace period it
+                // gives up what it holds, and the rest of the queue is counted as it goes.
+                if drained.is_err() {
+                    forwards.abort();
+                    tokio::join!(async { while inputs.join_next().await.is_some() {} }, &mut outputs);
+                }
+                deadline
             }
-            deadline
-        }
         }
     };
     forwards.finish(deadline).await;
