@@ -34,6 +34,11 @@ impl Fields {
         Ok(self)
     }
 
+    /// The fields' encoded length in bytes.
+    pub fn len(&self) -> usize {
+        self.json.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.json.is_empty()
     }

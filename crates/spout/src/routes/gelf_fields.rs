@@ -6,12 +6,17 @@ use std::sync::Arc;
 
 use crate::message::{Container, Message};
 
-/// Bounds the cache; past it, the cache starts over (entries are rebuilt on demand).
+/// Bound the cache; past either, it starts over (entries are rebuilt on demand). A container's
+/// fields are few, but a message relayed by `spout receive` brings its own, as many as its
+/// sender chose.
 const MAX_CONTAINERS: usize = 4096;
+const MAX_BYTES: usize = 16 << 20;
 
 #[derive(Default)]
 pub struct GelfFields {
     by_id: HashMap<String, (Arc<Container>, gelf::Fields)>,
+    /// About what the cache holds: each entry's fields, encoded and as the container has them.
+    bytes: usize,
 }
 
 impl GelfFields {
@@ -35,10 +40,16 @@ impl GelfFields {
     fn fields(&mut self, container: &Arc<Container>) -> &gelf::Fields {
         let fresh = self.by_id.get(&container.id).is_some_and(|(c, _)| Arc::ptr_eq(c, container));
         if !fresh {
-            if self.by_id.len() >= MAX_CONTAINERS {
+            let fields = encode(container);
+            let bytes = 2 * fields.len();
+            if self.by_id.len() >= MAX_CONTAINERS || self.bytes + bytes > MAX_BYTES {
                 self.by_id.clear();
+                self.bytes = 0;
             }
-            self.by_id.insert(container.id.clone(), (Arc::clone(container), encode(container)));
+            self.bytes += bytes;
+            if let Some((_, old)) = self.by_id.insert(container.id.clone(), (Arc::clone(container), fields)) {
+                self.bytes = self.bytes.saturating_sub(2 * old.len());
+            }
         }
         &self.by_id[&container.id].1
     }
@@ -113,6 +124,19 @@ mod tests {
         let names: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
         let standard = names.iter().filter(|n| crate::enrich::fields::STANDARD.contains(&n.as_str()));
         assert_eq!(standard.count(), 7, "every standard field sent is one no container field may replace");
+    }
+
+    #[test]
+    fn the_cache_holds_a_bounded_number_of_bytes_whatever_the_fields() {
+        let mut cache = GelfFields::default();
+        for n in 0..100 {
+            let fields = vec![("_big".to_owned(), "x".repeat(1 << 20))];
+            let c = Arc::new(Container { id: n.to_string(), fields, ..Default::default() });
+            let m = msg(&c, Stream::Stdout);
+            assert!(gelf::Encoder::new().encode(&cache.message(&m)).len() > 1 << 20);
+            assert!(cache.bytes <= MAX_BYTES, "{} bytes after {n}", cache.bytes);
+        }
+        assert!(cache.by_id.len() < 10);
     }
 
     #[test]
