@@ -1,7 +1,7 @@
 //! The syslog formats: RFC 5424 (the default of `syslog://` routes) and the BSD format of RFC
 //! 3164. A container's line is one message: APP-NAME (the TAG in RFC 3164) the container's
 //! name, HOSTNAME the host, PROCID the short container id, MSGID the stream; severity info for
-//! stdout and err for stderr. RFC 5424 carries the container's fields as structured data.
+//! stdout and err for stderr (a message relayed by `spout receive`: the level it came with). RFC 5424 carries the container's fields as structured data.
 
 use std::fmt;
 use std::io::Write;
