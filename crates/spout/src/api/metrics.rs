@@ -37,10 +37,10 @@ impl fmt::Debug for MetricSources {
     }
 }
 
-/// A registry holding spout's one collector.
-pub fn registry(sources: MetricSources) -> Registry {
+/// A registry holding one collector: spout's, or `spout receive`'s.
+pub fn registry(collector: impl Collector + 'static) -> Registry {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(sources));
+    registry.register_collector(Box::new(collector));
     registry
 }
 

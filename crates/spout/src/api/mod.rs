@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::containers::ContainerReport;
 use crate::health::Report;
-pub use metrics::{escape as escape_label, registry, render, MetricSources};
+pub use metrics::{escape as escape_label, registry, MetricSources};
 use state::error;
 pub use state::ApiState;
 
@@ -48,8 +48,13 @@ async fn health_handler(State(state): State<ApiState>) -> (StatusCode, Json<Repo
 }
 
 async fn metrics_handler(State(state): State<ApiState>) -> impl IntoResponse {
+    openmetrics(&state.metrics)
+}
+
+/// GET /metrics' answer: `registry` in the OpenMetrics text format.
+pub fn openmetrics(registry: &prometheus_client::registry::Registry) -> impl IntoResponse {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    ([(header::CONTENT_TYPE, content_type)], metrics::render(&state.metrics))
+    ([(header::CONTENT_TYPE, content_type)], metrics::render(registry))
 }
 
 async fn not_found(uri: axum::http::Uri) -> axum::response::Response {

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use prometheus_client::registry::Registry;
@@ -269,7 +269,10 @@ pub async fn run(config: ReceiveConfig, shutdown: CancellationToken) -> Result<(
     }
     if let Some(listener) = api {
         let state = ApiState {
-            metrics: Arc::new(registry(Metrics { stats: Arc::clone(&stats), routes: forwards.shown.clone() })),
+            metrics: Arc::new(crate::api::registry(Metrics {
+                stats: Arc::clone(&stats),
+                routes: forwards.shown.clone(),
+            })),
             listening: listening.iter().map(|(i, a)| (*i, a.map(|a| a.to_string()).unwrap_or_default())).collect(),
             routes: forwards.shown.clone(),
         };
@@ -315,12 +318,6 @@ pub async fn run(config: ReceiveConfig, shutdown: CancellationToken) -> Result<(
     Ok(())
 }
 
-fn registry(metrics: Metrics) -> Registry {
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(metrics));
-    registry
-}
-
 #[derive(Clone)]
 struct ApiState {
     metrics: Arc<Registry>,
@@ -350,8 +347,7 @@ async fn health(State(state): State<ApiState>) -> (StatusCode, Json<Health>) {
 }
 
 async fn metrics(State(state): State<ApiState>) -> impl axum::response::IntoResponse {
-    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    ([(header::CONTENT_TYPE, content_type)], crate::api::render(&state.metrics))
+    crate::api::openmetrics(&state.metrics)
 }
 
 #[cfg(test)]
