@@ -44,13 +44,16 @@ impl Fields {
     }
 }
 
+/// Whether GELF allows `b` in a field name (`^[\w\.\-]*$`).
+pub fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
+}
+
 fn check_name(name: &str) -> Result<(), FieldError> {
     if name == "_id" {
         return Err(FieldError::ReservedId);
     }
-    let valid = name.len() > 1
-        && name.starts_with('_')
-        && name[1..].bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    let valid = name.len() > 1 && name.starts_with('_') && name[1..].bytes().all(is_name_byte);
     if valid {
         Ok(())
     } else {

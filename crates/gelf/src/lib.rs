@@ -17,5 +17,5 @@ pub use chunk::{
 };
 pub use compress::{decompress, Compression, Compressor, DecompressError};
 pub use deflate::Deflater;
-pub use encode::{write_message, Encoder, FieldError, Fields, Message};
+pub use encode::{is_name_byte, write_message, Encoder, FieldError, Fields, Message};
 pub use udp::{cut_to_fit, UdpEncoder};

@@ -46,14 +46,14 @@ pub fn field_name(key: &str) -> Option<String> {
     }
     let mut name = String::with_capacity(key.len() + 1);
     name.push('_');
-    name.extend(key.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '_' }));
+    name.extend(key.chars().map(|c| if c.is_ascii() && gelf::is_name_byte(c as u8) { c } else { '_' }));
     (name != "_id").then_some(name)
 }
 
 /// Checks a field name given by the user (`--field`, a capture group), without the leading `_`.
 pub fn check_name(key: &str) -> Result<String, String> {
     let name = format!("_{key}");
-    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+    if key.is_empty() || !key.bytes().all(gelf::is_name_byte) {
         return Err(format!("field name '{key}' may hold only letters, digits, '_', '-' and '.'"));
     }
     if STANDARD.contains(&name.as_str()) {

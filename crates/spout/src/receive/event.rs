@@ -82,7 +82,7 @@ const STANDARD: [&str; 6] = ["version", "host", "short_message", "full_message",
 
 /// Whether `name` is a field name GELF allows: `^[\w\.\-]*$`.
 pub fn valid_name(name: &str) -> bool {
-    name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    name.bytes().all(gelf::is_name_byte)
 }
 
 impl Event {
